@@ -1,0 +1,71 @@
+//! # llmkit-core
+//!
+//! The vocabulary every llmkit crate speaks, and the contract a provider author implements.
+//!
+//! - [`ChatModel`] and [`EmbeddingModel`]: the two object-safe traits. Application code holds
+//!   `Arc<dyn ChatModel>`; a provider, a [`ScriptedModel`] test double or a whole resilient stack
+//!   are interchangeable behind it.
+//! - [`ChatRequest`] (messages, sampling, tools, [`ResponseFormat`], [`RequestMeta`]) goes in;
+//!   [`ChatResponse`] (message, [`FinishReason`], [`Usage`], [`Cost`], [`Trail`]) comes out,
+//!   normalized at the provider boundary. Streams are [`ChatStream`]s of [`StreamEvent`]s, folded
+//!   back into a response by [`collect_stream`].
+//! - [`Error`] is the one error type, classified by [`ErrorKind`] so retry, fallback and breaker
+//!   layers can act on it ([`Error::is_retryable`]).
+//! - [`Layer`] and [`Pipeline`] stack capabilities around a model; the first layer added is the
+//!   outermost.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use llmkit_core::{ChatModel, ChatRequest, Message, Pipeline, ScriptedModel};
+//!
+//! // Offline: the scripted model is a test double that replies what it was told to.
+//! let provider = Arc::new(ScriptedModel::builder().reply("Refunds are accepted within 30 days.").build());
+//! let model: Arc<dyn ChatModel> = Pipeline::builder().build(provider);
+//!
+//! let request = ChatRequest::new(vec![
+//!     Message::system("Answer from the refund policy."),
+//!     Message::user("Can I get a refund after 60 days?"),
+//! ]);
+//! let response = model.chat(request).await?;
+//! println!("{} answered: {}", response.model, response.text());
+//! assert!(response.usage.output_tokens > 0);
+//! # Ok::<(), llmkit_core::Error>(()) }).unwrap();
+//! ```
+
+pub mod error;
+pub mod layer;
+pub mod message;
+pub mod model;
+pub mod request;
+pub mod response;
+pub mod scripted;
+
+pub use error::{Error, ErrorKind, Result};
+pub use layer::{Layer, MapRequestLayer, Pipeline, layer_fn, new_request_id};
+pub use message::{
+    ContentPart, ImageSource, Message, Role, ToolCall, ToolChoice, ToolDefinition, ToolResult,
+};
+pub use model::{
+    Capabilities, ChatModel, ChatStream, EmbeddingModel, ModelInfo, StreamAccumulator,
+    collect_stream, response_to_events,
+};
+pub use request::{ChatRequest, PromptRef, RequestMeta, ResponseFormat};
+pub use response::{
+    ChatResponse, Cost, EmbeddingRequest, EmbeddingResponse, FinishReason, StreamEvent, Trail,
+    TrailEntry, Usage,
+};
+pub use scripted::{Reply, ScriptedModel, ScriptedModelBuilder, estimate_tokens, hashed_embedding};
+
+/// Re-exports for `use llmkit_core::prelude::*`.
+pub mod prelude {
+    pub use crate::{
+        ChatModel, ChatRequest, ChatResponse, EmbeddingModel, Error, ErrorKind, Layer, Message,
+        Pipeline, Result, Role,
+    };
+}
+
+/// Re-exported so provider authors implement the traits with the same macro version.
+pub use async_trait::async_trait;
+/// Exact decimal type used for costs.
+pub use rust_decimal::Decimal;

@@ -1,0 +1,11 @@
+//! # llmkit-providers
+//!
+//! One module per provider, each behind its cargo feature, all implementing
+//! [`llmkit_core::ChatModel`] (and [`llmkit_core::EmbeddingModel`] where the provider has
+//! embeddings). Application code only sees `Arc<dyn ChatModel>`.
+//!
+//! ```
+//! use llmkit_core::ChatModel;
+//! fn takes_any_model(_: &dyn ChatModel) {}
+//! takes_any_model(&llmkit_core::ScriptedModel::always("ok"));
+//! ```

@@ -1,0 +1,41 @@
+//! # llmkit
+//!
+//! The production engineering around LLM calls, in-process and composable: provider-neutral
+//! types and traits, providers chosen by configuration, structured output, resilience, tracing
+//! and cost, RAG that cites, guardrails and evals. This facade re-exports the member crates
+//! behind cargo features so an application adds one dependency.
+//!
+//! | feature | what it brings |
+//! |---|---|
+//! | `openai`, `azure`, `anthropic`, `gemini`, `ollama` (default) | provider modules in [`providers`] |
+//! | `rag` | [`rag`]: chunking, retrieval, grounded answers |
+//! | `guard` | [`guard`]: input/output guardrails and the action gate |
+//! | `eval` | [`eval`]: datasets, evaluators, reports and the CI gate |
+//! | `full` | everything |
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use llmkit::prelude::*;
+//!
+//! let model: Arc<dyn ChatModel> = Pipeline::builder()
+//!     .build(Arc::new(llmkit::core::ScriptedModel::always("hello")));
+//! let reply = model.chat(ChatRequest::user("hi")).await?;
+//! assert_eq!(reply.text(), "hello");
+//! # Ok::<(), llmkit::core::Error>(()) }).unwrap();
+//! ```
+
+pub use llmkit_core as core;
+pub use llmkit_providers as providers;
+
+#[cfg(feature = "eval")]
+pub use llmkit_eval as eval;
+#[cfg(feature = "guard")]
+pub use llmkit_guard as guard;
+#[cfg(feature = "rag")]
+pub use llmkit_rag as rag;
+
+/// The names most applications need, for `use llmkit::prelude::*`.
+pub mod prelude {
+    pub use llmkit_core::prelude::*;
+}
