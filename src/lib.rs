@@ -7,7 +7,7 @@
 //!
 //! | feature | what it brings |
 //! |---|---|
-//! | `openai`, `azure`, `anthropic`, `gemini`, `ollama` (default) | provider modules in [`providers`] |
+//! | `openai`, `azure`, `anthropic`, `gemini`, `ollama` | provider modules in [`providers`] |
 //! | `rag` | [`rag`]: chunking, retrieval, grounded answers |
 //! | `guard` | [`guard`]: input/output guardrails and the action gate |
 //! | `eval` | [`eval`]: datasets, evaluators, reports and the CI gate |
