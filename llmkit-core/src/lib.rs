@@ -34,11 +34,13 @@
 //! ```
 
 pub mod error;
+pub mod graph;
 pub mod layer;
 pub mod message;
 pub mod model;
 pub mod request;
 pub mod response;
+pub mod review;
 pub mod scripted;
 
 pub use error::{Error, ErrorKind, Result};
@@ -69,3 +71,8 @@ pub mod prelude {
 pub use async_trait::async_trait;
 /// Exact decimal type used for costs.
 pub use rust_decimal::Decimal;
+
+/// The orchestration guide (`docs/orchestration.md`), compiled as doctests so it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/orchestration.md")]
+pub struct OrchestrationGuide;
