@@ -33,6 +33,8 @@
 //! # Ok::<(), llmkit_core::Error>(()) }).unwrap();
 //! ```
 
+pub mod budget;
+pub mod cache;
 pub mod error;
 pub mod graph;
 pub mod layer;
@@ -41,6 +43,7 @@ pub mod model;
 pub mod request;
 pub mod response;
 pub mod review;
+pub mod route;
 pub mod scripted;
 
 pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,303 @@
+//! The response-cache layer: exact-match hits, single-flight misses.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use rust_decimal::Decimal;
+
+use super::key::{CacheKey, cache_key};
+use super::store::{CacheStore, MokaCacheStore};
+use crate::error::Result;
+use crate::layer::Layer;
+use crate::model::{ChatModel, ChatStream, ModelInfo, response_to_events};
+use crate::request::ChatRequest;
+use crate::response::{ChatResponse, Cost, Usage};
+
+/// Which requests are cached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum CachePolicy {
+    /// Only deterministic-enough requests: temperature 0, or tagged `cache=on`. The default,
+    /// because caching a sampled answer freezes one random draw.
+    #[default]
+    Deterministic,
+    /// Every request not opted out with `meta.no_cache`.
+    Always,
+    /// Only requests tagged `cache=on`.
+    OptIn,
+}
+
+impl CachePolicy {
+    fn admits(self, request: &ChatRequest) -> bool {
+        if request.meta.no_cache || request.meta.tags.get("cache").is_some_and(|v| v == "off") {
+            return false;
+        }
+        let opted_in = request.meta.tags.get("cache").is_some_and(|v| v == "on");
+        match self {
+            CachePolicy::Always => true,
+            CachePolicy::OptIn => opted_in,
+            CachePolicy::Deterministic => opted_in || request.temperature == Some(0.0),
+        }
+    }
+}
+
+/// Counters for dashboards and the cost report.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CacheStats {
+    /// Requests answered from the cache.
+    pub hits: u64,
+    /// Cacheable requests that went upstream.
+    pub misses: u64,
+    /// Requests the policy did not admit.
+    pub bypassed: u64,
+    /// Requests that waited on an identical in-flight call instead of calling upstream.
+    pub coalesced: u64,
+    /// Money not spent thanks to hits (sum of the original calls' cost).
+    pub saved_usd: Decimal,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    bypassed: AtomicU64,
+    coalesced: AtomicU64,
+    saved: Mutex<Decimal>,
+}
+
+type Flight = Shared<BoxFuture<'static, Result<ChatResponse>>>;
+
+/// Builds a [`CacheLayer`]. Defaults: [`MokaCacheStore::default`] (10,000 entries, one hour),
+/// [`CachePolicy::Deterministic`], not scoped by tenant.
+#[must_use]
+pub struct CacheLayer {
+    store: Arc<dyn CacheStore>,
+    policy: CachePolicy,
+    scope_by_tenant: bool,
+    counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for CacheLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheLayer")
+            .field("policy", &self.policy)
+            .field("scope_by_tenant", &self.scope_by_tenant)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for CacheLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CacheLayer {
+    /// A cache layer with the defaults above.
+    pub fn new() -> Self {
+        CacheLayer {
+            store: Arc::new(MokaCacheStore::default()),
+            policy: CachePolicy::default(),
+            scope_by_tenant: false,
+            counters: Arc::new(Counters::default()),
+        }
+    }
+
+    /// Uses another store (a bounded moka with your TTL, or a shared one).
+    pub fn store(mut self, store: Arc<dyn CacheStore>) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// Sets which requests are cached.
+    pub fn policy(mut self, policy: CachePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Keeps tenants' caches apart (their identical requests never share an answer).
+    pub fn scope_by_tenant(mut self, on: bool) -> Self {
+        self.scope_by_tenant = on;
+        self
+    }
+
+    /// A handle on the counters, valid for every model this layer wraps.
+    pub fn stats_handle(&self) -> CacheStatsHandle {
+        CacheStatsHandle(self.counters.clone())
+    }
+}
+
+/// Reads a cache layer's counters.
+#[derive(Clone)]
+pub struct CacheStatsHandle(Arc<Counters>);
+
+impl std::fmt::Debug for CacheStatsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+impl CacheStatsHandle {
+    /// The counters now.
+    pub fn get(&self) -> CacheStats {
+        let c = &self.0;
+        CacheStats {
+            hits: c.hits.load(Ordering::Relaxed),
+            misses: c.misses.load(Ordering::Relaxed),
+            bypassed: c.bypassed.load(Ordering::Relaxed),
+            coalesced: c.coalesced.load(Ordering::Relaxed),
+            saved_usd: *c
+                .saved
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        }
+    }
+}
+
+impl Layer for CacheLayer {
+    fn layer(&self, inner: Arc<dyn ChatModel>) -> Arc<dyn ChatModel> {
+        Arc::new(Cached {
+            inner,
+            store: self.store.clone(),
+            policy: self.policy,
+            scope_by_tenant: self.scope_by_tenant,
+            counters: self.counters.clone(),
+            in_flight: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+}
+
+struct Cached {
+    inner: Arc<dyn ChatModel>,
+    store: Arc<dyn CacheStore>,
+    policy: CachePolicy,
+    scope_by_tenant: bool,
+    counters: Arc<Counters>,
+    in_flight: Arc<Mutex<HashMap<CacheKey, Flight>>>,
+}
+
+/// Turns a stored response into a hit: zero usage and cost (nothing was spent), the original
+/// cost recorded in the trail as the saving.
+fn as_hit(mut stored: ChatResponse, request: &ChatRequest) -> (ChatResponse, Decimal) {
+    let saved = stored.cost.as_ref().map_or(Decimal::ZERO, |c| c.total_usd);
+    let original_usage = stored.usage;
+    stored.trail.push(
+        "cache",
+        "hit",
+        format!(
+            "saved_usd={saved} input_tokens={} output_tokens={}",
+            original_usage.input_tokens, original_usage.output_tokens
+        ),
+    );
+    stored.usage = Usage::default();
+    stored.cost = stored.cost.map(|c| Cost {
+        price_table: c.price_table,
+        ..Default::default()
+    });
+    stored.request_id.clone_from(&request.meta.request_id);
+    stored.prompt.clone_from(&request.meta.prompt);
+    (stored, saved)
+}
+
+impl Cached {
+    fn record_hit(&self, saved: Decimal) {
+        self.counters.hits.fetch_add(1, Ordering::Relaxed);
+        *self
+            .counters
+            .saved
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) += saved;
+    }
+}
+
+#[async_trait]
+impl ChatModel for Cached {
+    fn info(&self) -> &ModelInfo {
+        self.inner.info()
+    }
+
+    async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
+        if !self.policy.admits(&request) {
+            self.counters.bypassed.fetch_add(1, Ordering::Relaxed);
+            return self.inner.chat(request).await;
+        }
+        let key = cache_key(self.inner.info(), &request, self.scope_by_tenant);
+        if let Some(stored) = self.store.get(&key).await? {
+            let (hit, saved) = as_hit(stored, &request);
+            self.record_hit(saved);
+            tracing::debug!(key = %key, "llmkit.cache.hit");
+            return Ok(hit);
+        }
+        // Single flight: the first miss for a key calls upstream; identical requests arriving
+        // meanwhile await the same shared future instead of paying again.
+        let (flight, leader) = {
+            let mut in_flight = self
+                .in_flight
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match in_flight.get(&key) {
+                Some(f) => (f.clone(), false),
+                None => {
+                    let inner = self.inner.clone();
+                    let store = self.store.clone();
+                    let map = self.in_flight.clone();
+                    let k = key.clone();
+                    let req = request.clone();
+                    let fut: BoxFuture<'static, Result<ChatResponse>> = Box::pin(async move {
+                        let result = inner.chat(req).await;
+                        if let Ok(resp) = &result {
+                            // Only complete answers are worth serving again.
+                            if resp.finish_reason == crate::response::FinishReason::Stop
+                                || resp.finish_reason == crate::response::FinishReason::ToolCalls
+                            {
+                                let mut stored = resp.clone();
+                                stored.trail = Default::default();
+                                if let Err(e) = store.put(&k, &stored).await {
+                                    tracing::warn!(error = %e, "llmkit.cache.store_failed");
+                                }
+                            }
+                        }
+                        map.lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .remove(&k);
+                        result
+                    });
+                    let shared = fut.shared();
+                    in_flight.insert(key.clone(), shared.clone());
+                    (shared, true)
+                }
+            }
+        };
+        if leader {
+            self.counters.misses.fetch_add(1, Ordering::Relaxed);
+            let mut resp = flight.await?;
+            resp.trail.push("cache", "miss", "");
+            Ok(resp)
+        } else {
+            self.counters.coalesced.fetch_add(1, Ordering::Relaxed);
+            let resp = flight.await?;
+            let (hit, saved) = as_hit(resp, &request);
+            self.record_hit(saved);
+            Ok(hit)
+        }
+    }
+
+    async fn stream(&self, request: ChatRequest) -> Result<ChatStream> {
+        // Hits replay as a stream; misses stream straight through (a partial stream is never
+        // cached).
+        if self.policy.admits(&request) {
+            let key = cache_key(self.inner.info(), &request, self.scope_by_tenant);
+            if let Some(stored) = self.store.get(&key).await? {
+                let (hit, saved) = as_hit(stored, &request);
+                self.record_hit(saved);
+                let events = response_to_events(&hit);
+                return Ok(Box::pin(futures::stream::iter(events.into_iter().map(Ok))));
+            }
+        }
+        self.inner.stream(request).await
+    }
+}
