@@ -37,6 +37,8 @@
 //! ```
 
 mod checkpoint;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod run;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -54,6 +56,8 @@ pub use checkpoint::{
     Checkpoint, CheckpointStats, Checkpointer, FileCheckpointer, MemoryCheckpointer, Retention,
     RunStatus, now_ms,
 };
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresCheckpointer;
 pub use run::RunOutcome;
 
 use crate::error::{Error, ErrorKind, Result};

