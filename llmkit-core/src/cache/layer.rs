@@ -180,16 +180,21 @@ struct Cached {
     in_flight: Arc<Mutex<HashMap<CacheKey, Flight>>>,
 }
 
-/// Turns a stored response into a hit: zero usage and cost (nothing was spent), the original
-/// cost recorded in the trail as the saving.
-fn as_hit(mut stored: ChatResponse, request: &ChatRequest) -> (ChatResponse, Decimal) {
+/// Turns a stored response into a hit noted by `layer`: zero usage and cost (nothing was
+/// spent), the original cost and tokens recorded in the trail as the saving.
+pub(crate) fn as_hit(
+    mut stored: ChatResponse,
+    request: &ChatRequest,
+    layer: &str,
+    extra: &str,
+) -> (ChatResponse, Decimal) {
     let saved = stored.cost.as_ref().map_or(Decimal::ZERO, |c| c.total_usd);
     let original_usage = stored.usage;
     stored.trail.push(
-        "cache",
+        layer,
         "hit",
         format!(
-            "saved_usd={saved} input_tokens={} output_tokens={}",
+            "saved_usd={saved} input_tokens={} output_tokens={}{extra}",
             original_usage.input_tokens, original_usage.output_tokens
         ),
     );
@@ -227,7 +232,7 @@ impl ChatModel for Cached {
         }
         let key = cache_key(self.inner.info(), &request, self.scope_by_tenant);
         if let Some(stored) = self.store.get(&key).await? {
-            let (hit, saved) = as_hit(stored, &request);
+            let (hit, saved) = as_hit(stored, &request, "cache", "");
             self.record_hit(saved);
             tracing::debug!(key = %key, "llmkit.cache.hit");
             return Ok(hit);
@@ -280,7 +285,7 @@ impl ChatModel for Cached {
         } else {
             self.counters.coalesced.fetch_add(1, Ordering::Relaxed);
             let resp = flight.await?;
-            let (hit, saved) = as_hit(resp, &request);
+            let (hit, saved) = as_hit(resp, &request, "cache", "");
             self.record_hit(saved);
             Ok(hit)
         }
@@ -292,7 +297,7 @@ impl ChatModel for Cached {
         if self.policy.admits(&request) {
             let key = cache_key(self.inner.info(), &request, self.scope_by_tenant);
             if let Some(stored) = self.store.get(&key).await? {
-                let (hit, saved) = as_hit(stored, &request);
+                let (hit, saved) = as_hit(stored, &request, "cache", "");
                 self.record_hit(saved);
                 let events = response_to_events(&hit);
                 return Ok(Box::pin(futures::stream::iter(events.into_iter().map(Ok))));

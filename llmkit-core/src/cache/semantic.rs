@@ -16,7 +16,7 @@ use crate::layer::Layer;
 use crate::message::Role;
 use crate::model::{ChatModel, EmbeddingModel, ModelInfo};
 use crate::request::ChatRequest;
-use crate::response::{ChatResponse, EmbeddingRequest, Usage};
+use crate::response::{ChatResponse, EmbeddingRequest};
 
 /// Pairs of requests that look alike but must never share an answer. A semantic cache that
 /// serves one for the other is broken at that threshold.
