@@ -222,19 +222,9 @@ impl ChatModel for SemanticCached {
                 .max_by(|a, b| a.0.total_cmp(&b.0))
                 .map(|(s, e)| (s, e.response.clone()))
         };
-        if let Some((similarity, mut resp)) = best {
-            resp.trail.push(
-                "semantic_cache",
-                "hit",
-                format!("similarity={similarity:.4}"),
-            );
-            resp.usage = Usage::default();
-            resp.cost = resp.cost.map(|c| crate::response::Cost {
-                price_table: c.price_table,
-                ..Default::default()
-            });
-            resp.request_id.clone_from(&request.meta.request_id);
-            return Ok(resp);
+        if let Some((similarity, resp)) = best {
+            let extra = format!(" similarity={similarity:.4}");
+            return Ok(super::layer::as_hit(resp, &request, "semantic_cache", &extra).0);
         }
         let resp = self.inner.chat(request).await?;
         if resp.finish_reason == crate::response::FinishReason::Stop {
