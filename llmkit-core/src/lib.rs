@@ -33,6 +33,7 @@
 //! # Ok::<(), llmkit_core::Error>(()) }).unwrap();
 //! ```
 
+pub mod batch;
 pub mod budget;
 pub mod cache;
 pub mod error;

@@ -626,3 +626,141 @@ async fn budget_downgrades_by_policy_and_releases_on_error() {
     );
     assert_eq!(tenant_budget.tenant_spend("t"), Decimal::ZERO);
 }
+
+mod batch {
+    use super::*;
+    use llmkit_core::batch::*;
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    #[tokio::test]
+    async fn local_lane_runs_everything_and_maps_results_by_id() {
+        let model = Arc::new(
+            ScriptedModel::builder()
+                .on_call(3, Reply::server_error(500))
+                .fallback(Reply::dynamic(|r: &ChatRequest| {
+                    Reply::text(format!("done: {}", r.text()))
+                }))
+                .build(),
+        );
+        let lane = LocalBatchLane::new(model.clone(), 2);
+        let items: Vec<BatchItem> = (0..6)
+            .map(|i| BatchItem::new(format!("id-{i}"), ChatRequest::user(format!("job {i}"))))
+            .collect();
+        let report = run_batch(
+            &lane,
+            items,
+            PollPolicy {
+                initial: Duration::from_millis(1),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.progress.status, BatchStatus::Completed);
+        assert_eq!(report.results.len(), 6);
+        assert_eq!(report.succeeded().count(), 5);
+        assert_eq!(report.failed().count(), 1);
+        for (id, resp) in report.succeeded() {
+            assert_eq!(
+                resp.text(),
+                format!("done: job {}", id.trim_start_matches("id-"))
+            );
+        }
+        assert_eq!(model.call_count(), 6);
+    }
+
+    #[tokio::test]
+    async fn bad_items_are_rejected_before_sending() {
+        let lane = LocalBatchLane::new(Arc::new(ScriptedModel::always("x")), 1);
+        let dup = vec![
+            BatchItem::new("a", ChatRequest::user("1")),
+            BatchItem::new("a", ChatRequest::user("2")),
+        ];
+        assert!(
+            run_batch(&lane, dup, PollPolicy::default())
+                .await
+                .unwrap_err()
+                .message()
+                .contains("appears twice")
+        );
+        assert!(
+            run_batch(&lane, vec![], PollPolicy::default())
+                .await
+                .is_err()
+        );
+        assert!(
+            run_batch(
+                &lane,
+                vec![BatchItem::new("", ChatRequest::user("1"))],
+                PollPolicy::default()
+            )
+            .await
+            .is_err()
+        );
+    }
+
+    /// A lane that never finishes one item, to test polling and partial results.
+    struct Stuck {
+        polls: Mutex<u32>,
+    }
+
+    #[async_trait]
+    impl BatchLane for Stuck {
+        async fn submit(&self, _: Vec<BatchItem>) -> Result<BatchHandle> {
+            Ok(BatchHandle {
+                id: "b1".into(),
+                provider: "fake".into(),
+            })
+        }
+        async fn progress(&self, _: &BatchHandle) -> Result<BatchProgress> {
+            *self.polls.lock().unwrap() += 1;
+            Ok(BatchProgress {
+                status: BatchStatus::InProgress,
+                total: 2,
+                succeeded: 1,
+                failed: 0,
+            })
+        }
+        async fn results(&self, _: &BatchHandle) -> Result<BTreeMap<String, Result<ChatResponse>>> {
+            let mut m = BTreeMap::new();
+            m.insert(
+                "done".to_owned(),
+                Ok(ChatResponse {
+                    message: Message::assistant("ok"),
+                    ..Default::default()
+                }),
+            );
+            Ok(m)
+        }
+        async fn cancel(&self, _: &BatchHandle) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn polling_backs_off_and_returns_partial_results_at_the_deadline() {
+        let lane = Stuck {
+            polls: Mutex::new(0),
+        };
+        let items = vec![
+            BatchItem::new("done", ChatRequest::user("a")),
+            BatchItem::new("never", ChatRequest::user("b")),
+        ];
+        let policy = PollPolicy {
+            initial: Duration::from_secs(1),
+            max_interval: Duration::from_secs(8),
+            deadline: Duration::from_secs(30),
+        };
+        let started = tokio::time::Instant::now();
+        let report = run_batch(&lane, items, policy).await.unwrap();
+        assert_eq!(started.elapsed(), Duration::from_secs(30));
+        // Polls at 0, 1, 3, 7, 15, 23, 30 s: doubling, capped at 8 s, cut at the deadline.
+        assert_eq!(*lane.polls.lock().unwrap(), 7);
+        assert!(report.results["done"].is_ok());
+        assert_eq!(
+            report.results["never"].as_ref().unwrap_err().kind(),
+            ErrorKind::Timeout
+        );
+    }
+}
