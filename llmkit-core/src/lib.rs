@@ -39,6 +39,7 @@ pub mod message;
 pub mod model;
 pub mod request;
 pub mod response;
+pub mod schema;
 pub mod scripted;
 
 pub use error::{Error, ErrorKind, Result};
@@ -55,6 +56,7 @@ pub use response::{
     ChatResponse, Cost, EmbeddingRequest, EmbeddingResponse, FinishReason, StreamEvent, Trail,
     TrailEntry, Usage,
 };
+pub use schema::{DroppedConstraint, SchemaDialect, TransformedSchema, to_dialect};
 pub use scripted::{Reply, ScriptedModel, ScriptedModelBuilder, estimate_tokens, hashed_embedding};
 
 /// Re-exports for `use llmkit_core::prelude::*`.
