@@ -41,6 +41,7 @@ pub mod request;
 pub mod response;
 pub mod schema;
 pub mod scripted;
+pub mod structured;
 
 pub use error::{Error, ErrorKind, Result};
 pub use layer::{Layer, MapRequestLayer, Pipeline, layer_fn, new_request_id};
@@ -58,6 +59,7 @@ pub use response::{
 };
 pub use schema::{DroppedConstraint, SchemaDialect, TransformedSchema, to_dialect};
 pub use scripted::{Reply, ScriptedModel, ScriptedModelBuilder, estimate_tokens, hashed_embedding};
+pub use structured::{Generated, Structured, StructuredExt};
 
 /// Re-exports for `use llmkit_core::prelude::*`.
 pub mod prelude {
