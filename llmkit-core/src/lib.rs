@@ -37,6 +37,7 @@ pub mod error;
 pub mod layer;
 pub mod message;
 pub mod model;
+pub mod prompt;
 pub mod request;
 pub mod response;
 pub mod schema;
@@ -52,6 +53,7 @@ pub use model::{
     Capabilities, ChatModel, ChatStream, EmbeddingModel, ModelInfo, StreamAccumulator,
     collect_stream, response_to_events,
 };
+pub use prompt::{PromptRegistry, RenderedPrompt};
 pub use request::{ChatRequest, PromptRef, RequestMeta, ResponseFormat};
 pub use response::{
     ChatResponse, Cost, EmbeddingRequest, EmbeddingResponse, FinishReason, StreamEvent, Trail,

@@ -296,5 +296,8 @@ fn prompt_ref() -> PromptRef {
 async fn generate_future_is_send() {
     let model: Arc<dyn ChatModel> = Arc::new(ScriptedModel::builder().reply(GOOD).build());
     let handle = tokio::spawn(async move { model.generate::<Verdict>(request()).await });
-    assert_eq!(handle.await.unwrap().unwrap().value.decision, Decision::Approve);
+    assert_eq!(
+        handle.await.unwrap().unwrap().value.decision,
+        Decision::Approve
+    );
 }
