@@ -338,7 +338,15 @@ where
         let mut budget_stop = false;
 
         for attempt in 1..=self.max_attempts {
-            let span = tracing::info_span!("llmkit.reask", attempt);
+            let span = tracing::info_span!(
+                "llmkit.reask",
+                attempt,
+                prompt = tracing::field::Empty,
+                schema = %compiled.name
+            );
+            if let Some(p) = &prompt {
+                span.record("prompt", tracing::field::display(p));
+            }
             let response = model
                 .chat(request.clone())
                 .instrument(span)
