@@ -301,3 +301,27 @@ async fn generate_future_is_send() {
         Decision::Approve
     );
 }
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+struct Tagged {
+    name: String,
+    #[serde(default)]
+    tags: Vec<String>,
+    note: Option<String>,
+}
+
+#[tokio::test]
+async fn strict_mode_nulls_for_defaulted_fields_are_read_as_absent() {
+    let model = ScriptedModel::builder()
+        .reply(r#"{"name": "a", "tags": null, "note": null}"#)
+        .build();
+    let out = model
+        .generate::<Tagged>(ChatRequest::user("x"))
+        .await
+        .unwrap();
+    assert_eq!(out.attempts, 1);
+    assert!(out.value.tags.is_empty());
+    assert_eq!(out.value.note, None);
+    assert_eq!(out.value.name, "a");
+    assert_eq!(out.json, serde_json::json!({"name": "a"}));
+}

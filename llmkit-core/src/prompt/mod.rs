@@ -9,7 +9,7 @@
 //!   reports every problem with file and line ([`PromptError`]). It serves a [`Prompt`] by
 //!   `id@version`, `id@latest` (or plain `id`), or `id@label` from `labels.toml`, so promotion
 //!   and rollback are one-line diffs.
-//! - [`Prompt::render`] yields a [`RenderedPrompt`]: messages, the [`PromptRef`]
+//! - [`Prompt::render`] yields a [`RenderedPrompt`]: messages, the [`PromptRef`](crate::PromptRef)
 //!   (`id@version@hash`, sha256 of the file) and the model hints;
 //!   [`RenderedPrompt::into_request`] makes a [`ChatRequest`](crate::ChatRequest) with
 //!   `meta.prompt` set. Missing variables are errors, never empty strings.

@@ -483,10 +483,18 @@ where
         }
         let mut first_errors: Option<Vec<String>> = None;
         for candidate in candidates {
-            let errors = self.check_one(compiled, &candidate);
-            match errors {
+            match self.check_one(compiled, &candidate) {
                 Ok(value) => return Ok((value, candidate)),
                 Err(errors) => {
+                    // Strict mode makes optional fields nullable, so a provider may send
+                    // `"tags": null` for a `#[serde(default)]` field the original schema
+                    // types as an array. Absent is what such a null means.
+                    let mut stripped = candidate.clone();
+                    if strip_null_members(&mut stripped)
+                        && let Ok(value) = self.check_one(compiled, &stripped)
+                    {
+                        return Ok((value, stripped));
+                    }
                     first_errors.get_or_insert(errors);
                 }
             }
@@ -516,6 +524,25 @@ where
         } else {
             Err(semantic)
         }
+    }
+}
+
+/// Removes object members whose value is `null`, at any depth; returns whether any was removed.
+fn strip_null_members(value: &mut Value) -> bool {
+    match value {
+        Value::Object(map) => {
+            let before = map.len();
+            map.retain(|_, v| !v.is_null());
+            let mut removed = map.len() != before;
+            for v in map.values_mut() {
+                removed |= strip_null_members(v);
+            }
+            removed
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |acc, v| strip_null_members(v) | acc),
+        _ => false,
     }
 }
 
