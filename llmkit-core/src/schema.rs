@@ -356,9 +356,21 @@ fn strict_node(node: &mut Value, path: &str, depth: usize, ctx: &mut StrictCtx) 
         }
     }
 
+    // OpenAI rejects any keyword beside `$ref` ("$ref cannot have keywords {'description'}"),
+    // although 2020-12 allows it and schemars emits it for documented struct-typed fields.
+    let ref_only = map.contains_key("$ref");
     let keys: Vec<String> = map.keys().cloned().collect();
     for key in keys {
-        if OPENAI_KEYWORDS.contains(&key.as_str()) {
+        let allowed = if ref_only {
+            key == "$ref" || key == "$defs" || key == "definitions"
+        } else {
+            OPENAI_KEYWORDS.contains(&key.as_str())
+        };
+        if allowed {
+            continue;
+        }
+        if ref_only && matches!(key.as_str(), "description" | "title") {
+            map.remove(&key);
             continue;
         }
         map.remove(&key);
@@ -608,15 +620,17 @@ fn make_nullable(node: &mut Value) {
         alts.push(json!({"type": "null"}));
         return;
     }
-    let inner = std::mem::take(map);
-    let description = inner.get("description").cloned();
+    let mut inner = std::mem::take(map);
+    // Annotations move to the wrapper, where they stay visible to the model.
+    for key in ["description", "title"] {
+        if let Some(v) = inner.remove(key) {
+            map.insert(key.into(), v);
+        }
+    }
     map.insert(
         "anyOf".into(),
         json!([Value::Object(inner), {"type": "null"}]),
     );
-    if let Some(d) = description {
-        map.insert("description".into(), d);
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -944,7 +958,9 @@ mod tests {
         name: String,
         age: Option<u8>,
         decision: Decision,
+        /// Where the customer lives.
         address: Address,
+        /// The address before the last move.
         previous: Option<Address>,
         tags: Vec<String>,
         contacts: Vec<Contact>,
@@ -1042,11 +1058,38 @@ mod tests {
             .schema;
         assert_eq!(out["properties"]["a"]["type"], json!(["string", "null"]));
         assert_eq!(out["properties"]["a"]["enum"], json!(["x", "y", null]));
-        assert_eq!(out["properties"]["b"]["anyOf"][1], json!({"type": "null"}));
-        assert_eq!(out["properties"]["b"]["description"], "bee");
+        assert_eq!(
+            out["properties"]["b"],
+            json!({"anyOf": [{"$ref": "#/$defs/B"}, {"type": "null"}], "description": "bee"})
+        );
         assert_eq!(out["properties"]["c"]["anyOf"][2], json!({"type": "null"}));
         assert_eq!(out["properties"]["d"], json!({"type": "integer"}));
         assert_eq!(out["$defs"]["B"]["additionalProperties"], json!(false));
+    }
+
+    #[test]
+    fn openai_strict_leaves_nothing_beside_ref() {
+        let schema = json!({
+            "type": "object",
+            "properties": {"b": {"$ref": "#/$defs/B", "description": "bee", "maxLength": 3}},
+            "required": ["b"],
+            "$defs": {"B": {"type": "string"}}
+        });
+        let out = to_dialect(&schema, SchemaDialect::OpenAiStrict).unwrap();
+        assert_eq!(out.schema["properties"]["b"], json!({"$ref": "#/$defs/B"}));
+        assert_eq!(out.dropped.len(), 1, "{:?}", out.dropped);
+        assert_eq!(out.dropped[0].keyword, "maxLength");
+        // Every `$ref` in a schemars schema ends up alone.
+        fn refs_alone(v: &Value) -> bool {
+            match v {
+                Value::Object(m) if m.contains_key("$ref") => m.len() == 1,
+                Value::Object(m) => m.values().all(refs_alone),
+                Value::Array(a) => a.iter().all(refs_alone),
+                _ => true,
+            }
+        }
+        let out = to_dialect(&schema_for::<Customer>(), SchemaDialect::OpenAiStrict).unwrap();
+        assert!(refs_alone(&out.schema), "{:#}", out.schema);
     }
 
     #[test]
@@ -1113,6 +1156,10 @@ mod tests {
             json!(["Approve", "Reject", "Escalate"])
         );
         assert_eq!(s["properties"]["name"]["description"], "Full name.");
+        assert_eq!(
+            s["properties"]["address"]["description"],
+            "Where the customer lives."
+        );
         assert_eq!(s["properties"]["nickname"]["maxLength"], 40);
         // Internally tagged enum: `const` tags become single-value enums.
         let contact = &s["properties"]["contacts"]["items"]["anyOf"];
