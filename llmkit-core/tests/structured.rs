@@ -325,3 +325,43 @@ async fn strict_mode_nulls_for_defaulted_fields_are_read_as_absent() {
     assert_eq!(out.value.name, "a");
     assert_eq!(out.json, serde_json::json!({"name": "a"}));
 }
+
+#[tokio::test]
+async fn streaming_reports_growing_partials_then_the_validated_value() {
+    let model = ScriptedModel::builder()
+        .chunk_chars(7)
+        .reply(BAD_ENUM)
+        .reply(GOOD)
+        .build();
+    let mut partials: Vec<serde_json::Value> = Vec::new();
+    let out = Structured::<Verdict>::new()
+        .generate_streaming(&model, request(), |v| partials.push(v.clone()))
+        .await
+        .unwrap();
+    assert_eq!(out.attempts, 2);
+    assert_eq!(out.value.decision, Decision::Approve);
+    assert!(partials.len() > 4, "{partials:?}");
+    assert!(
+        partials
+            .iter()
+            .any(|p| p.get("decision") == Some(&serde_json::json!("maybe")))
+    );
+    assert_eq!(
+        partials.last().unwrap(),
+        &serde_json::from_str::<serde_json::Value>(GOOD).unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_stream_cut_off_is_truncated() {
+    let model = ScriptedModel::builder()
+        .reply(Reply::CutStream(r#"{"decision": "approve", "conf"#.into()))
+        .fallback(GOOD)
+        .build();
+    let err = Structured::<Verdict>::new()
+        .generate_streaming(&model, request(), |_| {})
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Truncated);
+    assert_eq!(model.call_count(), 1);
+}

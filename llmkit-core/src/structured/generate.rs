@@ -14,12 +14,13 @@ use tracing::Instrument;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{ContentPart, Message, Role};
-use crate::model::ChatModel;
+use crate::model::{ChatModel, StreamAccumulator};
 use crate::request::{ChatRequest, PromptRef, ResponseFormat};
-use crate::response::{ChatResponse, Cost, FinishReason, Trail, Usage};
+use crate::response::{ChatResponse, Cost, FinishReason, StreamEvent, Trail, Usage};
 use crate::schema::{SchemaDialect, schema_for, to_dialect};
 
 use super::extract::{json_candidates, looks_truncated};
+use super::partial::partial_json;
 
 /// Most validation errors reported per attempt; more would only bloat the re-ask prompt.
 const MAX_ERRORS_PER_ATTEMPT: usize = 12;
@@ -317,6 +318,29 @@ where
         model: &M,
         request: ChatRequest,
     ) -> Result<Generated<T>> {
+        self.run(model, request, None).await
+    }
+
+    /// Like [`generate`](Structured::generate), but streams each attempt and calls
+    /// `on_partial` with the partial object ([`partial_json`]) every time it grows, so a UI can
+    /// show fields as they arrive. Partial values are unvalidated previews; the returned value
+    /// went through every check. A stream that ends early fails as
+    /// [`ErrorKind::Truncated`].
+    pub async fn generate_streaming<M: ChatModel + ?Sized>(
+        &self,
+        model: &M,
+        request: ChatRequest,
+        mut on_partial: impl FnMut(&Value) + Send,
+    ) -> Result<Generated<T>> {
+        self.run(model, request, Some(&mut on_partial)).await
+    }
+
+    async fn run<M: ChatModel + ?Sized>(
+        &self,
+        model: &M,
+        request: ChatRequest,
+        mut on_partial: Option<&mut (dyn FnMut(&Value) + Send)>,
+    ) -> Result<Generated<T>> {
         let compiled = compiled_for::<T>()?;
         let info = model.info();
         let (provider, model_name) = (info.provider.clone(), info.model.clone());
@@ -347,8 +371,13 @@ where
             if let Some(p) = &prompt {
                 span.record("prompt", tracing::field::display(p));
             }
-            let response = model
-                .chat(request.clone())
+            let call = async {
+                match on_partial.as_mut() {
+                    None => model.chat(request.clone()).await,
+                    Some(callback) => stream_with_partials(model, request.clone(), *callback).await,
+                }
+            };
+            let response = call
                 .instrument(span)
                 .await
                 .map_err(|e| with_context(e.with_attempts(attempt_errors(&rejected))))?;
@@ -525,6 +554,30 @@ where
             Err(semantic)
         }
     }
+}
+
+/// Streams one attempt, reporting the partial object whenever it changes.
+async fn stream_with_partials<M: ChatModel + ?Sized>(
+    model: &M,
+    request: ChatRequest,
+    on_partial: &mut (dyn FnMut(&Value) + Send),
+) -> Result<ChatResponse> {
+    use futures::StreamExt;
+    let mut stream = model.stream(request).await?;
+    let mut acc = StreamAccumulator::new();
+    let mut last: Option<Value> = None;
+    while let Some(event) = stream.next().await {
+        let event = event?;
+        acc.push(&event);
+        if matches!(event, StreamEvent::TextDelta { .. })
+            && let Some(v) = partial_json(acc.text())
+            && last.as_ref() != Some(&v)
+        {
+            on_partial(&v);
+            last = Some(v);
+        }
+    }
+    acc.finish(model.info())
 }
 
 /// Removes object members whose value is `null`, at any depth; returns whether any was removed.

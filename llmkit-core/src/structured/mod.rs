@@ -13,6 +13,8 @@
 //!   serde, then checked by the semantic validators. A failure re-asks with the bad reply and the
 //!   precise errors; a reply cut off by the token limit fails as
 //!   [`ErrorKind::Truncated`](crate::ErrorKind) and is never re-asked.
+//! - [`Structured::generate_streaming`] streams each attempt and reports partial objects
+//!   ([`partial_json`]) as they grow.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -34,6 +36,7 @@
 
 mod extract;
 mod generate;
+mod partial;
 
 use std::future::Future;
 
@@ -41,6 +44,7 @@ use serde::de::DeserializeOwned;
 
 pub use extract::{json_candidates, looks_truncated};
 pub use generate::{Generated, RejectedAttempt, Structured, compiled_schema_count};
+pub use partial::partial_json;
 
 use crate::error::Result;
 use crate::model::ChatModel;
