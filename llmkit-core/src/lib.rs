@@ -33,6 +33,7 @@
 //! # Ok::<(), llmkit_core::Error>(()) }).unwrap();
 //! ```
 
+pub mod cost;
 pub mod error;
 pub mod layer;
 pub mod message;
@@ -40,7 +41,9 @@ pub mod model;
 pub mod request;
 pub mod response;
 pub mod scripted;
+pub mod telemetry;
 
+pub use cost::PriceTable;
 pub use error::{Error, ErrorKind, Result};
 pub use layer::{Layer, MapRequestLayer, Pipeline, layer_fn, new_request_id};
 pub use message::{
@@ -56,6 +59,7 @@ pub use response::{
     TrailEntry, Usage,
 };
 pub use scripted::{Reply, ScriptedModel, ScriptedModelBuilder, estimate_tokens, hashed_embedding};
+pub use telemetry::TraceLayer;
 
 /// Re-exports for `use llmkit_core::prelude::*`.
 pub mod prelude {
