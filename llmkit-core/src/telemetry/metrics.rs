@@ -230,6 +230,7 @@ impl MetricsSnapshot {
             t.cost_unknown += s.cost_unknown;
             t.latency.merge(&s.latency);
         }
+        t.cost_usd = t.cost_usd.normalize();
         t.fill_percentiles();
         t
     }
@@ -326,6 +327,7 @@ impl MetricsRegistry {
             .iter()
             .map(|(k, s)| {
                 let mut s = s.clone();
+                s.cost_usd = s.cost_usd.normalize();
                 s.fill_percentiles();
                 (k.clone(), s)
             })
