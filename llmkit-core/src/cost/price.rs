@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{Error, Result};
-use crate::response::{ChatResponse, Cost, Usage};
+use crate::response::{ChatResponse, Cost, EmbeddingResponse, Usage};
 
 /// The bundled price data, compiled into the crate. Its `version` is the date it was checked.
 const BUNDLED: &str = include_str!("data/prices-2026-11-28.toml");
@@ -461,6 +461,15 @@ impl PriceTable {
         response.cost.is_some()
     }
 
+    /// Sets `response.cost` of an embeddings call from its input tokens when not set yet.
+    /// Returns whether the response now carries a cost.
+    pub fn price_embedding(&self, response: &mut EmbeddingResponse) -> bool {
+        if response.cost.is_none() {
+            response.cost = self.cost(&response.provider, &response.model, &response.usage);
+        }
+        response.cost.is_some()
+    }
+
     fn warn_unknown(&self, provider: &str, model: &str) {
         let key = format!("{provider}/{model}");
         let first = self
@@ -567,6 +576,37 @@ mod tests {
     }
 
     proptest! {
+        /// Any table written in the documented format parses back to the same prices, and
+        /// every dated snapshot of a listed model finds it.
+        #[test]
+        fn price_files_round_trip(rows in proptest::collection::btree_map(
+                "[a-z][a-z0-9.]{0,8}(-[a-z0-9]{1,4}){0,3}",
+                (0u64..100_000, 0u32..6, 0u64..100_000, proptest::option::of(0u64..1000)),
+                1..8),
+            year in 2020u32..2030, month in 1u32..13, day in 1u32..29) {
+            let mut text = String::from("version = \"t\"\n");
+            for (model, (i, scale, o, cached)) in &rows {
+                text.push_str(&format!("[[model]]\nprovider = \"p\"\nmodel = \"{model}\"\ninput = \"{}\"\noutput = {o}\n",
+                    Decimal::new(*i as i64, *scale)));
+                if let Some(c) = cached {
+                    text.push_str(&format!("cached_input = \"0.{c:03}\"\n"));
+                }
+            }
+            let t = PriceTable::from_toml_str(&text).unwrap();
+            prop_assert_eq!(t.len(), rows.len());
+            for (model, (i, scale, o, cached)) in &rows {
+                let (name, p) = t.lookup("p", model).unwrap();
+                prop_assert_eq!(name, model.as_str());
+                prop_assert_eq!(p.input, Decimal::new(*i as i64, *scale));
+                prop_assert_eq!(p.output, Decimal::from(*o));
+                prop_assert_eq!(p.cached_input, cached.map(|c| Decimal::new(c as i64, 3)));
+                let snapshot = format!("{model}-{year}-{month:02}-{day:02}");
+                let (name, _) = t.lookup("P", &snapshot).unwrap();
+                prop_assert!(snapshot.starts_with(name));
+                prop_assert!(rows.contains_key(name));
+            }
+        }
+
         #[test]
         fn split_never_double_counts_or_drops(input in 0u64..10_000_000, cached in 0u64..10_000_000,
                                               write in 0u64..10_000_000, output in 0u64..1_000_000) {
