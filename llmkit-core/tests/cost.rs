@@ -156,9 +156,7 @@ fn a_million_calls_sum_exactly() {
 
 #[test]
 fn overrides_replace_and_extend_and_the_version_says_so() {
-    let t = PriceTable::bundled()
-        .as_ref()
-        .clone()
+    let t = PriceTable::default()
         .extend_from_toml(
             r#"
             version = "acme-2026-12"

@@ -205,7 +205,8 @@ impl TokenSplit {
 
 /// Per provider and model prices with a version, matched tolerantly to dated snapshots.
 ///
-/// Built-in data: [`PriceTable::bundled`] (dated; see its `version`). Extend or override it with
+/// Built-in data: [`PriceTable::bundled`] (shared) or [`PriceTable::default`] (an owned copy;
+/// dated, see its `version`). Extend or override it with
 /// [`PriceTable::extend_from_toml`] / [`PriceTable::extend_from_json`] /
 /// [`PriceTable::extend_from_path`], or [`PriceTable::set`]. The file format is:
 ///
@@ -241,6 +242,13 @@ impl fmt::Debug for PriceTable {
             .field("version", &self.version)
             .field("models", &self.len())
             .finish_non_exhaustive()
+    }
+}
+
+impl Default for PriceTable {
+    /// An owned copy of the [bundled](PriceTable::bundled) table, ready to extend.
+    fn default() -> Self {
+        PriceTable::bundled().as_ref().clone()
     }
 }
 

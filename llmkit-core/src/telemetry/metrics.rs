@@ -476,6 +476,8 @@ pub mod names {
     pub const TOKENS: &str = "llmkit_tokens_total";
     /// Counter of known cost in USD.
     pub const COST: &str = "llmkit_cost_usd_total";
+    /// Facade histogram of USD per priced call (the facade has no decimal counter).
+    pub const COST_PER_CALL: &str = "llmkit_cost_usd";
     /// Counter of calls with unknown cost.
     pub const COST_UNKNOWN: &str = "llmkit_cost_unknown_total";
     /// Latency (summary in Prometheus text, histogram in the facade), seconds.
@@ -515,9 +517,9 @@ mod facade {
             }
         }
         if let Some(c) = &record.cost {
-            // The facade has no decimal type; a float gauge-like counter is fine for dashboards,
-            // the exact sum stays in the in-process registry and the JSON-lines records.
-            ::metrics::histogram!("llmkit_cost_usd", &labels)
+            // The facade has no decimal type; a float histogram is fine for dashboards, the
+            // exact sum stays in the in-process registry and the JSON-lines records.
+            ::metrics::histogram!(names::COST_PER_CALL, &labels)
                 .record(c.total_usd.to_f64().unwrap_or(0.0));
         }
         if record.cost_unknown {
