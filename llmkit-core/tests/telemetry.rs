@@ -378,8 +378,10 @@ async fn attempts_cache_hits_fallbacks_and_reasks_are_read_from_the_trail() {
             (sc::TRAIL_LAYER_RETRY, sc::TRAIL_EVENT_ATTEMPT_FAILED),
             (sc::TRAIL_LAYER_RETRY, sc::TRAIL_EVENT_ATTEMPT_FAILED),
             (sc::TRAIL_LAYER_CACHE, sc::TRAIL_EVENT_HIT),
-            (sc::TRAIL_LAYER_FALLBACK, "secondary"),
-            ("structured", sc::TRAIL_EVENT_REASK),
+            (sc::TRAIL_LAYER_FALLBACK, sc::TRAIL_EVENT_SKIPPED),
+            (sc::TRAIL_LAYER_FALLBACK, "answered"),
+            (sc::TRAIL_LAYER_STRUCTURED, sc::TRAIL_EVENT_INVALID),
+            ("custom", sc::TRAIL_EVENT_REASK),
         ]))
         .build(openai(ScriptedModel::builder().reply("ok")));
     model.chat(ChatRequest::user("x")).await.unwrap();
@@ -387,8 +389,23 @@ async fn attempts_cache_hits_fallbacks_and_reasks_are_read_from_the_trail() {
     let r = &sink.records()[0];
     assert_eq!(r.attempts, 3);
     assert!(r.cache_hit && r.fallback);
-    assert_eq!(r.reasks, 1);
-    assert_eq!(r.trail.entries().len(), 5);
+    assert_eq!(r.reasks, 2);
+    assert_eq!(r.trail.entries().len(), 7);
+}
+
+#[tokio::test]
+async fn a_fallback_whose_primary_answered_is_not_a_fallback() {
+    let sink = MemorySink::new();
+    let queue = ExportQueue::spawn(Arc::new(sink.clone()), 16);
+    let model = Pipeline::builder()
+        .layer(TraceLayer::builder().export(queue.clone()).build())
+        .layer(Notes(vec![(sc::TRAIL_LAYER_FALLBACK, "answered")]))
+        .build(openai(ScriptedModel::builder().reply("ok")));
+    model.chat(ChatRequest::user("x")).await.unwrap();
+    queue.flush().await;
+    let r = &sink.records()[0];
+    assert!(!r.fallback && !r.cache_hit);
+    assert_eq!((r.attempts, r.reasks), (1, 0));
 }
 
 // -------------------------------------------------------------------- JSON-lines + queue

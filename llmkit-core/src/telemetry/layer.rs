@@ -439,10 +439,11 @@ impl TrailFacts {
             })
             .saturating_add(1),
             cache_hit: trail.has(sc::TRAIL_LAYER_CACHE, sc::TRAIL_EVENT_HIT),
-            fallback: trail
-                .by_layer(sc::TRAIL_LAYER_FALLBACK)
-                .any(|e| e.event != sc::TRAIL_EVENT_PRIMARY),
-            reasks: count(&|e| e.event == sc::TRAIL_EVENT_REASK),
+            fallback: trail.has(sc::TRAIL_LAYER_FALLBACK, sc::TRAIL_EVENT_SKIPPED),
+            reasks: count(&|e| {
+                e.event == sc::TRAIL_EVENT_REASK
+                    || (e.layer == sc::TRAIL_LAYER_STRUCTURED && e.event == sc::TRAIL_EVENT_INVALID)
+            }),
         }
     }
 }

@@ -147,10 +147,14 @@ pub const TRAIL_EVENT_HIT: &str = "hit";
 pub const TRAIL_LAYER_RETRY: &str = "retry";
 /// Trail event the retry layer writes for each failed attempt (attempts = failures + 1).
 pub const TRAIL_EVENT_ATTEMPT_FAILED: &str = "attempt_failed";
-/// Trail layer name a fallback writes; any entry by it other than [`TRAIL_EVENT_PRIMARY`] counts
-/// as a fallback.
+/// Trail layer name a fallback writes.
 pub const TRAIL_LAYER_FALLBACK: &str = "fallback";
-/// Trail event a fallback writes when its first link answered.
-pub const TRAIL_EVENT_PRIMARY: &str = "primary";
-/// Trail event a structured-output layer writes for each re-ask after invalid output.
+/// Trail event a fallback writes for each link that failed before another answered; its
+/// presence means the answer came from a fallback, not the primary.
+pub const TRAIL_EVENT_SKIPPED: &str = "skipped";
+/// Trail layer name the structured-output machinery writes.
+pub const TRAIL_LAYER_STRUCTURED: &str = "structured";
+/// Trail event the structured-output machinery writes for a rejected reply (a re-ask follows).
+pub const TRAIL_EVENT_INVALID: &str = "invalid";
+/// Trail event any layer may write for a re-ask after invalid output.
 pub const TRAIL_EVENT_REASK: &str = "reask";
