@@ -135,7 +135,7 @@ async fn chat_span_carries_genai_and_llmkit_attributes() {
         .layer(TraceLayer::new())
         .build(openai(ScriptedModel::builder().reply("approve")));
     let mut req = ChatRequest::new(vec![Message::system("Decide."), Message::user("refund?")])
-        .with_temperature(0.5)
+        .with_temperature(0.7)
         .with_max_tokens(100)
         .with_seed(7)
         .with_prompt(prompt("3"))
@@ -167,7 +167,11 @@ async fn chat_span_carries_genai_and_llmkit_attributes() {
     assert_eq!(get(sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS), "0");
     assert_eq!(get(sc::GEN_AI_RESPONSE_FINISH_REASONS), "[\"stop\"]");
     assert_eq!(get(sc::GEN_AI_RESPONSE_ID), "scripted-1");
-    assert_eq!(get(sc::GEN_AI_REQUEST_TEMPERATURE), "0.5");
+    assert_eq!(
+        get(sc::GEN_AI_REQUEST_TEMPERATURE),
+        "0.7",
+        "no f32 widening noise"
+    );
     assert_eq!(get(sc::GEN_AI_REQUEST_TOP_P), "0.5");
     assert_eq!(get(sc::GEN_AI_REQUEST_MAX_TOKENS), "100");
     assert_eq!(get(sc::GEN_AI_REQUEST_SEED), "7");

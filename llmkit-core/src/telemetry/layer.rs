@@ -220,13 +220,13 @@ impl Shared {
             { sc::LLMKIT_STREAM } = stream,
         );
         if let Some(t) = req.temperature {
-            span.record(sc::GEN_AI_REQUEST_TEMPERATURE, f64::from(t));
+            span.record(sc::GEN_AI_REQUEST_TEMPERATURE, widen(t));
         }
         if let Some(n) = req.max_tokens {
             span.record(sc::GEN_AI_REQUEST_MAX_TOKENS, u64::from(n));
         }
         if let Some(p) = req.top_p {
-            span.record(sc::GEN_AI_REQUEST_TOP_P, f64::from(p));
+            span.record(sc::GEN_AI_REQUEST_TOP_P, widen(p));
         }
         if let Some(s) = req.seed {
             span.record(sc::GEN_AI_REQUEST_SEED, s);
@@ -417,6 +417,11 @@ impl Shared {
             }
         }
     }
+}
+
+/// `0.7f32` as `0.7f64`, not `0.699999988…`: through the shortest decimal text of the `f32`.
+fn widen(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(f64::from(v))
 }
 
 /// What the layers below wrote in the trail, read by the conventions in
