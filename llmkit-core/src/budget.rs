@@ -377,3 +377,9 @@ impl ChatModel for Budgeted {
         model.stream(request).await
     }
 }
+
+impl Pricer for crate::cost::PriceTable {
+    fn price(&self, provider: &str, model: &str, usage: &Usage) -> Option<Cost> {
+        self.cost(provider, model, usage)
+    }
+}

@@ -36,6 +36,7 @@
 pub mod batch;
 pub mod budget;
 pub mod cache;
+pub mod cost;
 pub mod error;
 pub mod graph;
 pub mod layer;
@@ -49,7 +50,9 @@ pub mod route;
 pub mod schema;
 pub mod scripted;
 pub mod structured;
+pub mod telemetry;
 
+pub use cost::PriceTable;
 pub use error::{Error, ErrorKind, Result};
 pub use layer::{Layer, MapRequestLayer, Pipeline, layer_fn, new_request_id};
 pub use message::{
@@ -68,6 +71,7 @@ pub use response::{
 pub use schema::{DroppedConstraint, SchemaDialect, TransformedSchema, to_dialect};
 pub use scripted::{Reply, ScriptedModel, ScriptedModelBuilder, estimate_tokens, hashed_embedding};
 pub use structured::{Generated, Structured, StructuredExt};
+pub use telemetry::TraceLayer;
 
 /// Re-exports for `use llmkit_core::prelude::*`.
 pub mod prelude {

@@ -1,0 +1,571 @@
+//! [`TraceLayer`]: one span and one [`CallRecord`] per model call.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use futures::{Stream, StreamExt};
+use tokio::time::Instant;
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
+
+use super::capture::CaptureConfig;
+use super::drift::DriftMonitor;
+use super::metrics::MetricsRegistry;
+use super::semconv as sc;
+use super::sink::{CallRecord, ExportQueue, RECORD_SCHEMA_VERSION, RequestParams};
+use crate::cost::PriceTable;
+use crate::error::{Error, ErrorKind, Result};
+use crate::layer::Layer;
+use crate::model::{ChatModel, ChatStream, ModelInfo, StreamAccumulator};
+use crate::request::ChatRequest;
+use crate::response::{ChatResponse, StreamEvent, Trail};
+
+/// The observability layer: put it **outermost** so its span covers guards, cache hits, every
+/// attempt and every fallback link.
+///
+/// For every call (`chat` and `stream`) it
+/// - opens a span named [`SPAN_CALL`](sc::SPAN_CALL) with the OpenTelemetry GenAI attributes and
+///   llmkit's own (all keys in [`semconv`](super::semconv)), declared empty and recorded when
+///   the call ends (for a stream: when the stream ends, is cut off or dropped);
+/// - stamps `latency` on the response and prices it with the [`PriceTable`] when no layer did;
+/// - records content as span events only if [`CaptureConfig`] enables it (redacted and capped);
+/// - builds one [`CallRecord`] and hands it to the [`MetricsRegistry`], the [`DriftMonitor`] and
+///   every [`ExportQueue`] (never blocking: a full queue drops and counts).
+///
+/// Defaults: the bundled price table, a fresh registry (read it with [`TraceLayer::metrics`]),
+/// no export queue, no drift monitor, capture off.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use std::sync::Arc;
+/// use llmkit_core::telemetry::{MemorySink, TraceLayer, ExportQueue};
+/// use llmkit_core::{ChatModel, ChatRequest, Pipeline, ScriptedModel};
+///
+/// let sink = MemorySink::new();
+/// let queue = ExportQueue::spawn(Arc::new(sink.clone()), 1024);
+/// let trace = TraceLayer::builder().export(queue.clone()).build();
+/// let metrics = trace.metrics().clone();
+/// let provider = Arc::new(ScriptedModel::builder().model("gpt-4o-mini").provider("openai").reply("hi").build());
+/// let model = Pipeline::builder().layer(trace).build(provider);
+///
+/// let resp = model.chat(ChatRequest::user("hello")).await?;
+/// assert!(resp.cost.is_some(), "priced from the bundled table");
+/// queue.flush().await;
+/// assert_eq!(sink.records()[0].request_id, resp.request_id);
+/// assert_eq!(metrics.snapshot().total().requests, 1);
+/// # Ok::<(), llmkit_core::Error>(()) }).unwrap();
+/// ```
+#[derive(Clone, Debug)]
+pub struct TraceLayer {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    prices: Arc<PriceTable>,
+    metrics: MetricsRegistry,
+    exports: Vec<ExportQueue>,
+    drift: Option<DriftMonitor>,
+    capture: CaptureConfig,
+}
+
+/// Builds a [`TraceLayer`]; see it for the defaults.
+#[derive(Debug)]
+#[must_use]
+pub struct TraceLayerBuilder {
+    prices: Option<Arc<PriceTable>>,
+    metrics: Option<MetricsRegistry>,
+    exports: Vec<ExportQueue>,
+    drift: Option<DriftMonitor>,
+    capture: CaptureConfig,
+}
+
+impl TraceLayerBuilder {
+    /// Prices responses with this table (default: [`PriceTable::bundled`]).
+    pub fn price_table(mut self, table: Arc<PriceTable>) -> Self {
+        self.prices = Some(table);
+        self
+    }
+
+    /// Records into this registry (default: a fresh one).
+    pub fn metrics(mut self, registry: MetricsRegistry) -> Self {
+        self.metrics = Some(registry);
+        self
+    }
+
+    /// Sends each record to this queue too (default: none). May be called several times.
+    pub fn export(mut self, queue: ExportQueue) -> Self {
+        self.exports.push(queue);
+        self
+    }
+
+    /// Feeds each record to this drift monitor (default: none).
+    pub fn drift(mut self, monitor: DriftMonitor) -> Self {
+        self.drift = Some(monitor);
+        self
+    }
+
+    /// Content capture settings (default: off).
+    pub fn capture(mut self, capture: CaptureConfig) -> Self {
+        self.capture = capture;
+        self
+    }
+
+    /// Builds the layer.
+    pub fn build(self) -> TraceLayer {
+        TraceLayer {
+            shared: Arc::new(Shared {
+                prices: self.prices.unwrap_or_else(PriceTable::bundled),
+                metrics: self.metrics.unwrap_or_default(),
+                exports: self.exports,
+                drift: self.drift,
+                capture: self.capture,
+            }),
+        }
+    }
+}
+
+impl Default for TraceLayer {
+    fn default() -> Self {
+        Self::builder().build()
+    }
+}
+
+impl TraceLayer {
+    /// A layer with every default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts a builder.
+    pub fn builder() -> TraceLayerBuilder {
+        TraceLayerBuilder {
+            prices: None,
+            metrics: None,
+            exports: Vec::new(),
+            drift: None,
+            capture: CaptureConfig::default(),
+        }
+    }
+
+    /// The registry this layer records into.
+    pub fn metrics(&self) -> &MetricsRegistry {
+        &self.shared.metrics
+    }
+
+    /// The price table this layer prices with.
+    pub fn price_table(&self) -> &Arc<PriceTable> {
+        &self.shared.prices
+    }
+}
+
+impl Layer for TraceLayer {
+    fn layer(&self, inner: Arc<dyn ChatModel>) -> Arc<dyn ChatModel> {
+        Arc::new(Traced {
+            inner,
+            shared: self.shared.clone(),
+        })
+    }
+}
+
+struct Traced {
+    inner: Arc<dyn ChatModel>,
+    shared: Arc<Shared>,
+}
+
+/// What is known about a call before it runs.
+struct CallCtx {
+    span: Span,
+    start: Instant,
+    record: CallRecord,
+}
+
+impl Shared {
+    fn begin(&self, info: &ModelInfo, req: &ChatRequest, stream: bool) -> CallCtx {
+        let request_model = req.model.clone().unwrap_or_else(|| info.model.clone());
+        let span = tracing::info_span!(
+            target: sc::TARGET,
+            sc::SPAN_CALL,
+            { sc::OTEL_NAME } = %format_args!("chat {request_model}"),
+            { sc::OTEL_KIND } = "client",
+            { sc::OTEL_STATUS_CODE } = Empty,
+            { sc::GEN_AI_OPERATION_NAME } = "chat",
+            { sc::GEN_AI_PROVIDER_NAME } = %info.provider,
+            { sc::GEN_AI_REQUEST_MODEL } = %request_model,
+            { sc::GEN_AI_RESPONSE_MODEL } = Empty,
+            { sc::GEN_AI_USAGE_INPUT_TOKENS } = Empty,
+            { sc::GEN_AI_USAGE_OUTPUT_TOKENS } = Empty,
+            { sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS } = Empty,
+            { sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS } = Empty,
+            { sc::GEN_AI_RESPONSE_FINISH_REASONS } = Empty,
+            { sc::GEN_AI_RESPONSE_ID } = Empty,
+            { sc::GEN_AI_REQUEST_TEMPERATURE } = Empty,
+            { sc::GEN_AI_REQUEST_MAX_TOKENS } = Empty,
+            { sc::GEN_AI_REQUEST_TOP_P } = Empty,
+            { sc::GEN_AI_REQUEST_SEED } = Empty,
+            { sc::ERROR_TYPE } = Empty,
+            { sc::LLMKIT_REQUEST_ID } = Empty,
+            { sc::LLMKIT_PROMPT_ID } = Empty,
+            { sc::LLMKIT_PROMPT_VERSION } = Empty,
+            { sc::LLMKIT_PROMPT_HASH } = Empty,
+            { sc::LLMKIT_CONTEXT_IDS } = Empty,
+            { sc::LLMKIT_CACHE_HIT } = Empty,
+            { sc::LLMKIT_ATTEMPTS } = Empty,
+            { sc::LLMKIT_COST_USD } = Empty,
+            { sc::LLMKIT_COST_UNKNOWN } = Empty,
+            { sc::LLMKIT_PRICE_TABLE } = Empty,
+            { sc::LLMKIT_TENANT } = Empty,
+            { sc::LLMKIT_STREAM } = stream,
+        );
+        if let Some(t) = req.temperature {
+            span.record(sc::GEN_AI_REQUEST_TEMPERATURE, widen(t));
+        }
+        if let Some(n) = req.max_tokens {
+            span.record(sc::GEN_AI_REQUEST_MAX_TOKENS, u64::from(n));
+        }
+        if let Some(p) = req.top_p {
+            span.record(sc::GEN_AI_REQUEST_TOP_P, widen(p));
+        }
+        if let Some(s) = req.seed {
+            span.record(sc::GEN_AI_REQUEST_SEED, s);
+        }
+        let meta = &req.meta;
+        if let Some(id) = &meta.request_id {
+            span.record(sc::LLMKIT_REQUEST_ID, id.as_str());
+        }
+        if let Some(p) = &meta.prompt {
+            span.record(sc::LLMKIT_PROMPT_ID, p.id.as_str());
+            span.record(sc::LLMKIT_PROMPT_VERSION, p.version.as_str());
+            span.record(sc::LLMKIT_PROMPT_HASH, p.hash.as_str());
+        }
+        if !meta.context_ids.is_empty() {
+            span.record(sc::LLMKIT_CONTEXT_IDS, meta.context_ids.join(",").as_str());
+        }
+        if let Some(t) = &meta.tenant {
+            span.record(sc::LLMKIT_TENANT, t.as_str());
+        }
+
+        let mut record = CallRecord {
+            schema: RECORD_SCHEMA_VERSION,
+            request_id: meta.request_id.clone(),
+            operation: "chat".to_owned(),
+            stream,
+            provider: info.provider.clone(),
+            request_model,
+            prompt: meta.prompt.clone(),
+            tenant: meta.tenant.clone(),
+            context_ids: meta.context_ids.clone(),
+            params: RequestParams {
+                temperature: req.temperature,
+                top_p: req.top_p,
+                max_tokens: req.max_tokens,
+                seed: req.seed,
+            },
+            attempts: 1,
+            ..Default::default()
+        };
+        if self.capture.is_enabled() {
+            let text = req
+                .messages
+                .iter()
+                .map(|m| format!("{}: {}", m.role.as_str(), m.text()))
+                .collect::<Vec<_>>()
+                .join("\n");
+            record.input = Some(self.capture_event(&span, &text, true));
+        }
+        CallCtx {
+            span,
+            start: Instant::now(),
+            record,
+        }
+    }
+
+    /// Redacts and caps `text`, records it as the input or output span event, and returns it
+    /// for the call record. Event names must be constants, hence the two macro calls.
+    fn capture_event(&self, span: &Span, text: &str, input: bool) -> String {
+        let (content, truncated) = self.capture.apply(text);
+        let content_str = content.as_str();
+        if input {
+            tracing::info!(name: sc::EVENT_INPUT_MESSAGES, target: sc::TARGET, parent: span,
+                content = content_str, truncated = truncated);
+        } else {
+            tracing::info!(name: sc::EVENT_OUTPUT_MESSAGES, target: sc::TARGET, parent: span,
+                content = content_str, truncated = truncated);
+        }
+        content
+    }
+
+    fn succeed(&self, ctx: CallCtx, resp: &mut ChatResponse) {
+        let CallCtx {
+            span,
+            start,
+            mut record,
+        } = ctx;
+        resp.latency = start.elapsed();
+        self.prices.price_response(resp);
+        let trail = TrailFacts::of(&resp.trail);
+
+        span.record(sc::GEN_AI_RESPONSE_MODEL, resp.model.as_str());
+        span.record(sc::GEN_AI_USAGE_INPUT_TOKENS, resp.usage.input_tokens);
+        span.record(sc::GEN_AI_USAGE_OUTPUT_TOKENS, resp.usage.output_tokens);
+        span.record(
+            sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+            resp.usage.cached_input_tokens,
+        );
+        span.record(
+            sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+            resp.usage.cache_write_tokens,
+        );
+        span.record(
+            sc::GEN_AI_RESPONSE_FINISH_REASONS,
+            format!("[\"{}\"]", resp.finish_reason.as_str()).as_str(),
+        );
+        if let Some(id) = &resp.provider_request_id {
+            span.record(sc::GEN_AI_RESPONSE_ID, id.as_str());
+        }
+        if record.request_id.is_none() {
+            if let Some(id) = &resp.request_id {
+                span.record(sc::LLMKIT_REQUEST_ID, id.as_str());
+            }
+            record.request_id.clone_from(&resp.request_id);
+        }
+        span.record(sc::LLMKIT_CACHE_HIT, trail.cache_hit);
+        span.record(sc::LLMKIT_ATTEMPTS, u64::from(trail.attempts));
+        match &resp.cost {
+            Some(c) => {
+                span.record(sc::LLMKIT_COST_USD, c.total_usd.to_string().as_str());
+                span.record(sc::LLMKIT_PRICE_TABLE, c.price_table.as_str());
+                span.record(sc::LLMKIT_COST_UNKNOWN, false);
+            }
+            None => {
+                span.record(sc::LLMKIT_PRICE_TABLE, self.prices.version());
+                span.record(sc::LLMKIT_COST_UNKNOWN, true);
+            }
+        }
+        if self.capture.is_enabled() {
+            record.output = Some(self.capture_event(&span, &resp.text(), false));
+        }
+
+        record
+            .provider_request_id
+            .clone_from(&resp.provider_request_id);
+        record.provider.clone_from(&resp.provider);
+        record.response_model = Some(resp.model.clone());
+        if record.prompt.is_none() {
+            record.prompt.clone_from(&resp.prompt);
+        }
+        record.usage = Some(resp.usage);
+        record.cost.clone_from(&resp.cost);
+        record.cost_unknown = resp.cost.is_none();
+        record.finish_reason = Some(resp.finish_reason.as_str().to_owned());
+        record.attempts = trail.attempts;
+        record.cache_hit = trail.cache_hit;
+        record.fallback = trail.fallback;
+        record.reasks = trail.reasks;
+        record.trail = resp.trail.clone();
+        self.finish(record, resp.latency);
+    }
+
+    fn fail(&self, ctx: CallCtx, err: &Error) {
+        let CallCtx {
+            span,
+            start,
+            mut record,
+        } = ctx;
+        let latency = start.elapsed();
+        let attempts = u32::try_from(err.attempts().len().saturating_add(1)).unwrap_or(u32::MAX);
+        span.record(sc::ERROR_TYPE, err.kind().as_str());
+        span.record(sc::OTEL_STATUS_CODE, "error");
+        span.record(sc::LLMKIT_ATTEMPTS, u64::from(attempts));
+        if let Some(id) = err.provider_request_id() {
+            span.record(sc::GEN_AI_RESPONSE_ID, id);
+        }
+        if record.request_id.is_none() {
+            record.request_id = err.request_id().map(str::to_owned);
+        }
+        if record.prompt.is_none() {
+            record.prompt = err.prompt().cloned();
+        }
+        record.provider_request_id = err.provider_request_id().map(str::to_owned);
+        record.error_type = Some(err.kind());
+        record.error_message = Some(err.message().to_owned());
+        record.attempts = attempts;
+        drop(span);
+        self.finish(record, latency);
+    }
+
+    fn finish(&self, mut record: CallRecord, latency: Duration) {
+        // Whole microseconds, so paused-clock tests see exact milliseconds.
+        record.latency_ms = latency.as_micros() as f64 / 1000.0;
+        record.ts_unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.metrics.record(&record);
+        if let Some(d) = &self.drift {
+            d.observe(&record);
+        }
+        if let Some((last, rest)) = self.exports.split_last() {
+            for q in rest {
+                if !q.try_export(record.clone()) {
+                    self.metrics.record_dropped(1);
+                }
+            }
+            if !last.try_export(record) {
+                self.metrics.record_dropped(1);
+            }
+        }
+    }
+}
+
+/// `0.7f32` as `0.7f64`, not `0.699999988…`: through the shortest decimal text of the `f32`.
+fn widen(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(f64::from(v))
+}
+
+/// What the layers below wrote in the trail, read by the conventions in
+/// [`semconv`](super::semconv).
+struct TrailFacts {
+    attempts: u32,
+    cache_hit: bool,
+    fallback: bool,
+    reasks: u32,
+}
+
+impl TrailFacts {
+    fn of(trail: &Trail) -> Self {
+        let count = |f: &dyn Fn(&crate::response::TrailEntry) -> bool| {
+            u32::try_from(trail.entries().iter().filter(|e| f(e)).count()).unwrap_or(u32::MAX)
+        };
+        TrailFacts {
+            attempts: count(&|e| {
+                e.layer == sc::TRAIL_LAYER_RETRY && e.event == sc::TRAIL_EVENT_ATTEMPT_FAILED
+            })
+            .saturating_add(1),
+            cache_hit: trail.has(sc::TRAIL_LAYER_CACHE, sc::TRAIL_EVENT_HIT),
+            fallback: trail.has(sc::TRAIL_LAYER_FALLBACK, sc::TRAIL_EVENT_SKIPPED),
+            reasks: count(&|e| {
+                e.event == sc::TRAIL_EVENT_REASK
+                    || (e.layer == sc::TRAIL_LAYER_STRUCTURED && e.event == sc::TRAIL_EVENT_INVALID)
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl ChatModel for Traced {
+    fn info(&self) -> &ModelInfo {
+        self.inner.info()
+    }
+
+    async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
+        let ctx = self.shared.begin(self.inner.info(), &request, false);
+        let result = self.inner.chat(request).instrument(ctx.span.clone()).await;
+        match result {
+            Ok(mut resp) => {
+                self.shared.succeed(ctx, &mut resp);
+                Ok(resp)
+            }
+            Err(e) => {
+                self.shared.fail(ctx, &e);
+                Err(e)
+            }
+        }
+    }
+
+    async fn stream(&self, request: ChatRequest) -> Result<ChatStream> {
+        let ctx = self.shared.begin(self.inner.info(), &request, true);
+        let result = self
+            .inner
+            .stream(request)
+            .instrument(ctx.span.clone())
+            .await;
+        match result {
+            Ok(inner) => Ok(Box::pin(TracedStream {
+                inner,
+                acc: StreamAccumulator::new(),
+                ctx: Some(ctx),
+                shared: self.shared.clone(),
+                info: self.inner.info().clone(),
+            })),
+            Err(e) => {
+                self.shared.fail(ctx, &e);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Forwards a stream unchanged and closes the call's span when it ends: with usage and cost
+/// after `Done`, with an error when it fails, is cut off, or is dropped early (`cancelled`).
+struct TracedStream {
+    inner: ChatStream,
+    acc: StreamAccumulator,
+    ctx: Option<CallCtx>,
+    shared: Arc<Shared>,
+    info: ModelInfo,
+}
+
+impl TracedStream {
+    fn end_ok_or_cut(&mut self) {
+        let Some(ctx) = self.ctx.take() else { return };
+        let acc = std::mem::take(&mut self.acc);
+        match acc.finish(&self.info) {
+            Ok(mut resp) => {
+                resp.request_id.clone_from(&ctx.record.request_id);
+                resp.prompt.clone_from(&ctx.record.prompt);
+                self.shared.succeed(ctx, &mut resp);
+            }
+            Err(e) => self.shared.fail(ctx, &e),
+        }
+    }
+}
+
+impl Stream for TracedStream {
+    type Item = Result<StreamEvent>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let polled = match &this.ctx {
+            Some(ctx) => {
+                let _entered = ctx.span.enter();
+                this.inner.poll_next_unpin(cx)
+            }
+            None => this.inner.poll_next_unpin(cx),
+        };
+        match &polled {
+            Poll::Ready(Some(Ok(event))) => {
+                // Usage may follow `Done` (OpenAI sends it last), so the call is closed at the
+                // end of the stream, or on drop once `Done` was seen.
+                this.acc.push(event);
+            }
+            Poll::Ready(Some(Err(e))) => {
+                if let Some(ctx) = this.ctx.take() {
+                    this.shared.fail(ctx, e);
+                }
+            }
+            Poll::Ready(None) => this.end_ok_or_cut(),
+            Poll::Pending => {}
+        }
+        polled
+    }
+}
+
+impl Drop for TracedStream {
+    fn drop(&mut self) {
+        if self.acc.is_done() {
+            self.end_ok_or_cut();
+        }
+        if let Some(ctx) = self.ctx.take() {
+            let err = Error::new(
+                ErrorKind::Cancelled,
+                "stream dropped by the caller before it ended",
+            );
+            self.shared.fail(ctx, &err);
+        }
+    }
+}

@@ -1,0 +1,560 @@
+//! In-process metrics: counters and latency histograms by provider, model and prompt version.
+//!
+//! [`MetricsRegistry`] is fed one [`CallRecord`] per call by the [`TraceLayer`](super::TraceLayer)
+//! and read with [`MetricsRegistry::snapshot`] (a plain struct for dashboards and tests) or
+//! [`MetricsRegistry::render_prometheus`] (text for a `/metrics` endpoint). With the `metrics`
+//! cargo feature every update is also sent through the `metrics` facade crate, so any exporter
+//! installed there (Prometheus, StatsD, ...) sees it.
+//!
+//! Latency lives in a [`LogHistogram`]: log-bucketed, under 1.6 % relative error, a few hundred
+//! bytes per series, with exact count, sum, min and max.
+//!
+//! ```
+//! use llmkit_core::telemetry::LogHistogram;
+//! let mut h = LogHistogram::new();
+//! for v in 1..=1000 { h.record(v); }
+//! let p95 = h.percentile(0.95).unwrap();
+//! assert!((p95 as f64 - 950.0).abs() / 950.0 < 0.02);
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::sink::CallRecord;
+
+/// Sub-buckets per power of two above the linear range; 32 gives ≤ 1/32 bucket width.
+const SUB_BITS: u32 = 6;
+const LINEAR: u64 = 1 << SUB_BITS;
+const HALF: u64 = LINEAR / 2;
+
+/// A log-bucketed histogram of `u64` values (llmkit records latency in microseconds).
+///
+/// Values below 64 are exact; above, each power of two is split into 32 buckets, so a reported
+/// percentile is within 1.6 % of a true sample value. Count, sum, min and max are exact.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogHistogram {
+    buckets: BTreeMap<u32, u64>,
+    count: u64,
+    sum: u128,
+    min: u64,
+    max: u64,
+}
+
+fn bucket_of(v: u64) -> u32 {
+    if v < LINEAR {
+        return v as u32;
+    }
+    let e = 63 - v.leading_zeros(); // floor(log2 v) >= SUB_BITS
+    let shift = e + 1 - SUB_BITS;
+    let m = v >> shift; // in [32, 64)
+    (LINEAR + u64::from(e - SUB_BITS) * HALF + (m - HALF)) as u32
+}
+
+/// Lowest value and width of a bucket.
+fn bucket_range(idx: u32) -> (u64, u64) {
+    let idx = u64::from(idx);
+    if idx < LINEAR {
+        return (idx, 1);
+    }
+    let k = idx - LINEAR;
+    let e = k / HALF + u64::from(SUB_BITS);
+    let m = k % HALF + HALF;
+    let shift = e + 1 - u64::from(SUB_BITS);
+    (m << shift, 1 << shift)
+}
+
+impl LogHistogram {
+    /// An empty histogram.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records one value.
+    pub fn record(&mut self, v: u64) {
+        *self.buckets.entry(bucket_of(v)).or_insert(0) += 1;
+        if self.count == 0 || v < self.min {
+            self.min = v;
+        }
+        self.max = self.max.max(v);
+        self.count += 1;
+        self.sum += u128::from(v);
+    }
+
+    /// Number of values.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Exact sum of values.
+    pub fn sum(&self) -> u128 {
+        self.sum
+    }
+
+    /// Smallest value, if any.
+    pub fn min(&self) -> Option<u64> {
+        (self.count > 0).then_some(self.min)
+    }
+
+    /// Largest value, if any.
+    pub fn max(&self) -> Option<u64> {
+        (self.count > 0).then_some(self.max)
+    }
+
+    /// The `q` quantile (`0.0..=1.0`, nearest-rank), or `None` when empty. The estimate is the
+    /// middle of the bucket holding that rank, clamped to the exact min and max.
+    pub fn percentile(&self, q: f64) -> Option<u64> {
+        if self.count == 0 {
+            return None;
+        }
+        let q = q.clamp(0.0, 1.0);
+        let rank = ((q * self.count as f64).ceil() as u64).clamp(1, self.count);
+        let mut seen = 0u64;
+        for (&idx, &n) in &self.buckets {
+            seen += n;
+            if seen >= rank {
+                let (lo, width) = bucket_range(idx);
+                let mid = lo + (width - 1) / 2;
+                return Some(mid.clamp(self.min, self.max));
+            }
+        }
+        Some(self.max)
+    }
+
+    /// Merges another histogram into this one.
+    pub fn merge(&mut self, other: &LogHistogram) {
+        if other.count == 0 {
+            return;
+        }
+        for (&k, &n) in &other.buckets {
+            *self.buckets.entry(k).or_insert(0) += n;
+        }
+        self.min = if self.count == 0 {
+            other.min
+        } else {
+            self.min.min(other.min)
+        };
+        self.max = self.max.max(other.max);
+        self.count += other.count;
+        self.sum += other.sum;
+    }
+}
+
+/// The labels every series carries. An empty `prompt_version` means no prompt reference.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct SeriesKey {
+    /// Provider that answered (or was asked, for failures).
+    pub provider: String,
+    /// Model that answered (or was asked, for failures).
+    pub model: String,
+    /// `id@version` of the prompt, or empty.
+    pub prompt_version: String,
+}
+
+/// Counters and latency of one series.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SeriesSnapshot {
+    /// Calls finished (successes and failures).
+    pub requests: u64,
+    /// Failures by error type ([`ErrorKind::as_str`](crate::ErrorKind::as_str)).
+    pub errors: BTreeMap<String, u64>,
+    /// Input tokens (cached included).
+    pub input_tokens: u64,
+    /// Of input, cache reads.
+    pub cached_input_tokens: u64,
+    /// Of input, cache writes.
+    pub cache_write_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Sum of known costs, exact.
+    pub cost_usd: Decimal,
+    /// Successful calls whose cost was unknown (model not in the price table).
+    pub cost_unknown: u64,
+    /// Latency p50 in milliseconds.
+    pub latency_p50_ms: f64,
+    /// Latency p95 in milliseconds.
+    pub latency_p95_ms: f64,
+    /// Latency p99 in milliseconds.
+    pub latency_p99_ms: f64,
+    /// Sum of latencies in milliseconds.
+    pub latency_sum_ms: f64,
+    #[serde(skip)]
+    latency: LogHistogram,
+}
+
+impl SeriesSnapshot {
+    /// Errors of all types.
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    /// Mean known cost per request (`cost_usd / (requests − cost_unknown)`), if any was priced.
+    pub fn cost_per_request(&self) -> Option<Decimal> {
+        let priced = self.requests.saturating_sub(self.cost_unknown);
+        (priced > 0).then(|| self.cost_usd / Decimal::from(priced))
+    }
+
+    /// The latency histogram in microseconds.
+    pub fn latency_us(&self) -> &LogHistogram {
+        &self.latency
+    }
+}
+
+/// A point-in-time copy of the registry.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MetricsSnapshot {
+    /// Series, sorted by labels.
+    pub series: Vec<(SeriesKey, SeriesSnapshot)>,
+    /// Records the export queue dropped because it was full.
+    pub export_dropped: u64,
+}
+
+impl MetricsSnapshot {
+    /// All series merged (totals across providers, models and prompt versions).
+    pub fn total(&self) -> SeriesSnapshot {
+        let mut t = SeriesSnapshot::default();
+        for (_, s) in &self.series {
+            t.requests += s.requests;
+            for (k, n) in &s.errors {
+                *t.errors.entry(k.clone()).or_insert(0) += n;
+            }
+            t.input_tokens += s.input_tokens;
+            t.cached_input_tokens += s.cached_input_tokens;
+            t.cache_write_tokens += s.cache_write_tokens;
+            t.output_tokens += s.output_tokens;
+            t.cost_usd += s.cost_usd;
+            t.cost_unknown += s.cost_unknown;
+            t.latency.merge(&s.latency);
+        }
+        t.cost_usd = t.cost_usd.normalize();
+        t.fill_percentiles();
+        t
+    }
+
+    /// The series with these labels.
+    pub fn get(
+        &self,
+        provider: &str,
+        model: &str,
+        prompt_version: &str,
+    ) -> Option<&SeriesSnapshot> {
+        self.series
+            .iter()
+            .find(|(k, _)| {
+                k.provider == provider && k.model == model && k.prompt_version == prompt_version
+            })
+            .map(|(_, s)| s)
+    }
+}
+
+impl SeriesSnapshot {
+    fn fill_percentiles(&mut self) {
+        let ms = |v: Option<u64>| v.map_or(0.0, |us| us as f64 / 1000.0);
+        self.latency_p50_ms = ms(self.latency.percentile(0.50));
+        self.latency_p95_ms = ms(self.latency.percentile(0.95));
+        self.latency_p99_ms = ms(self.latency.percentile(0.99));
+        self.latency_sum_ms = self.latency.sum() as f64 / 1000.0;
+    }
+}
+
+/// The in-process metrics registry. Cheap to clone (an `Arc`); all clones share the data.
+#[derive(Clone, Default)]
+pub struct MetricsRegistry {
+    series: Arc<Mutex<BTreeMap<SeriesKey, SeriesSnapshot>>>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for MetricsRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsRegistry").finish_non_exhaustive()
+    }
+}
+
+impl MetricsRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one finished call.
+    pub fn record(&self, record: &CallRecord) {
+        let key = SeriesKey {
+            provider: record.provider.clone(),
+            model: record.model().to_owned(),
+            prompt_version: record.prompt_label(),
+        };
+        let latency_us = record.latency_us();
+        {
+            let mut map = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+            let s = map.entry(key.clone()).or_default();
+            s.requests += 1;
+            if let Some(kind) = record.error_type {
+                *s.errors.entry(kind.as_str().to_owned()).or_insert(0) += 1;
+            }
+            if let Some(u) = &record.usage {
+                s.input_tokens += u.input_tokens;
+                s.cached_input_tokens += u.cached_input_tokens;
+                s.cache_write_tokens += u.cache_write_tokens;
+                s.output_tokens += u.output_tokens;
+            }
+            if let Some(c) = &record.cost {
+                s.cost_usd = s.cost_usd.checked_add(c.total_usd).unwrap_or(Decimal::MAX);
+            }
+            if record.cost_unknown {
+                s.cost_unknown += 1;
+            }
+            s.latency.record(latency_us);
+        }
+        #[cfg(feature = "metrics")]
+        facade::record(&key, record, latency_us);
+    }
+
+    /// Counts records an export queue dropped.
+    pub fn record_dropped(&self, n: u64) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
+        #[cfg(feature = "metrics")]
+        ::metrics::counter!(names::EXPORT_DROPPED).increment(n);
+    }
+
+    /// A copy of every series, with percentiles filled in.
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        let map = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+        let series = map
+            .iter()
+            .map(|(k, s)| {
+                let mut s = s.clone();
+                s.cost_usd = s.cost_usd.normalize();
+                s.fill_percentiles();
+                (k.clone(), s)
+            })
+            .collect();
+        MetricsSnapshot {
+            series,
+            export_dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Prometheus text exposition (version 0.0.4) of every series. Latency is a summary with
+    /// the 0.5, 0.95 and 0.99 quantiles in seconds.
+    pub fn render_prometheus(&self) -> String {
+        let snap = self.snapshot();
+        let mut out = String::new();
+        let header = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        header(
+            &mut out,
+            names::REQUESTS,
+            "counter",
+            "Model calls finished.",
+        );
+        for (k, s) in &snap.series {
+            let _ = writeln!(out, "{}{{{}}} {}", names::REQUESTS, labels(k), s.requests);
+        }
+        header(
+            &mut out,
+            names::ERRORS,
+            "counter",
+            "Failed model calls by error type.",
+        );
+        for (k, s) in &snap.series {
+            for (ty, n) in &s.errors {
+                let _ = writeln!(
+                    out,
+                    "{}{{{},error_type=\"{}\"}} {n}",
+                    names::ERRORS,
+                    labels(k),
+                    escape(ty)
+                );
+            }
+        }
+        header(
+            &mut out,
+            names::TOKENS,
+            "counter",
+            "Tokens by kind (cached_input and cache_write are part of input).",
+        );
+        for (k, s) in &snap.series {
+            for (kind, n) in [
+                ("input", s.input_tokens),
+                ("cached_input", s.cached_input_tokens),
+                ("cache_write", s.cache_write_tokens),
+                ("output", s.output_tokens),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "{}{{{},kind=\"{kind}\"}} {n}",
+                    names::TOKENS,
+                    labels(k)
+                );
+            }
+        }
+        header(&mut out, names::COST, "counter", "Known cost in USD.");
+        for (k, s) in &snap.series {
+            let _ = writeln!(out, "{}{{{}}} {}", names::COST, labels(k), s.cost_usd);
+        }
+        header(
+            &mut out,
+            names::COST_UNKNOWN,
+            "counter",
+            "Calls whose model was not in the price table.",
+        );
+        for (k, s) in &snap.series {
+            let _ = writeln!(
+                out,
+                "{}{{{}}} {}",
+                names::COST_UNKNOWN,
+                labels(k),
+                s.cost_unknown
+            );
+        }
+        header(
+            &mut out,
+            names::LATENCY,
+            "summary",
+            "Model call latency in seconds.",
+        );
+        for (k, s) in &snap.series {
+            let l = labels(k);
+            for (q, v) in [
+                ("0.5", s.latency_p50_ms),
+                ("0.95", s.latency_p95_ms),
+                ("0.99", s.latency_p99_ms),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "{}{{{l},quantile=\"{q}\"}} {}",
+                    names::LATENCY,
+                    v / 1000.0
+                );
+            }
+            let _ = writeln!(
+                out,
+                "{}_sum{{{l}}} {}",
+                names::LATENCY,
+                s.latency_sum_ms / 1000.0
+            );
+            let _ = writeln!(out, "{}_count{{{l}}} {}", names::LATENCY, s.latency.count());
+        }
+        header(
+            &mut out,
+            names::EXPORT_DROPPED,
+            "counter",
+            "Trace records dropped because the export queue was full.",
+        );
+        let _ = writeln!(out, "{} {}", names::EXPORT_DROPPED, snap.export_dropped);
+        out
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn labels(k: &SeriesKey) -> String {
+    format!(
+        "provider=\"{}\",model=\"{}\",prompt_version=\"{}\"",
+        escape(&k.provider),
+        escape(&k.model),
+        escape(&k.prompt_version)
+    )
+}
+
+/// Metric names, shared by the Prometheus rendering and the `metrics` facade export.
+pub mod names {
+    /// Counter of finished calls.
+    pub const REQUESTS: &str = "llmkit_requests_total";
+    /// Counter of failed calls, labelled `error_type`.
+    pub const ERRORS: &str = "llmkit_errors_total";
+    /// Counter of tokens, labelled `kind`.
+    pub const TOKENS: &str = "llmkit_tokens_total";
+    /// Counter of known cost in USD.
+    pub const COST: &str = "llmkit_cost_usd_total";
+    /// Facade histogram of USD per priced call (the facade has no decimal counter).
+    pub const COST_PER_CALL: &str = "llmkit_cost_usd";
+    /// Counter of calls with unknown cost.
+    pub const COST_UNKNOWN: &str = "llmkit_cost_unknown_total";
+    /// Latency (summary in Prometheus text, histogram in the facade), seconds.
+    pub const LATENCY: &str = "llmkit_request_duration_seconds";
+    /// Counter of dropped trace records.
+    pub const EXPORT_DROPPED: &str = "llmkit_export_dropped_total";
+}
+
+#[cfg(feature = "metrics")]
+mod facade {
+    use super::{SeriesKey, names};
+    use crate::telemetry::sink::CallRecord;
+    use rust_decimal::prelude::ToPrimitive;
+
+    pub(super) fn record(key: &SeriesKey, record: &CallRecord, latency_us: u64) {
+        let labels = [
+            ("provider", key.provider.clone()),
+            ("model", key.model.clone()),
+            ("prompt_version", key.prompt_version.clone()),
+        ];
+        ::metrics::counter!(names::REQUESTS, &labels).increment(1);
+        if let Some(kind) = record.error_type {
+            let mut l = labels.to_vec();
+            l.push(("error_type", kind.as_str().to_owned()));
+            ::metrics::counter!(names::ERRORS, &l).increment(1);
+        }
+        if let Some(u) = &record.usage {
+            for (kind, n) in [
+                ("input", u.input_tokens),
+                ("cached_input", u.cached_input_tokens),
+                ("cache_write", u.cache_write_tokens),
+                ("output", u.output_tokens),
+            ] {
+                let mut l = labels.to_vec();
+                l.push(("kind", kind.to_owned()));
+                ::metrics::counter!(names::TOKENS, &l).increment(n);
+            }
+        }
+        if let Some(c) = &record.cost {
+            // The facade has no decimal type; a float histogram is fine for dashboards, the
+            // exact sum stays in the in-process registry and the JSON-lines records.
+            ::metrics::histogram!(names::COST_PER_CALL, &labels)
+                .record(c.total_usd.to_f64().unwrap_or(0.0));
+        }
+        if record.cost_unknown {
+            ::metrics::counter!(names::COST_UNKNOWN, &labels).increment(1);
+        }
+        ::metrics::histogram!(names::LATENCY, &labels).record(latency_us as f64 / 1e6);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_roundtrip_and_cover_their_values() {
+        for v in [
+            0u64,
+            1,
+            63,
+            64,
+            65,
+            100,
+            1000,
+            123_456,
+            9_999_999,
+            u64::MAX / 3,
+        ] {
+            let (lo, w) = bucket_range(bucket_of(v));
+            assert!(lo <= v && v - lo < w, "{v} not in [{lo}, {lo}+{w})");
+        }
+        assert!(bucket_of(1000) < bucket_of(1100));
+    }
+
+    #[test]
+    fn empty_histogram_has_no_percentile() {
+        assert_eq!(LogHistogram::new().percentile(0.5), None);
+    }
+}

@@ -1,0 +1,160 @@
+//! Every span name, attribute key, event name and trail convention llmkit records, in one place.
+//!
+//! Keys under `gen_ai.*` and `error.type` follow the OpenTelemetry GenAI semantic conventions, so
+//! any OTLP backend that understands them (Jaeger, Tempo, Honeycomb, Langfuse, ...) shows llmkit
+//! calls natively. Keys under `llmkit.*` are llmkit's own. `docs/observability.md` maps each key
+//! to the question it answers.
+//!
+//! ```
+//! use llmkit_core::telemetry::semconv;
+//! assert_eq!(semconv::GEN_AI_USAGE_INPUT_TOKENS, "gen_ai.usage.input_tokens");
+//! assert!(semconv::ALL_CALL_ATTRIBUTES.contains(&semconv::LLMKIT_PROMPT_VERSION));
+//! ```
+
+// ----------------------------------------------------------------------------------- spans
+
+/// The span for one model call, opened by [`TraceLayer`](super::TraceLayer). Its OpenTelemetry
+/// display name (`otel.name`) is `"{operation} {model}"`, e.g. `chat gpt-4o`.
+pub const SPAN_CALL: &str = "gen_ai.chat";
+/// Child span per attempt, opened by the retry layer.
+pub const SPAN_ATTEMPT: &str = "llmkit.attempt";
+/// Child span per structured-output re-ask.
+pub const SPAN_REASK: &str = "llmkit.reask";
+/// Child span per fallback link tried.
+pub const SPAN_FALLBACK: &str = "llmkit.fallback";
+/// Field `tracing-opentelemetry` uses as the exported span name.
+pub const OTEL_NAME: &str = "otel.name";
+/// Field `tracing-opentelemetry` uses for the span kind (`client` for model calls).
+pub const OTEL_KIND: &str = "otel.kind";
+/// Field `tracing-opentelemetry` uses for the span status (`error` on failure).
+pub const OTEL_STATUS_CODE: &str = "otel.status_code";
+/// The `tracing` target of every span and event llmkit's telemetry emits.
+pub const TARGET: &str = "llmkit::telemetry";
+
+// ------------------------------------------------------------ OpenTelemetry GenAI attributes
+
+/// Operation: `chat` (streamed calls are `chat` too, with [`LLMKIT_STREAM`] set).
+pub const GEN_AI_OPERATION_NAME: &str = "gen_ai.operation.name";
+/// Provider, e.g. `openai`, `anthropic`, `gcp.gemini`.
+pub const GEN_AI_PROVIDER_NAME: &str = "gen_ai.provider.name";
+/// Model asked for.
+pub const GEN_AI_REQUEST_MODEL: &str = "gen_ai.request.model";
+/// Model that answered (a dated snapshot, a fallback target).
+pub const GEN_AI_RESPONSE_MODEL: &str = "gen_ai.response.model";
+/// All prompt tokens, cached ones included.
+pub const GEN_AI_USAGE_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
+/// Generated tokens.
+pub const GEN_AI_USAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
+/// Of the input tokens, those read from the provider's prompt cache.
+pub const GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: &str = "gen_ai.usage.cache_read.input_tokens";
+/// Of the input tokens, those written to the provider's prompt cache.
+pub const GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: &str =
+    "gen_ai.usage.cache_creation.input_tokens";
+/// Why the model stopped (a one-element list rendered as `["stop"]`).
+pub const GEN_AI_RESPONSE_FINISH_REASONS: &str = "gen_ai.response.finish_reasons";
+/// The provider's response id.
+pub const GEN_AI_RESPONSE_ID: &str = "gen_ai.response.id";
+/// Requested temperature.
+pub const GEN_AI_REQUEST_TEMPERATURE: &str = "gen_ai.request.temperature";
+/// Requested output token limit.
+pub const GEN_AI_REQUEST_MAX_TOKENS: &str = "gen_ai.request.max_tokens";
+/// Requested nucleus-sampling bound.
+pub const GEN_AI_REQUEST_TOP_P: &str = "gen_ai.request.top_p";
+/// Requested seed.
+pub const GEN_AI_REQUEST_SEED: &str = "gen_ai.request.seed";
+/// Error class ([`ErrorKind::as_str`](crate::ErrorKind::as_str)); absent on success.
+pub const ERROR_TYPE: &str = "error.type";
+
+// ----------------------------------------------------------------------- llmkit attributes
+
+/// llmkit's request id (joins traces, logs, errors and JSON-lines records).
+pub const LLMKIT_REQUEST_ID: &str = "llmkit.request_id";
+/// Prompt id.
+pub const LLMKIT_PROMPT_ID: &str = "llmkit.prompt.id";
+/// Prompt version.
+pub const LLMKIT_PROMPT_VERSION: &str = "llmkit.prompt.version";
+/// Prompt content hash.
+pub const LLMKIT_PROMPT_HASH: &str = "llmkit.prompt.hash";
+/// Ids of retrieved context that went into the prompt, comma-separated.
+pub const LLMKIT_CONTEXT_IDS: &str = "llmkit.context_ids";
+/// Whether a cache layer answered.
+pub const LLMKIT_CACHE_HIT: &str = "llmkit.cache_hit";
+/// Attempts the call took (1 without retries).
+pub const LLMKIT_ATTEMPTS: &str = "llmkit.attempts";
+/// Cost in USD as an exact decimal string; absent when the cost is unknown.
+pub const LLMKIT_COST_USD: &str = "llmkit.cost_usd";
+/// Whether the price table did not know the model.
+pub const LLMKIT_COST_UNKNOWN: &str = "llmkit.cost_unknown";
+/// Price table version that priced the call.
+pub const LLMKIT_PRICE_TABLE: &str = "llmkit.price_table";
+/// Tenant or customer.
+pub const LLMKIT_TENANT: &str = "llmkit.tenant";
+/// Whether the call was streamed.
+pub const LLMKIT_STREAM: &str = "llmkit.stream";
+/// Whether a fallback link other than the first answered.
+pub const LLMKIT_FALLBACK: &str = "llmkit.fallback";
+
+/// Every attribute a call span declares, in declaration order.
+pub const ALL_CALL_ATTRIBUTES: &[&str] = &[
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_PROVIDER_NAME,
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_RESPONSE_MODEL,
+    GEN_AI_USAGE_INPUT_TOKENS,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
+    GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+    GEN_AI_RESPONSE_FINISH_REASONS,
+    GEN_AI_RESPONSE_ID,
+    GEN_AI_REQUEST_TEMPERATURE,
+    GEN_AI_REQUEST_MAX_TOKENS,
+    GEN_AI_REQUEST_TOP_P,
+    GEN_AI_REQUEST_SEED,
+    ERROR_TYPE,
+    LLMKIT_REQUEST_ID,
+    LLMKIT_PROMPT_ID,
+    LLMKIT_PROMPT_VERSION,
+    LLMKIT_PROMPT_HASH,
+    LLMKIT_CONTEXT_IDS,
+    LLMKIT_CACHE_HIT,
+    LLMKIT_ATTEMPTS,
+    LLMKIT_COST_USD,
+    LLMKIT_COST_UNKNOWN,
+    LLMKIT_PRICE_TABLE,
+    LLMKIT_TENANT,
+    LLMKIT_STREAM,
+    LLMKIT_FALLBACK,
+];
+
+// ---------------------------------------------------------------------------------- events
+
+/// Span event carrying the (redacted, capped) input messages when content capture is on.
+pub const EVENT_INPUT_MESSAGES: &str = "gen_ai.input.messages";
+/// Span event carrying the (redacted, capped) output when content capture is on.
+pub const EVENT_OUTPUT_MESSAGES: &str = "gen_ai.output.messages";
+/// Field of the capture events holding the content (`role: text` lines, redacted).
+pub const FIELD_CONTENT: &str = "content";
+/// Field of the capture events saying whether the content was cut at the size cap.
+pub const FIELD_TRUNCATED: &str = "truncated";
+
+// ----------------------------------------------------------------------- trail conventions
+
+/// Trail layer name a cache writes; event [`TRAIL_EVENT_HIT`] marks a hit.
+pub const TRAIL_LAYER_CACHE: &str = "cache";
+/// Trail event a cache writes on a hit.
+pub const TRAIL_EVENT_HIT: &str = "hit";
+/// Trail layer name the retry layer writes.
+pub const TRAIL_LAYER_RETRY: &str = "retry";
+/// Trail event the retry layer writes for each failed attempt (attempts = failures + 1).
+pub const TRAIL_EVENT_ATTEMPT_FAILED: &str = "attempt_failed";
+/// Trail layer name a fallback writes.
+pub const TRAIL_LAYER_FALLBACK: &str = "fallback";
+/// Trail event a fallback writes for each link that failed before another answered; its
+/// presence means the answer came from a fallback, not the primary.
+pub const TRAIL_EVENT_SKIPPED: &str = "skipped";
+/// Trail layer name the structured-output machinery writes.
+pub const TRAIL_LAYER_STRUCTURED: &str = "structured";
+/// Trail event the structured-output machinery writes for a rejected reply (a re-ask follows).
+pub const TRAIL_EVENT_INVALID: &str = "invalid";
+/// Trail event any layer may write for a re-ask after invalid output.
+pub const TRAIL_EVENT_REASK: &str = "reask";
