@@ -38,6 +38,8 @@ pub use secret::SecretString;
 
 #[cfg(feature = "anthropic")]
 pub mod anthropic;
+#[cfg(any(feature = "anthropic", feature = "gemini", feature = "ollama"))]
+mod frames;
 #[cfg(feature = "gemini")]
 pub mod gemini;
 #[cfg(feature = "ollama")]
@@ -48,5 +50,4 @@ pub mod ollama;
 ))]
 mod test_support;
 #[cfg(any(feature = "gemini", feature = "ollama"))]
-#[allow(dead_code)]
 mod tool_names;

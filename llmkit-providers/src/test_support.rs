@@ -1,4 +1,5 @@
 //! Test-only helpers: locating the shared third-party fixtures.
+#![allow(clippy::panic)]
 
 use std::path::PathBuf;
 
@@ -29,6 +30,7 @@ pub(crate) fn read(dir: &std::path::Path, name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+#[cfg(any(feature = "anthropic", feature = "gemini"))]
 /// Test-only: the `data:` payloads of an SSE body (the providers use the shared incremental
 /// parser; this only feeds the pure converters).
 pub(crate) fn sse_data(raw: &str) -> Vec<String> {

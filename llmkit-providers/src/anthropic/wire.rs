@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::cache::{self, BreakpointSite, CachePlan, CacheTtl};
+use crate::http::{ErrorMapper, ErrorRule, ProviderErrorBody};
 
 /// Provider name as in the OpenTelemetry `gen_ai.provider.name` attribute.
 pub(crate) const PROVIDER: &str = "anthropic";
@@ -668,6 +669,7 @@ impl StreamState {
     }
 
     /// Whether `message_stop` arrived.
+    #[cfg(test)]
     pub(crate) fn is_done(&self) -> bool {
         self.done
     }
@@ -792,7 +794,7 @@ impl StreamState {
                 });
             }
             StreamPayload::Error { error } => {
-                return Err(classify(None, &error.kind, &error.message));
+                return Err(stream_error(&error));
             }
             StreamPayload::Ping | StreamPayload::Unknown => {}
         }
@@ -852,15 +854,7 @@ struct MessageDeltaBody {
     stop_reason: Option<String>,
 }
 
-/// `{"type": "error", "error": {"type": ..., "message": ...}, "request_id": ...}`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ErrorEnvelope {
-    pub(crate) error: ErrorBody,
-    #[serde(default)]
-    pub(crate) request_id: Option<String>,
-}
-
-/// The inner error object.
+/// The inner error object of an `event: error` payload.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ErrorBody {
     #[serde(rename = "type", default)]
@@ -869,81 +863,51 @@ pub(crate) struct ErrorBody {
     pub(crate) message: String,
 }
 
-/// Classifies an Anthropic error by its `error.type` first (stable across statuses) and its
-/// HTTP status second. One table, tested as a table.
-pub(crate) fn error_kind(status: Option<u16>, error_type: &str, message: &str) -> ErrorKind {
-    match error_type {
-        "overloaded_error" => ErrorKind::Overloaded,
-        "rate_limit_error" => ErrorKind::RateLimited,
-        "authentication_error" | "permission_error" => ErrorKind::Auth,
-        "not_found_error" => ErrorKind::NotFound,
-        "billing_error" => ErrorKind::QuotaExhausted,
-        "api_error" => ErrorKind::Server,
-        "timeout_error" => ErrorKind::Timeout,
-        "request_too_large" => ErrorKind::ContextLength,
-        "invalid_request_error" if is_context_length(message) => ErrorKind::ContextLength,
-        "invalid_request_error" => ErrorKind::InvalidRequest,
-        _ => match status {
-            Some(529) => ErrorKind::Overloaded,
-            Some(429) => ErrorKind::RateLimited,
-            Some(401 | 403) => ErrorKind::Auth,
-            Some(402) => ErrorKind::QuotaExhausted,
-            Some(404) => ErrorKind::NotFound,
-            Some(413) => ErrorKind::ContextLength,
-            Some(408 | 504) => ErrorKind::Timeout,
-            Some(400 | 422) => ErrorKind::InvalidRequest,
-            Some(500..=599) => ErrorKind::Server,
-            _ => ErrorKind::Other,
-        },
-    }
+/// Anthropic's error classification, checked before the shared rules: by `error.type` first
+/// (stable across statuses), the message second. One table, tested as a table.
+pub(crate) static ERROR_RULES: &[ErrorRule] = &[
+    ErrorRule::code("overloaded_error", ErrorKind::Overloaded),
+    ErrorRule::code("rate_limit_error", ErrorKind::RateLimited),
+    ErrorRule::code("authentication_error", ErrorKind::Auth),
+    ErrorRule::code("permission_error", ErrorKind::Auth),
+    ErrorRule::code("not_found_error", ErrorKind::NotFound),
+    ErrorRule::code("billing_error", ErrorKind::QuotaExhausted),
+    ErrorRule::code("request_too_large", ErrorKind::ContextLength),
+    ErrorRule::message("prompt is too long", ErrorKind::ContextLength),
+    ErrorRule::code("invalid_request_error", ErrorKind::InvalidRequest),
+    ErrorRule::code("api_error", ErrorKind::Server),
+    ErrorRule::code("timeout_error", ErrorKind::Timeout),
+];
+
+/// The mapper for HTTP error responses.
+pub(crate) fn error_mapper() -> ErrorMapper {
+    ErrorMapper::new(PROVIDER, ERROR_RULES)
 }
 
-fn is_context_length(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    m.contains("prompt is too long")
-        || m.contains("context window")
-        || m.contains("too many tokens")
-}
-
-/// Builds an [`Error`] for an error type and provider message (the message is bounded and
-/// scrubbed: providers sometimes echo part of a key).
-pub(crate) fn classify(status: Option<u16>, error_type: &str, message: &str) -> Error {
-    let kind = error_kind(status, error_type, message);
-    let first_line = message.lines().next().unwrap_or("");
-    let short: String = first_line.chars().take(200).collect();
-    let text = if error_type.is_empty() {
-        format!(
-            "anthropic error: {}",
-            llmkit_core::error::scrub_excerpt(&short)
-        )
-    } else {
-        format!(
-            "anthropic {error_type}: {}",
-            llmkit_core::error::scrub_excerpt(&short)
-        )
+/// An `event: error` in the middle of a stream (sent after a 200, so there is no status).
+fn stream_error(error: &ErrorBody) -> Error {
+    let parsed = ProviderErrorBody {
+        message: Some(error.message.clone()),
+        error_type: Some(error.kind.clone()),
+        ..Default::default()
     };
-    let mut err = Error::new(kind, text).with_provider(PROVIDER);
-    if !error_type.is_empty() {
-        err = err.with_provider_code(error_type);
-    }
-    if let Some(s) = status {
-        err = err.with_status(s);
+    let kind = match error_mapper().classify(0, &parsed) {
+        // Unknown type mid-stream: the server failed while generating.
+        ErrorKind::Other => ErrorKind::Server,
+        k => k,
+    };
+    let short: String = error.message.chars().take(200).collect();
+    let mut err = Error::new(
+        kind,
+        format!(
+            "stream error {}: {}",
+            error.kind,
+            llmkit_core::error::scrub_excerpt(&short.replace('\n', " "))
+        ),
+    )
+    .with_provider(PROVIDER);
+    if !error.kind.is_empty() {
+        err = err.with_provider_code(error.kind.clone());
     }
     err
-}
-
-/// Builds an [`Error`] from an HTTP error status and body.
-pub(crate) fn error_from_body(status: u16, body: &str) -> Error {
-    match serde_json::from_str::<ErrorEnvelope>(body) {
-        Ok(env) => {
-            let mut err = classify(Some(status), &env.error.kind, &env.error.message);
-            if let Some(id) = env.request_id {
-                err = err.with_provider_request_id(id);
-            }
-            err.with_body_excerpt(body)
-        }
-        Err(_) => {
-            classify(Some(status), "", &format!("http status {status}")).with_body_excerpt(body)
-        }
-    }
 }

@@ -1,10 +1,29 @@
 //! Google Gemini provider, via AI Studio (API key) or Vertex AI (bearer token).
+//!
+//! [`GeminiModel`] implements [`llmkit_core::ChatModel`] (`generateContent`, SSE streaming via
+//! `streamGenerateContent?alt=sse`, function calling with `thoughtSignature` kept across turns,
+//! `responseSchema` structured output) and [`llmkit_core::EmbeddingModel`]
+//! (`batchEmbedContents` on AI Studio, `predict` on Vertex). The provider name is
+//! [`PROVIDER_GEMINI`] or [`PROVIDER_VERTEX`]. Conversions live in `wire.rs`, the JSON Schema →
+//! OpenAPI-subset transform in `schema.rs`.
+//!
+//! ```
+//! use llmkit_providers::gemini::GeminiModel;
+//! let model = GeminiModel::vertex("gemini-2.5-flash", "my-project", "us-central1")
+//!     .access_token("ya29.example")
+//!     .build()?;
+//! assert_eq!(model.info().provider, "gcp.vertex_ai");
+//! # Ok::<(), llmkit_core::Error>(())
+//! ```
 
-#[allow(dead_code)]
-pub(crate) mod schema;
-// Temporary until the HTTP client (next commit) calls the converters.
-#[allow(dead_code)]
-pub(crate) mod wire;
+mod client;
+mod schema;
+mod wire;
+
+pub use client::{
+    DEFAULT_BASE_URL, DEFAULT_EMBEDDING_MODEL, GeminiBuilder, GeminiModel, PROVIDER_GEMINI,
+    PROVIDER_VERTEX,
+};
 
 #[cfg(test)]
 mod tests;

@@ -324,6 +324,10 @@ fn stream_without_finish_is_truncated() {
     assert_eq!(r.unwrap_err().kind(), ErrorKind::Truncated);
 }
 
+fn error_from_body(provider: &str, status: u16, body: &str) -> llmkit_core::Error {
+    error_mapper(provider).error_from_parts(status, &reqwest::header::HeaderMap::new(), body)
+}
+
 #[test]
 fn error_table() {
     let table = [
@@ -341,6 +345,12 @@ fn error_table() {
         ),
         (401, "UNAUTHENTICATED", "", ErrorKind::Auth),
         (403, "PERMISSION_DENIED", "", ErrorKind::Auth),
+        (
+            400,
+            "INVALID_ARGUMENT",
+            "API key not valid. Please pass a valid API key.",
+            ErrorKind::Auth,
+        ),
         (404, "NOT_FOUND", "", ErrorKind::NotFound),
         (400, "INVALID_ARGUMENT", "bad", ErrorKind::InvalidRequest),
         (
@@ -360,7 +370,12 @@ fn error_table() {
         (502, "", "", ErrorKind::Server),
     ];
     for (http, status, msg, want) in table {
-        assert_eq!(error_kind(http, status, msg), want, "{http} {status}");
+        let body = json!({"error": {"code": http, "message": msg, "status": status}}).to_string();
+        assert_eq!(
+            error_from_body("gcp.gemini", http, &body).kind(),
+            want,
+            "{http} {status} {msg}"
+        );
     }
 }
 
@@ -372,12 +387,13 @@ fn error_bodies_are_parsed_and_scrubbed() {
         &fixture("error-429-resource-exhausted.response.json"),
     );
     assert_eq!(e.kind(), ErrorKind::RateLimited);
-    assert_eq!(e.provider_code(), Some("RESOURCE_EXHAUSTED"));
+    assert_eq!(e.provider(), Some("gcp.gemini"));
     let e = error_from_body(
         "gcp.gemini",
         400,
         &fixture("error-400-key-echo.response.json"),
     );
+    assert_eq!(e.kind(), ErrorKind::Auth);
     for shown in [e.to_string(), format!("{e:?}")] {
         assert!(!shown.contains("0123456789abcdefSECRET"), "{shown}");
     }

@@ -8,6 +8,7 @@ use llmkit_core::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::http::{ErrorMapper, ErrorRule};
 use crate::tool_names::tool_name_for_call;
 
 /// Separates Gemini's call id from the `thoughtSignature` we carry inside llmkit's tool-call id.
@@ -506,14 +507,21 @@ pub(crate) fn finish_reason(raw: Option<&str>, has_calls: bool) -> FinishReason 
 
 /// Fails with [`ErrorKind::ContentFiltered`] when the prompt was blocked.
 pub(crate) fn check_prompt_feedback(resp: &GenerateContentResponse, provider: &str) -> Result<()> {
-    if let Some(reason) = resp
-        .prompt_feedback
-        .as_ref()
-        .and_then(|f| f.block_reason.as_deref())
-    {
+    let Some(feedback) = resp.prompt_feedback.as_ref() else {
+        return Ok(());
+    };
+    if let Some(reason) = feedback.block_reason.as_deref() {
+        let detail = feedback
+            .block_reason_message
+            .as_deref()
+            .map(|m| format!(": {}", m.chars().take(200).collect::<String>()))
+            .unwrap_or_default();
         return Err(Error::new(
             ErrorKind::ContentFiltered,
-            format!("gemini blocked the prompt: {}", reason.to_ascii_lowercase()),
+            format!(
+                "gemini blocked the prompt: {}{detail}",
+                reason.to_ascii_lowercase()
+            ),
         )
         .with_provider(provider)
         .with_provider_code(reason));
@@ -687,96 +695,32 @@ impl StreamState {
     }
 }
 
-/// `{"error": {"code": 404, "message": "...", "status": "NOT_FOUND"}}`.
-#[derive(Debug, Deserialize)]
-struct ErrorEnvelope {
-    error: ErrorBody,
-}
+/// Google's error classification by canonical `status` (and message where Google reuses one
+/// status for two meanings), checked before the shared rules. One table, tested as a table.
+pub(crate) static ERROR_RULES: &[ErrorRule] = &[
+    // RESOURCE_EXHAUSTED means both "slow down" and "out of quota": the message tells.
+    ErrorRule::message("check your plan and billing", ErrorKind::QuotaExhausted),
+    ErrorRule::message("per day", ErrorKind::QuotaExhausted).with_status(429),
+    ErrorRule::code("RESOURCE_EXHAUSTED", ErrorKind::RateLimited),
+    ErrorRule::message("api key not valid", ErrorKind::Auth),
+    ErrorRule::message("api_key_invalid", ErrorKind::Auth),
+    ErrorRule::code("UNAUTHENTICATED", ErrorKind::Auth),
+    ErrorRule::code("PERMISSION_DENIED", ErrorKind::Auth),
+    ErrorRule::code("NOT_FOUND", ErrorKind::NotFound),
+    ErrorRule::message(
+        "exceeds the maximum number of tokens",
+        ErrorKind::ContextLength,
+    ),
+    ErrorRule::code("INVALID_ARGUMENT", ErrorKind::InvalidRequest),
+    ErrorRule::code("FAILED_PRECONDITION", ErrorKind::InvalidRequest),
+    ErrorRule::code("OUT_OF_RANGE", ErrorKind::InvalidRequest),
+    ErrorRule::code("UNAVAILABLE", ErrorKind::Overloaded),
+    ErrorRule::code("DEADLINE_EXCEEDED", ErrorKind::Timeout),
+    ErrorRule::code("INTERNAL", ErrorKind::Server),
+    ErrorRule::code("CANCELLED", ErrorKind::Cancelled),
+];
 
-#[derive(Debug, Deserialize)]
-struct ErrorBody {
-    #[serde(default)]
-    message: String,
-    #[serde(default)]
-    status: String,
-}
-
-/// Classifies a Google API error by its canonical `status` first and HTTP status second.
-pub(crate) fn error_kind(http: u16, status: &str, message: &str) -> ErrorKind {
-    match status {
-        "RESOURCE_EXHAUSTED" if is_quota(message) => ErrorKind::QuotaExhausted,
-        "RESOURCE_EXHAUSTED" => ErrorKind::RateLimited,
-        "UNAUTHENTICATED" | "PERMISSION_DENIED" => ErrorKind::Auth,
-        "NOT_FOUND" => ErrorKind::NotFound,
-        "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE"
-            if is_context_length(message) =>
-        {
-            ErrorKind::ContextLength
-        }
-        "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => ErrorKind::InvalidRequest,
-        "UNAVAILABLE" => ErrorKind::Overloaded,
-        "DEADLINE_EXCEEDED" => ErrorKind::Timeout,
-        "INTERNAL" | "UNKNOWN" => ErrorKind::Server,
-        "CANCELLED" => ErrorKind::Cancelled,
-        _ => match http {
-            429 => ErrorKind::RateLimited,
-            401 | 403 => ErrorKind::Auth,
-            404 => ErrorKind::NotFound,
-            400 | 422 => ErrorKind::InvalidRequest,
-            503 => ErrorKind::Overloaded,
-            504 | 408 => ErrorKind::Timeout,
-            500..=599 => ErrorKind::Server,
-            _ => ErrorKind::Other,
-        },
-    }
-}
-
-/// A 429 whose message talks about quota or billing (a daily or monthly cap) will not clear
-/// in seconds; Google uses RESOURCE_EXHAUSTED for both.
-fn is_quota(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    (m.contains("quota") && (m.contains("per day") || m.contains("daily") || m.contains("billing")))
-        || m.contains("check your plan and billing")
-}
-
-fn is_context_length(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    m.contains("exceeds the maximum number of tokens") || m.contains("input token count")
-}
-
-/// Builds an [`Error`] from an HTTP error status and body.
-pub(crate) fn error_from_body(provider: &str, status: u16, body: &str) -> Error {
-    let (kind, message, code) = match serde_json::from_str::<ErrorEnvelope>(body) {
-        Ok(env) => (
-            error_kind(status, &env.error.status, &env.error.message),
-            env.error.message,
-            env.error.status,
-        ),
-        Err(_) => (
-            error_kind(status, "", ""),
-            format!("http status {status}"),
-            String::new(),
-        ),
-    };
-    let first: String = message
-        .lines()
-        .next()
-        .unwrap_or("")
-        .chars()
-        .take(200)
-        .collect();
-    let mut err = Error::new(
-        kind,
-        format!(
-            "gemini error: {}",
-            llmkit_core::error::scrub_excerpt(&first)
-        ),
-    )
-    .with_provider(provider)
-    .with_status(status)
-    .with_body_excerpt(body);
-    if !code.is_empty() {
-        err = err.with_provider_code(code);
-    }
-    err
+/// The mapper for HTTP error responses of `provider` (`gcp.gemini` or `gcp.vertex_ai`).
+pub(crate) fn error_mapper(provider: &str) -> ErrorMapper {
+    ErrorMapper::new(provider, ERROR_RULES)
 }

@@ -134,7 +134,9 @@ fn run_stream(raw: &str) -> llmkit_core::Result<llmkit_core::ChatResponse> {
     let mut s = StreamState::new();
     let mut acc = StreamAccumulator::new();
     for line in raw.lines().filter(|l| !l.trim().is_empty()) {
-        for e in s.on_line(line)? {
+        let chunk: ChatChunk = serde_json::from_str(line)
+            .map_err(|e| llmkit_core::Error::invalid_response(format!("bad line: {e}")))?;
+        for e in s.on_chunk(chunk)? {
             acc.push(&e);
         }
     }
@@ -168,27 +170,31 @@ fn stream_error_line_and_early_end() {
     assert_eq!(run_stream(&cut).unwrap_err().kind(), ErrorKind::Truncated);
 }
 
+fn error_from_body(status: u16, body: &str) -> llmkit_core::Error {
+    error_mapper().error_from_parts(status, &reqwest::header::HeaderMap::new(), body)
+}
+
 #[test]
 fn error_table() {
     let table = [
-        (Some(404), "model \"x\" not found", ErrorKind::NotFound),
-        (Some(400), "invalid format", ErrorKind::InvalidRequest),
         (
-            Some(503),
-            "server busy, please try again.",
-            ErrorKind::Overloaded,
+            404,
+            "model \"x\" not found, try pulling it first",
+            ErrorKind::NotFound,
         ),
-        (Some(500), "boom", ErrorKind::Server),
-        (Some(429), "too many", ErrorKind::RateLimited),
-        (Some(401), "unauthorized", ErrorKind::Auth),
-        (
-            None,
-            "an error was encountered while running the model",
-            ErrorKind::Server,
-        ),
+        (400, "invalid format", ErrorKind::InvalidRequest),
+        (503, "server busy, please try again.", ErrorKind::Overloaded),
+        (500, "boom", ErrorKind::Server),
+        (429, "too many", ErrorKind::RateLimited),
+        (401, "unauthorized", ErrorKind::Auth),
     ];
     for (status, msg, want) in table {
-        assert_eq!(error_kind(status, msg), want, "{status:?} {msg}");
+        let body = json!({ "error": msg }).to_string();
+        assert_eq!(
+            error_from_body(status, &body).kind(),
+            want,
+            "{status} {msg}"
+        );
     }
     let e = error_from_body(404, &fixture("error-404.response.json"));
     assert_eq!(e.kind(), ErrorKind::NotFound);
@@ -204,9 +210,17 @@ fn embed_response_parses() {
 
 proptest::proptest! {
     #[test]
-    fn arbitrary_lines_never_panic(line in ".{0,200}") {
+    fn arbitrary_chunks_never_panic(content in ".{0,50}", done in proptest::bool::ANY, reason in proptest::option::of("[a-z]{0,8}"), err in proptest::option::of(".{0,30}")) {
         let mut s = StreamState::new();
-        let _ = s.on_line(&line);
+        let chunk = ChatChunk {
+            model: "m".into(),
+            message: Some(WireMessage { role: "assistant".into(), content, ..Default::default() }),
+            done,
+            done_reason: reason,
+            error: err,
+            ..Default::default()
+        };
+        let _ = s.on_chunk(chunk);
     }
 }
 

@@ -8,6 +8,7 @@ use llmkit_core::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::http::{ErrorMapper, ErrorRule, ProviderErrorBody};
 use crate::tool_names::tool_name_for_call;
 
 /// Provider name as in the OpenTelemetry `gen_ai.provider.name` attribute.
@@ -275,7 +276,7 @@ fn convert_calls(calls: Vec<WireToolCall>, next_call: &mut usize) -> Vec<ToolCal
 /// Turns a non-streamed response body into a [`ChatResponse`].
 pub(crate) fn parse_response(chunk: ChatChunk) -> Result<ChatResponse> {
     if let Some(e) = chunk.error {
-        return Err(error_from_message(None, &e));
+        return Err(error_from_message(&e));
     }
     let usage = chunk.usage();
     let mut next_call = 0;
@@ -309,7 +310,6 @@ pub(crate) fn parse_response(chunk: ChatChunk) -> Result<ChatResponse> {
 pub(crate) struct StreamState {
     started: bool,
     next_call: usize,
-    done: bool,
 }
 
 impl StreamState {
@@ -318,20 +318,11 @@ impl StreamState {
         Self::default()
     }
 
-    /// Whether the final `done: true` line arrived.
-    pub(crate) fn is_done(&self) -> bool {
-        self.done
-    }
-
-    /// Handles one line. An `{"error": ...}` line (Ollama reports failures mid-stream this way,
-    /// with HTTP 200) becomes an error.
-    pub(crate) fn on_line(&mut self, line: &str) -> Result<Vec<StreamEvent>> {
-        let chunk: ChatChunk = serde_json::from_str(line).map_err(|e| {
-            Error::invalid_response(format!("ollama stream line is not valid json: {e}"))
-                .with_provider(PROVIDER)
-        })?;
+    /// Handles one parsed line. An `{"error": ...}` line (Ollama reports failures mid-stream
+    /// this way, with HTTP 200) becomes an error.
+    pub(crate) fn on_chunk(&mut self, chunk: ChatChunk) -> Result<Vec<StreamEvent>> {
         if let Some(e) = &chunk.error {
-            return Err(error_from_message(None, e));
+            return Err(error_from_message(e));
         }
         let mut out = Vec::new();
         if !self.started {
@@ -360,7 +351,6 @@ impl StreamState {
             }
         }
         if chunk.done {
-            self.done = true;
             out.push(StreamEvent::Usage { usage });
             out.push(StreamEvent::Done {
                 finish_reason: finish_reason(chunk.done_reason.as_deref(), self.next_call > 0),
@@ -392,59 +382,39 @@ pub(crate) struct EmbedResponse {
     pub(crate) prompt_eval_count: Option<u64>,
 }
 
-/// Classifies an Ollama failure. Ollama has no error codes, only a status and a message.
-pub(crate) fn error_kind(status: Option<u16>, message: &str) -> ErrorKind {
-    let m = message.to_ascii_lowercase();
-    match status {
-        Some(404) => ErrorKind::NotFound,
-        Some(401 | 403) => ErrorKind::Auth,
-        Some(429) => ErrorKind::RateLimited,
-        // "server busy, please try again. maximum pending requests exceeded"
-        Some(503) => ErrorKind::Overloaded,
-        Some(400 | 422) if m.contains("context") && m.contains("length") => {
-            ErrorKind::ContextLength
-        }
-        Some(400 | 422) => ErrorKind::InvalidRequest,
-        Some(408 | 504) => ErrorKind::Timeout,
-        Some(500..=599) => ErrorKind::Server,
-        Some(_) => ErrorKind::Other,
-        // A mid-stream error line: the model failed while generating.
-        None if m.contains("not found") => ErrorKind::NotFound,
-        None => ErrorKind::Server,
-    }
+/// Ollama's error classification. Ollama has no error codes, only a status and a message;
+/// checked before the shared rules.
+pub(crate) static ERROR_RULES: &[ErrorRule] = &[
+    // "server busy, please try again. maximum pending requests exceeded"
+    ErrorRule::status(503, ErrorKind::Overloaded),
+    ErrorRule::message("not found", ErrorKind::NotFound),
+    ErrorRule::message("context length", ErrorKind::ContextLength),
+];
+
+/// The mapper for HTTP error responses.
+pub(crate) fn error_mapper() -> ErrorMapper {
+    ErrorMapper::new(PROVIDER, ERROR_RULES)
 }
 
-fn error_from_message(status: Option<u16>, message: &str) -> Error {
-    let first: String = message
-        .lines()
-        .next()
-        .unwrap_or("")
-        .chars()
-        .take(200)
-        .collect();
-    let mut err = Error::new(
-        error_kind(status, message),
+/// An `{"error": ...}` body where no HTTP status applies: a line in the middle of a stream
+/// (sent after a 200) or an error inside a 200 body.
+fn error_from_message(message: &str) -> Error {
+    let parsed = ProviderErrorBody {
+        message: Some(message.to_owned()),
+        ..Default::default()
+    };
+    let kind = match error_mapper().classify(0, &parsed) {
+        // The model failed while generating.
+        ErrorKind::Other => ErrorKind::Server,
+        k => k,
+    };
+    let short: String = message.chars().take(200).collect();
+    Error::new(
+        kind,
         format!(
             "ollama error: {}",
-            llmkit_core::error::scrub_excerpt(&first)
+            llmkit_core::error::scrub_excerpt(&short.replace('\n', " "))
         ),
     )
-    .with_provider(PROVIDER);
-    if let Some(s) = status {
-        err = err.with_status(s);
-    }
-    err
-}
-
-#[derive(Debug, Deserialize)]
-struct ErrorEnvelope {
-    error: String,
-}
-
-/// Builds an [`Error`] from an HTTP error status and body (`{"error": "..."}`).
-pub(crate) fn error_from_body(status: u16, body: &str) -> Error {
-    let message = serde_json::from_str::<ErrorEnvelope>(body)
-        .map(|e| e.error)
-        .unwrap_or_else(|_| format!("http status {status}"));
-    error_from_message(Some(status), &message).with_body_excerpt(body)
+    .with_provider(PROVIDER)
 }
