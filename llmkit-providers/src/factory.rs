@@ -230,6 +230,16 @@ pub fn from_config(config: &ProviderConfig) -> Result<Arc<dyn ChatModel>> {
     // Which arms exist depends on the enabled features and on the provider modules merged.
     #[allow(unreachable_patterns, clippy::match_single_binding)]
     match config.provider {
+        #[cfg(feature = "anthropic")]
+        ProviderKind::Anthropic => Ok(Arc::new(crate::anthropic::AnthropicModel::from_config(
+            config,
+        )?)),
+        #[cfg(feature = "gemini")]
+        ProviderKind::Gemini | ProviderKind::Vertex => {
+            Ok(Arc::new(crate::gemini::GeminiModel::from_config(config)?))
+        }
+        #[cfg(feature = "ollama")]
+        ProviderKind::Ollama => Ok(Arc::new(crate::ollama::OllamaModel::from_config(config)?)),
         other => Err(not_compiled_in(other)),
     }
 }
@@ -245,6 +255,22 @@ pub fn embedding_from_config(config: &ProviderConfig) -> Result<Arc<dyn Embeddin
             llmkit_core::ErrorKind::Unsupported,
             "anthropic has no embeddings endpoint: set LLMKIT_EMBEDDING_PROVIDER to another provider",
         )),
+        #[cfg(feature = "gemini")]
+        ProviderKind::Gemini | ProviderKind::Vertex => {
+            let mut c = config.clone();
+            let embedding = c.embedding_model.clone().unwrap_or_else(|| c.model.clone());
+            c.model.clone_from(&embedding);
+            c.embedding_model = Some(embedding);
+            Ok(Arc::new(crate::gemini::GeminiModel::from_config(&c)?))
+        }
+        #[cfg(feature = "ollama")]
+        ProviderKind::Ollama => {
+            let mut c = config.clone();
+            if let Some(m) = &config.embedding_model {
+                c.model.clone_from(m);
+            }
+            Ok(Arc::new(crate::ollama::OllamaModel::from_config(&c)?))
+        }
         other => Err(not_compiled_in(other)),
     }
 }

@@ -23,6 +23,13 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const KEY: &str = "sk-ant-test-0123456789abcdefSECRET";
 
+/// A client per test: `#[tokio::test]` gives each test its own runtime, and a pooled
+/// connection from the process-wide shared client must not outlive the runtime that opened it.
+fn client() -> reqwest::Client {
+    llmkit_providers::http::build_client(&llmkit_providers::http::HttpClientOptions::default())
+        .unwrap()
+}
+
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!(
         "{}/tests/fixtures/anthropic/{name}",
@@ -35,6 +42,7 @@ fn model(server: &MockServer) -> AnthropicModel {
     AnthropicModel::builder("claude-sonnet-4-5")
         .api_key(KEY)
         .base_url(server.uri())
+        .http_client(client())
         .build()
         .unwrap()
 }
@@ -293,6 +301,7 @@ async fn connection_refused_is_transport() {
     let m = AnthropicModel::builder("claude-sonnet-4-5")
         .api_key(KEY)
         .base_url(format!("http://127.0.0.1:{port}"))
+        .http_client(client())
         .build()
         .unwrap();
     let err = m.chat(ChatRequest::user("hi")).await.unwrap_err();
@@ -304,6 +313,7 @@ async fn connection_refused_is_transport() {
 fn debug_never_shows_the_key() {
     let m = AnthropicModel::builder("claude-sonnet-4-5")
         .api_key(KEY)
+        .http_client(client())
         .build()
         .unwrap();
     let b = AnthropicModel::builder("claude-sonnet-4-5").api_key(KEY);
@@ -314,4 +324,38 @@ fn debug_never_shows_the_key() {
     ] {
         assert!(!shown.contains("SECRET"), "{shown}");
     }
+}
+
+#[tokio::test]
+async fn factory_builds_it_from_the_environment() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(header("x-api-key", KEY))
+        .respond_with(ok_json(&fixture("message-tool-use.response.json")))
+        .mount(&server)
+        .await;
+    let uri = server.uri();
+    let m = llmkit_providers::factory::from_lookup(|name| match name {
+        "LLMKIT_PROVIDER" => Some("anthropic".to_owned()),
+        "LLMKIT_MODEL" => Some("claude-haiku-4-5".to_owned()),
+        "ANTHROPIC_API_KEY" => Some(KEY.to_owned()),
+        "ANTHROPIC_BASE_URL" => Some(uri.clone()),
+        _ => None,
+    })
+    .unwrap();
+    assert_eq!(m.info().provider, "anthropic");
+    assert_eq!(m.info().model, "claude-haiku-4-5");
+    m.chat(ChatRequest::user("hi")).await.unwrap();
+    assert_eq!(last_body(&server).await["model"], "claude-haiku-4-5");
+
+    let err = llmkit_providers::factory::from_lookup(|name| match name {
+        "LLMKIT_PROVIDER" => Some("anthropic".to_owned()),
+        "LLMKIT_MODEL" => Some("claude-haiku-4-5".to_owned()),
+        _ => None,
+    })
+    .err()
+    .unwrap();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(err.message().contains("ANTHROPIC_API_KEY"));
 }

@@ -22,6 +22,13 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 const KEY: &str = "AIzaSyTEST0123456789abcdefSECRET";
 const TOKEN: &str = "ya29.TEST0123456789abcdefSECRET";
 
+/// A client per test: `#[tokio::test]` gives each test its own runtime, and a pooled
+/// connection from the process-wide shared client must not outlive the runtime that opened it.
+fn client() -> reqwest::Client {
+    llmkit_providers::http::build_client(&llmkit_providers::http::HttpClientOptions::default())
+        .unwrap()
+}
+
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!(
         "{}/tests/fixtures/gemini/{name}",
@@ -34,6 +41,7 @@ fn studio(server: &MockServer) -> GeminiModel {
     GeminiModel::builder("gemini-2.5-flash")
         .api_key(KEY)
         .base_url(server.uri())
+        .http_client(client())
         .build()
         .unwrap()
 }
@@ -42,6 +50,7 @@ fn vertex(server: &MockServer) -> GeminiModel {
     GeminiModel::vertex("gemini-2.5-flash", "proj-1", "europe-west4")
         .access_token(TOKEN)
         .base_url(server.uri())
+        .http_client(client())
         .build()
         .unwrap()
 }
@@ -380,10 +389,50 @@ fn debug_never_shows_credentials() {
     let s = GeminiModel::builder("m").api_key(KEY).build().unwrap();
     let v = GeminiModel::vertex("m", "p", "l")
         .access_token(TOKEN)
+        .http_client(client())
         .build()
         .unwrap();
     let b = GeminiModel::builder("m").api_key(KEY);
     for shown in [format!("{s:?}"), format!("{v:?}"), format!("{b:?}")] {
         assert!(!shown.contains("SECRET"), "{shown}");
     }
+}
+
+#[tokio::test]
+async fn factory_builds_vertex_from_a_toml_section() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(
+            "/v1/projects/proj-9/locations/global/publishers/google/models/gemini-2.5-pro:generateContent",
+        ))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .respond_with(ok(fixture("generate-content-text.response.json")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let text = format!(
+        "provider = \"vertex\"\nmodel = \"gemini-2.5-pro\"\ngcp_project = \"proj-9\"\ngcp_location = \"global\"\naccess_token = \"{TOKEN}\"\nbase_url = \"{}\"\n",
+        server.uri()
+    );
+    let config: llmkit_providers::ProviderConfig = toml::from_str(&text).unwrap();
+    assert!(!format!("{config:?}").contains("SECRET"));
+    let m = llmkit_providers::from_config(&config).unwrap();
+    assert_eq!(m.info().provider, "gcp.vertex_ai");
+    m.chat(ChatRequest::user("hi")).await.unwrap();
+
+    let studio = llmkit_providers::factory::from_lookup(|name| match name {
+        "LLMKIT_PROVIDER" => Some("gemini".to_owned()),
+        "LLMKIT_MODEL" => Some("gemini-2.5-flash".to_owned()),
+        "GEMINI_API_KEY" => Some(KEY.to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    assert_eq!(studio.info().provider, "gcp.gemini");
+    let embed = llmkit_providers::embedding_from_config(
+        &llmkit_providers::ProviderConfig::new(llmkit_providers::ProviderKind::Gemini, "")
+            .with_api_key(KEY)
+            .with_embedding_model("text-embedding-004"),
+    )
+    .unwrap();
+    assert_eq!(embed.info().provider, "gcp.gemini");
 }

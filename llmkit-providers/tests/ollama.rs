@@ -18,6 +18,13 @@ use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+/// A client per test: `#[tokio::test]` gives each test its own runtime, and a pooled
+/// connection from the process-wide shared client must not outlive the runtime that opened it.
+fn client() -> reqwest::Client {
+    llmkit_providers::http::build_client(&llmkit_providers::http::HttpClientOptions::default())
+        .unwrap()
+}
+
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!(
         "{}/tests/fixtures/ollama/{name}",
@@ -29,6 +36,7 @@ fn fixture(name: &str) -> String {
 fn model(server: &MockServer) -> OllamaModel {
     OllamaModel::builder("llama3.2")
         .host(server.uri())
+        .http_client(client())
         .build()
         .unwrap()
 }
@@ -236,4 +244,26 @@ impl WithModel for EmbeddingRequest {
         self.model = Some(model.to_owned());
         self
     }
+}
+
+#[tokio::test]
+async fn factory_builds_it_from_the_environment() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/chat"))
+        .respond_with(ResponseTemplate::new(200).set_body_string(fixture("chat.response.json")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let uri = server.uri();
+    let m = llmkit_providers::factory::from_lookup(|name| match name {
+        "LLMKIT_PROVIDER" => Some("ollama".to_owned()),
+        "LLMKIT_MODEL" => Some("qwen3:8b".to_owned()),
+        "OLLAMA_HOST" => Some(uri.clone()),
+        _ => None,
+    })
+    .unwrap();
+    assert_eq!(m.info().provider, "ollama");
+    m.chat(ChatRequest::user("hi")).await.unwrap();
+    assert_eq!(last_body(&server).await["model"], "qwen3:8b");
 }
