@@ -158,7 +158,7 @@ async fn tool_call_round_trip_keeps_signatures() {
     );
     assert_eq!(
         body["tools"][0]["functionDeclarations"][0]["parameters"]["properties"]["city"]["type"],
-        "string"
+        "STRING"
     );
 }
 
@@ -196,7 +196,7 @@ async fn structured_output_sends_response_schema() {
     let body = last_body(&server).await;
     let g = &body["generationConfig"];
     assert_eq!(g["responseMimeType"], "application/json");
-    assert_eq!(g["responseSchema"]["properties"]["city"]["type"], "string");
+    assert_eq!(g["responseSchema"]["properties"]["city"]["type"], "STRING");
     assert!(g["responseSchema"].get("additionalProperties").is_none());
     assert!(r.trail.has("gemini", "schema_dropped"));
 }

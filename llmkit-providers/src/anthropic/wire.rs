@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use llmkit_core::schema::{SchemaDialect, to_dialect};
 use llmkit_core::{
     ChatRequest, ChatResponse, ContentPart, Error, ErrorKind, FinishReason, ImageSource, Message,
     ResponseFormat, Result, Role, StreamEvent, ToolCall, ToolChoice, Usage,
@@ -196,16 +197,15 @@ pub(crate) fn build_request(req: &ChatRequest, opts: &BuildOptions) -> Result<Bu
     let mut prefix = 0usize;
 
     // Cache prefix order on the API side is tools, then system, then messages.
-    let mut tools: Vec<RequestTool> = req
-        .tools
-        .iter()
-        .map(|t| RequestTool {
+    let mut tools = Vec::with_capacity(req.tools.len() + 1);
+    for t in &req.tools {
+        tools.push(RequestTool {
             name: t.name.clone(),
             description: t.description.clone(),
-            input_schema: input_schema(&t.parameters),
+            input_schema: input_schema(&t.parameters)?,
             cache_control: None,
-        })
-        .collect();
+        });
+    }
     let mut tool_choice = req.tool_choice.as_ref().map(|c| match c {
         ToolChoice::Auto => WireToolChoice::Auto,
         ToolChoice::None => WireToolChoice::None,
@@ -220,29 +220,32 @@ pub(crate) fn build_request(req: &ChatRequest, opts: &BuildOptions) -> Result<Bu
         )),
         ResponseFormat::JsonSchema { name, schema, .. } => Some((tool_name(name), schema.clone())),
     };
-    let structured = structured.map(|(name, schema)| {
-        let wrapped = schema.get("type").and_then(Value::as_str) != Some("object");
-        let schema = if wrapped {
-            serde_json::json!({
-                "type": "object",
-                "properties": {"value": schema},
-                "required": ["value"],
+    let structured = match structured {
+        None => None,
+        Some((name, schema)) => {
+            let wrapped = schema.get("type").and_then(Value::as_str) != Some("object");
+            let schema = if wrapped {
+                serde_json::json!({
+                    "type": "object",
+                    "properties": {"value": schema},
+                    "required": ["value"],
+                })
+            } else {
+                input_schema(&schema)?
+            };
+            tools.push(RequestTool {
+                name: name.clone(),
+                description: "Reply by calling this tool with the answer as its input.".to_owned(),
+                input_schema: schema,
+                cache_control: None,
+            });
+            tool_choice = Some(WireToolChoice::Tool { name: name.clone() });
+            Some(StructuredPlan {
+                tool: name,
+                wrapped,
             })
-        } else {
-            input_schema(&schema)
-        };
-        tools.push(RequestTool {
-            name: name.clone(),
-            description: "Reply by calling this tool with the answer as its input.".to_owned(),
-            input_schema: schema,
-            cache_control: None,
-        });
-        tool_choice = Some(WireToolChoice::Tool { name: name.clone() });
-        StructuredPlan {
-            tool: name,
-            wrapped,
         }
-    });
+    };
     for t in &tools {
         prefix += t.name.len() + t.description.len() + t.input_schema.to_string().len();
     }
@@ -427,8 +430,9 @@ fn block_for(m: &Message, part: &ContentPart) -> Result<(RequestBlock, bool)> {
 }
 
 /// Anthropic requires an object schema with a `type`; an empty schema means "no arguments".
-fn input_schema(schema: &Value) -> Value {
-    match schema {
+/// The result goes through the shared Anthropic dialect (`llmkit_core::schema`).
+fn input_schema(schema: &Value) -> Result<Value> {
+    let object = match schema {
         Value::Object(map) if map.is_empty() => {
             serde_json::json!({"type": "object", "properties": {}})
         }
@@ -439,7 +443,8 @@ fn input_schema(schema: &Value) -> Value {
         }
         Value::Object(_) => schema.clone(),
         _ => serde_json::json!({"type": "object", "properties": {}}),
-    }
+    };
+    Ok(to_dialect(&object, SchemaDialect::Anthropic)?.schema)
 }
 
 /// Tool names must match `^[a-zA-Z0-9_-]{1,64}$`.

@@ -6,13 +6,12 @@ use std::time::{Duration, Instant};
 
 use llmkit_core::{
     Capabilities, ChatModel, ChatRequest, ChatResponse, ChatStream, EmbeddingModel,
-    EmbeddingRequest, EmbeddingResponse, Error, ModelInfo, RequestMeta, ResponseFormat, Result,
-    Usage, async_trait,
+    EmbeddingRequest, EmbeddingResponse, Error, ModelInfo, RequestMeta, Result, Usage, async_trait,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::wire::{self, GenerateContentRequest};
+use super::wire;
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::http;
 use crate::secret::SecretString;
@@ -386,14 +385,8 @@ impl GeminiModel {
         sent.map_err(|e| self.context(e, req_id))
     }
 
-    fn build_body(&self, req: &ChatRequest) -> Result<(GenerateContentRequest, Vec<String>)> {
-        let body = wire::build_request(req, super::schema::to_gemini_schema)
-            .map_err(|e| self.context(e, req.meta.request_id.as_ref()))?;
-        let dropped = match &req.response_format {
-            ResponseFormat::JsonSchema { schema, .. } => super::schema::to_gemini(schema).dropped,
-            _ => Vec::new(),
-        };
-        Ok((body, dropped))
+    fn build_body(&self, req: &ChatRequest) -> Result<wire::BuiltRequest> {
+        wire::build_request(req).map_err(|e| self.context(e, req.meta.request_id.as_ref()))
     }
 }
 
@@ -406,7 +399,7 @@ impl ChatModel for GeminiModel {
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
         let started = Instant::now();
         let req_id = request.meta.request_id.as_ref();
-        let (body, dropped) = self.build_body(&request)?;
+        let wire::BuiltRequest { body, dropped } = self.build_body(&request)?;
         let model = request.model.as_deref().unwrap_or(&self.inner.info.model);
         let resp = self
             .post(
@@ -428,7 +421,14 @@ impl ChatModel for GeminiModel {
             response.trail.push(
                 "gemini",
                 "schema_dropped",
-                format!("not enforced by the provider: {}", dropped.join("; ")),
+                format!(
+                    "not enforced by the provider: {}",
+                    dropped
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
             );
         }
         Ok(response)
@@ -436,7 +436,7 @@ impl ChatModel for GeminiModel {
 
     async fn stream(&self, request: ChatRequest) -> Result<ChatStream> {
         let req_id = request.meta.request_id.clone();
-        let (body, _) = self.build_body(&request)?;
+        let body = self.build_body(&request)?.body;
         let model = request
             .model
             .clone()

@@ -2,10 +2,10 @@
 //!
 //! [`GeminiModel`] implements [`llmkit_core::ChatModel`] (`generateContent`, SSE streaming via
 //! `streamGenerateContent?alt=sse`, function calling with `thoughtSignature` kept across turns,
-//! `responseSchema` structured output) and [`llmkit_core::EmbeddingModel`]
+//! `responseSchema` structured output through `llmkit_core::schema`'s Gemini dialect) and
+//! [`llmkit_core::EmbeddingModel`]
 //! (`batchEmbedContents` on AI Studio, `predict` on Vertex). The provider name is
-//! [`PROVIDER_GEMINI`] or [`PROVIDER_VERTEX`]. Conversions live in `wire.rs`, the JSON Schema →
-//! OpenAPI-subset transform in `schema.rs`.
+//! [`PROVIDER_GEMINI`] or [`PROVIDER_VERTEX`]. Conversions live in `wire.rs`.
 //!
 //! ```
 //! use llmkit_providers::gemini::GeminiModel;
@@ -17,7 +17,6 @@
 //! ```
 
 mod client;
-mod schema;
 mod wire;
 
 pub use client::{

@@ -17,12 +17,8 @@ fn fixture(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-fn identity(v: &Value) -> Value {
-    v.clone()
-}
-
 fn body(req: &ChatRequest) -> Value {
-    serde_json::to_value(build_request(req, identity).unwrap()).unwrap()
+    serde_json::to_value(build_request(req).unwrap().body).unwrap()
 }
 
 #[test]
@@ -74,7 +70,11 @@ fn structured_output_sets_mime_type_and_schema() {
         b["generationConfig"]["responseMimeType"],
         "application/json"
     );
-    assert_eq!(b["generationConfig"]["responseSchema"], schema);
+    // The shared Gemini dialect uses the OpenAPI type names.
+    assert_eq!(
+        b["generationConfig"]["responseSchema"],
+        json!({"type": "OBJECT", "properties": {"city": {"type": "STRING"}}})
+    );
 
     let b = body(&ChatRequest::user("json please").with_response_format(ResponseFormat::Json));
     assert_eq!(
@@ -105,7 +105,7 @@ fn tools_and_tool_choice() {
     assert_eq!(decls[0]["name"], "get_weather");
     assert_eq!(
         decls[0]["parameters"]["properties"]["city"]["type"],
-        "string"
+        "STRING"
     );
     assert!(decls[1].get("parameters").is_none(), "{decls}");
     assert!(decls[1].get("description").is_none());
@@ -197,7 +197,7 @@ fn provider_call_ids_are_echoed() {
 #[test]
 fn orphan_tool_result_is_an_invalid_request() {
     let req = ChatRequest::new(vec![Message::user("q"), Message::tool_result("nope", "x")]);
-    let err = build_request(&req, identity).unwrap_err();
+    let err = build_request(&req).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidRequest);
     assert!(err.message().contains("nope"));
 }

@@ -1,6 +1,7 @@
 //! Gemini `generateContent` wire types and the pure conversions between them and llmkit's
 //! types. Shared by the AI Studio and Vertex AI endpoints, which accept the same body.
 
+use llmkit_core::schema::{DroppedConstraint, SchemaDialect, TransformedSchema, to_dialect};
 use llmkit_core::{
     ChatRequest, ChatResponse, ContentPart, Error, ErrorKind, FinishReason, ImageSource, Message,
     ResponseFormat, Result, Role, StreamEvent, ToolCall, ToolChoice, Usage,
@@ -169,15 +170,21 @@ pub(crate) struct FunctionCallingConfig {
     pub(crate) allowed_function_names: Vec<String>,
 }
 
-/// Turns a JSON Schema into the OpenAPI subset Gemini's `responseSchema` and function
-/// `parameters` accept.
-pub(crate) type SchemaTransform = fn(&Value) -> Value;
+/// A JSON Schema in the OpenAPI subset Gemini's `responseSchema` and function `parameters`
+/// accept (the shared transform in `llmkit_core::schema`), with what it had to drop.
+fn gemini_schema(schema: &Value) -> Result<TransformedSchema> {
+    to_dialect(schema, SchemaDialect::Gemini)
+}
+
+/// A built body plus the response-schema constraints Gemini will not enforce.
+#[derive(Debug, Clone)]
+pub(crate) struct BuiltRequest {
+    pub(crate) body: GenerateContentRequest,
+    pub(crate) dropped: Vec<DroppedConstraint>,
+}
 
 /// Turns a [`ChatRequest`] into a `generateContent` body.
-pub(crate) fn build_request(
-    req: &ChatRequest,
-    schema: SchemaTransform,
-) -> Result<GenerateContentRequest> {
+pub(crate) fn build_request(req: &ChatRequest) -> Result<BuiltRequest> {
     let mut system_parts = Vec::new();
     let mut contents: Vec<Content> = Vec::new();
     for (pos, m) in req.messages.iter().enumerate() {
@@ -233,28 +240,35 @@ pub(crate) fn build_request(
             .map(|s| i32::try_from(s & 0x7fff_ffff).unwrap_or(0)),
         ..Default::default()
     };
+    let mut dropped = Vec::new();
     match &req.response_format {
         ResponseFormat::Text => {}
         ResponseFormat::Json => generation_config.response_mime_type = Some("application/json"),
-        ResponseFormat::JsonSchema { schema: s, .. } => {
+        ResponseFormat::JsonSchema { schema, .. } => {
+            let transformed = gemini_schema(schema)?;
             generation_config.response_mime_type = Some("application/json");
-            generation_config.response_schema = Some(schema(s));
+            generation_config.response_schema = Some(transformed.schema);
+            dropped = transformed.dropped;
         }
     }
 
-    let tools = if req.tools.is_empty() {
+    let mut declarations = Vec::with_capacity(req.tools.len());
+    for t in &req.tools {
+        declarations.push(FunctionDeclaration {
+            name: t.name.clone(),
+            description: t.description.clone(),
+            parameters: if has_parameters(&t.parameters) {
+                Some(gemini_schema(&t.parameters)?.schema)
+            } else {
+                None
+            },
+        });
+    }
+    let tools = if declarations.is_empty() {
         Vec::new()
     } else {
         vec![Tool {
-            function_declarations: req
-                .tools
-                .iter()
-                .map(|t| FunctionDeclaration {
-                    name: t.name.clone(),
-                    description: t.description.clone(),
-                    parameters: has_parameters(&t.parameters).then(|| schema(&t.parameters)),
-                })
-                .collect(),
+            function_declarations: declarations,
         }]
     };
     let tool_config = req.tool_choice.as_ref().map(|c| {
@@ -272,7 +286,7 @@ pub(crate) fn build_request(
         }
     });
 
-    Ok(GenerateContentRequest {
+    let body = GenerateContentRequest {
         contents,
         system_instruction: (!system_parts.is_empty()).then_some(Content {
             role: None,
@@ -281,7 +295,8 @@ pub(crate) fn build_request(
         generation_config,
         tools,
         tool_config,
-    })
+    };
+    Ok(BuiltRequest { body, dropped })
 }
 
 /// A function without arguments is declared without `parameters` (an empty object schema is

@@ -1,6 +1,7 @@
 //! Ollama native API (`/api/chat`, `/api/embed`) wire types and the pure conversions between
 //! them and llmkit's types.
 
+use llmkit_core::schema::{SchemaDialect, to_dialect};
 use llmkit_core::{
     ChatRequest, ChatResponse, ContentPart, Error, ErrorKind, FinishReason, ImageSource, Message,
     ResponseFormat, Result, Role, StreamEvent, ToolCall, Usage,
@@ -180,7 +181,9 @@ pub(crate) fn build_request(req: &ChatRequest, opts: &BuildOptions) -> Result<Ch
     let format = match &req.response_format {
         ResponseFormat::Text => None,
         ResponseFormat::Json => Some(Value::String("json".to_owned())),
-        ResponseFormat::JsonSchema { schema, .. } => Some(schema.clone()),
+        ResponseFormat::JsonSchema { schema, .. } => {
+            Some(to_dialect(schema, SchemaDialect::Ollama)?.schema)
+        }
     };
     Ok(ChatBody {
         model: req.model.clone().unwrap_or_else(|| opts.model.clone()),
