@@ -337,10 +337,23 @@ fn error_table() {
             "Resource has been exhausted (e.g. check quota).",
             ErrorKind::RateLimited,
         ),
+        // Google sends this text for per-minute limits as well: still a rate limit.
         (
             429,
             "RESOURCE_EXHAUSTED",
             "You exceeded your current quota, please check your plan and billing details.",
+            ErrorKind::RateLimited,
+        ),
+        (
+            429,
+            "RESOURCE_EXHAUSTED",
+            "Quota exceeded for quota metric 'Generate Content API requests per day'.",
+            ErrorKind::QuotaExhausted,
+        ),
+        (
+            403,
+            "PERMISSION_DENIED",
+            "This API method requires billing to be enabled on the billing account.",
             ErrorKind::QuotaExhausted,
         ),
         (401, "UNAUTHENTICATED", "", ErrorKind::Auth),

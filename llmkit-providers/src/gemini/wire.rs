@@ -713,9 +713,11 @@ impl StreamState {
 /// Google's error classification by canonical `status` (and message where Google reuses one
 /// status for two meanings), checked before the shared rules. One table, tested as a table.
 pub(crate) static ERROR_RULES: &[ErrorRule] = &[
-    // RESOURCE_EXHAUSTED means both "slow down" and "out of quota": the message tells.
-    ErrorRule::message("check your plan and billing", ErrorKind::QuotaExhausted),
+    // RESOURCE_EXHAUSTED means both "slow down" and "out of quota". Google's message says
+    // "check your plan and billing details" for per-minute limits too, so only an explicit
+    // daily cap or a billing problem is treated as exhausted quota.
     ErrorRule::message("per day", ErrorKind::QuotaExhausted).with_status(429),
+    ErrorRule::message("billing account", ErrorKind::QuotaExhausted),
     ErrorRule::code("RESOURCE_EXHAUSTED", ErrorKind::RateLimited),
     ErrorRule::message("api key not valid", ErrorKind::Auth),
     ErrorRule::message("api_key_invalid", ErrorKind::Auth),
