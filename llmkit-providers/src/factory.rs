@@ -230,8 +230,30 @@ pub fn from_config(config: &ProviderConfig) -> Result<Arc<dyn ChatModel>> {
     // Which arms exist depends on the enabled features and on the provider modules merged.
     #[allow(unreachable_patterns, clippy::match_single_binding)]
     match config.provider {
+        #[cfg(feature = "openai")]
+        ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
+            Ok(Arc::new(crate::openai::OpenAiModel::from_config(config)?))
+        }
+        #[cfg(feature = "azure")]
+        ProviderKind::Azure => Ok(Arc::new(crate::azure::AzureOpenAiModel::from_config(
+            config,
+        )?)),
         other => Err(not_compiled_in(other)),
     }
+}
+
+/// The config with `embedding_model` filled from `model` when unset, so a config section
+/// written for embeddings alone can name its model in `model`.
+pub fn with_embedding_model(config: &ProviderConfig) -> ProviderConfig {
+    let mut c = config.clone();
+    if c.embedding_model
+        .as_deref()
+        .is_none_or(|m| m.trim().is_empty())
+        && !c.model.trim().is_empty()
+    {
+        c.embedding_model = Some(c.model.clone());
+    }
+    c
 }
 
 /// Builds the embedding model a config describes (uses `embedding_model`, falling back to
@@ -245,6 +267,14 @@ pub fn embedding_from_config(config: &ProviderConfig) -> Result<Arc<dyn Embeddin
             llmkit_core::ErrorKind::Unsupported,
             "anthropic has no embeddings endpoint: set LLMKIT_EMBEDDING_PROVIDER to another provider",
         )),
+        #[cfg(feature = "openai")]
+        ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => Ok(Arc::new(
+            crate::openai::OpenAiEmbeddings::from_config(&with_embedding_model(config))?,
+        )),
+        #[cfg(feature = "azure")]
+        ProviderKind::Azure => Ok(Arc::new(crate::azure::AzureOpenAiEmbeddings::from_config(
+            &with_embedding_model(config),
+        )?)),
         other => Err(not_compiled_in(other)),
     }
 }
