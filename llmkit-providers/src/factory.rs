@@ -230,6 +230,14 @@ pub fn from_config(config: &ProviderConfig) -> Result<Arc<dyn ChatModel>> {
     // Which arms exist depends on the enabled features and on the provider modules merged.
     #[allow(unreachable_patterns, clippy::match_single_binding)]
     match config.provider {
+        #[cfg(feature = "openai")]
+        ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
+            Ok(Arc::new(crate::openai::OpenAiModel::from_config(config)?))
+        }
+        #[cfg(feature = "azure")]
+        ProviderKind::Azure => Ok(Arc::new(crate::azure::AzureOpenAiModel::from_config(
+            config,
+        )?)),
         #[cfg(feature = "anthropic")]
         ProviderKind::Anthropic => Ok(Arc::new(crate::anthropic::AnthropicModel::from_config(
             config,
@@ -244,6 +252,31 @@ pub fn from_config(config: &ProviderConfig) -> Result<Arc<dyn ChatModel>> {
     }
 }
 
+/// The config with `embedding_model` filled from `model` when unset, so a config section
+/// written for embeddings alone can name its model in `model`.
+pub fn with_embedding_model(config: &ProviderConfig) -> ProviderConfig {
+    let mut c = config.clone();
+    if c.embedding_model
+        .as_deref()
+        .is_none_or(|m| m.trim().is_empty())
+        && !c.model.trim().is_empty()
+    {
+        c.embedding_model = Some(c.model.clone());
+    }
+    c
+}
+
+/// [`with_embedding_model`], then the embedding model also as `model`: for providers whose one
+/// model type serves both chat and embeddings (Gemini, Ollama).
+#[cfg(any(feature = "gemini", feature = "ollama"))]
+fn embedding_as_model(config: &ProviderConfig) -> ProviderConfig {
+    let mut c = with_embedding_model(config);
+    if let Some(m) = c.embedding_model.clone() {
+        c.model = m;
+    }
+    c
+}
+
 /// Builds the embedding model a config describes (uses `embedding_model`, falling back to
 /// `model`). Providers without embeddings are an [`ErrorKind::Unsupported`] error.
 ///
@@ -255,22 +288,22 @@ pub fn embedding_from_config(config: &ProviderConfig) -> Result<Arc<dyn Embeddin
             llmkit_core::ErrorKind::Unsupported,
             "anthropic has no embeddings endpoint: set LLMKIT_EMBEDDING_PROVIDER to another provider",
         )),
+        #[cfg(feature = "openai")]
+        ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => Ok(Arc::new(
+            crate::openai::OpenAiEmbeddings::from_config(&with_embedding_model(config))?,
+        )),
+        #[cfg(feature = "azure")]
+        ProviderKind::Azure => Ok(Arc::new(crate::azure::AzureOpenAiEmbeddings::from_config(
+            &with_embedding_model(config),
+        )?)),
         #[cfg(feature = "gemini")]
-        ProviderKind::Gemini | ProviderKind::Vertex => {
-            let mut c = config.clone();
-            let embedding = c.embedding_model.clone().unwrap_or_else(|| c.model.clone());
-            c.model.clone_from(&embedding);
-            c.embedding_model = Some(embedding);
-            Ok(Arc::new(crate::gemini::GeminiModel::from_config(&c)?))
-        }
+        ProviderKind::Gemini | ProviderKind::Vertex => Ok(Arc::new(
+            crate::gemini::GeminiModel::from_config(&embedding_as_model(config))?,
+        )),
         #[cfg(feature = "ollama")]
-        ProviderKind::Ollama => {
-            let mut c = config.clone();
-            if let Some(m) = &config.embedding_model {
-                c.model.clone_from(m);
-            }
-            Ok(Arc::new(crate::ollama::OllamaModel::from_config(&c)?))
-        }
+        ProviderKind::Ollama => Ok(Arc::new(crate::ollama::OllamaModel::from_config(
+            &embedding_as_model(config),
+        )?)),
         other => Err(not_compiled_in(other)),
     }
 }

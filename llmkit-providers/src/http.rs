@@ -537,6 +537,38 @@ impl ErrorMapper {
     ) -> Error {
         let parsed = ProviderErrorBody::parse(body);
         let kind = self.classify(status, &parsed);
+        let mut err = self
+            .base_error(kind, &format!("http {status}"), &parsed, body)
+            .with_status(status);
+        if let Some(id) = provider_request_id(headers) {
+            err = err.with_provider_request_id(id);
+        }
+        if let Some(wait) = retry_after_at(headers, now) {
+            err = err.with_retry_after(wait);
+        }
+        err
+    }
+
+    /// Builds the error for an error payload that arrived inside a 200 stream (an SSE
+    /// `error` event, an NDJSON `{"error": ...}` line). There is no status to go by: the
+    /// provider's code and message decide, and an unrecognized failure counts as
+    /// [`ErrorKind::Server`] because the stream broke on the provider's side.
+    pub fn error_from_stream_event(&self, body: &str) -> Error {
+        let parsed = ProviderErrorBody::parse(body);
+        let kind = match self.classify(0, &parsed) {
+            ErrorKind::Other => ErrorKind::Server,
+            k => k,
+        };
+        self.base_error(kind, "error event in stream", &parsed, body)
+    }
+
+    fn base_error(
+        &self,
+        kind: ErrorKind,
+        prefix: &str,
+        parsed: &ProviderErrorBody,
+        body: &str,
+    ) -> Error {
         let detail = parsed
             .message
             .as_deref()
@@ -547,20 +579,15 @@ impl ErrorMapper {
             })
             .filter(|m| !m.is_empty());
         let message = match detail {
-            Some(d) => format!("http {status}: {d}"),
-            None => format!("http {status}"),
+            Some(d) => format!("{prefix}: {d}"),
+            None => prefix.to_owned(),
         };
-        let mut err = Error::new(kind, message)
-            .with_provider(self.provider.clone())
-            .with_status(status);
+        let mut err = Error::new(kind, message).with_provider(self.provider.clone());
         if let Some(code) = parsed.code.as_ref().or(parsed.error_type.as_ref()) {
             err = err.with_provider_code(code.clone());
         }
-        if let Some(id) = provider_request_id(headers).or(parsed.request_id) {
-            err = err.with_provider_request_id(id);
-        }
-        if let Some(wait) = retry_after_at(headers, now) {
-            err = err.with_retry_after(wait);
+        if let Some(id) = &parsed.request_id {
+            err = err.with_provider_request_id(id.clone());
         }
         if !body.trim().is_empty() {
             err = err.with_body_excerpt(&self.redact(body));
@@ -858,6 +885,19 @@ mod tests {
             assert!(!text.contains("abcdefghijklmnop123"), "{text}");
         }
         assert_eq!(e.kind(), ErrorKind::Auth);
+    }
+
+    #[test]
+    fn stream_error_events() {
+        let m = ErrorMapper::new("p", OPENAI_LIKE);
+        let e = m.error_from_stream_event(
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+        );
+        assert_eq!(e.kind(), ErrorKind::Overloaded);
+        assert_eq!(e.status(), None);
+        assert_eq!(e.message(), "error event in stream: Overloaded");
+        let e = m.error_from_stream_event(r#"{"error":"the model failed to generate a response"}"#);
+        assert_eq!(e.kind(), ErrorKind::Server);
     }
 
     #[test]

@@ -25,10 +25,14 @@
 //! assert_eq!(config.provider.as_str(), "ollama");
 //! ```
 
+#[cfg(feature = "azure")]
+pub mod azure;
 pub mod config;
 pub mod factory;
 pub mod http;
 pub mod ndjson;
+#[cfg(feature = "openai")]
+pub mod openai;
 pub mod secret;
 pub mod sse;
 

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::cache::{self, BreakpointSite, CachePlan, CacheTtl};
-use crate::http::{ErrorMapper, ErrorRule, ProviderErrorBody};
+use crate::http::{ErrorMapper, ErrorRule};
 
 /// Provider name as in the OpenTelemetry `gen_ai.provider.name` attribute.
 pub(crate) const PROVIDER: &str = "anthropic";
@@ -798,8 +798,8 @@ impl StreamState {
                     ),
                 });
             }
-            StreamPayload::Error { error } => {
-                return Err(stream_error(&error));
+            StreamPayload::Error { .. } => {
+                return Err(error_mapper().error_from_stream_event(data));
             }
             StreamPayload::Ping | StreamPayload::Unknown => {}
         }
@@ -833,7 +833,9 @@ enum StreamPayload {
     MessageStop,
     Ping,
     Error {
-        error: ErrorBody,
+        #[serde(default)]
+        #[allow(dead_code)] // classified from the raw payload by the shared mapper
+        error: serde::de::IgnoredAny,
     },
     #[serde(other)]
     Unknown,
@@ -859,15 +861,6 @@ struct MessageDeltaBody {
     stop_reason: Option<String>,
 }
 
-/// The inner error object of an `event: error` payload.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ErrorBody {
-    #[serde(rename = "type", default)]
-    pub(crate) kind: String,
-    #[serde(default)]
-    pub(crate) message: String,
-}
-
 /// Anthropic's error classification, checked before the shared rules: by `error.type` first
 /// (stable across statuses), the message second. One table, tested as a table.
 pub(crate) static ERROR_RULES: &[ErrorRule] = &[
@@ -887,32 +880,4 @@ pub(crate) static ERROR_RULES: &[ErrorRule] = &[
 /// The mapper for HTTP error responses.
 pub(crate) fn error_mapper() -> ErrorMapper {
     ErrorMapper::new(PROVIDER, ERROR_RULES)
-}
-
-/// An `event: error` in the middle of a stream (sent after a 200, so there is no status).
-fn stream_error(error: &ErrorBody) -> Error {
-    let parsed = ProviderErrorBody {
-        message: Some(error.message.clone()),
-        error_type: Some(error.kind.clone()),
-        ..Default::default()
-    };
-    let kind = match error_mapper().classify(0, &parsed) {
-        // Unknown type mid-stream: the server failed while generating.
-        ErrorKind::Other => ErrorKind::Server,
-        k => k,
-    };
-    let short: String = error.message.chars().take(200).collect();
-    let mut err = Error::new(
-        kind,
-        format!(
-            "stream error {}: {}",
-            error.kind,
-            llmkit_core::error::scrub_excerpt(&short.replace('\n', " "))
-        ),
-    )
-    .with_provider(PROVIDER);
-    if !error.kind.is_empty() {
-        err = err.with_provider_code(error.kind.clone());
-    }
-    err
 }

@@ -9,7 +9,7 @@ use llmkit_core::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::http::{ErrorMapper, ErrorRule, ProviderErrorBody};
+use crate::http::{ErrorMapper, ErrorRule};
 use crate::tool_names::tool_name_for_call;
 
 /// Provider name as in the OpenTelemetry `gen_ai.provider.name` attribute.
@@ -399,25 +399,8 @@ pub(crate) fn error_mapper() -> ErrorMapper {
     ErrorMapper::new(PROVIDER, ERROR_RULES)
 }
 
-/// An `{"error": ...}` body where no HTTP status applies: a line in the middle of a stream
+/// An `{"error": ...}` payload with no HTTP status to go by: a line in the middle of a stream
 /// (sent after a 200) or an error inside a 200 body.
 fn error_from_message(message: &str) -> Error {
-    let parsed = ProviderErrorBody {
-        message: Some(message.to_owned()),
-        ..Default::default()
-    };
-    let kind = match error_mapper().classify(0, &parsed) {
-        // The model failed while generating.
-        ErrorKind::Other => ErrorKind::Server,
-        k => k,
-    };
-    let short: String = message.chars().take(200).collect();
-    Error::new(
-        kind,
-        format!(
-            "ollama error: {}",
-            llmkit_core::error::scrub_excerpt(&short.replace('\n', " "))
-        ),
-    )
-    .with_provider(PROVIDER)
+    error_mapper().error_from_stream_event(&serde_json::json!({ "error": message }).to_string())
 }
