@@ -28,6 +28,8 @@
 #[cfg(feature = "azure")]
 pub mod azure;
 pub mod config;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 pub mod factory;
 pub mod http;
 pub mod ndjson;
