@@ -24,6 +24,7 @@
 pub mod guard;
 pub mod injection;
 pub mod input;
+pub mod pipeline;
 pub mod untrusted;
 
 pub use guard::{
@@ -31,6 +32,7 @@ pub use guard::{
     Verdict, apply_edits,
 };
 pub use injection::{Classifier, Combine, InjectionGuard, InjectionReport, InjectionScorer};
+pub use pipeline::{Checked, GuardPipeline, GuardPipelineBuilder};
 pub use untrusted::{
     AssembledPrompt, DocScan, MarkMode, OnSuspicious, PromptAssembler, Spotlight, UntrustedDoc,
     scan_docs,
