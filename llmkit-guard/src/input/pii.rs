@@ -129,9 +129,10 @@ struct Patterns {
 }
 
 const EMAIL: &str = r"(?i)\b[a-z0-9][a-z0-9._%+-]{0,63}@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.[a-z]{2,24}\b";
-const PHONE_INTL: &str = r"(?:\+|\b00)[1-9]\d{0,2}(?:[ .-]?\(?\d{1,5}\)?){2,6}\b";
+const PHONE_INTL: &str =
+    r"(?:\+|\b00)[1-9]\d{0,2}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,8}(?:[ .-]\d{1,8}){0,6}\b";
 const PHONE_NANP: &str = r"(?:\(\d{3}\)\s?|\b\d{3}[ .-])\d{3}[ .-]\d{4}\b";
-const CARD: &str = r"\b(?:\d[ -]?){12,18}\d\b";
+const CARD: &str = r"\b\d(?:[ -]?\d){12,}\b";
 const IBAN: &str = r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b";
 const SSN: &str = r"\b(\d{3})[- ](\d{2})[- ](\d{4})\b";
 const IPV4: &str =
@@ -181,6 +182,48 @@ static PATTERNS: LazyLock<Option<Patterns>> = LazyLock::new(|| {
 
 fn digits(s: &str) -> usize {
     s.bytes().filter(u8::is_ascii_digit).count()
+}
+
+/// Valid card numbers inside a run of digit groups. The pattern is greedy, so a card next to
+/// another number matches as one run; every contiguous span of groups is tried, leftmost and
+/// longest first.
+fn cards_in(run: &str, reject: impl Fn(&Range<usize>) -> bool) -> Vec<Range<usize>> {
+    let mut groups: Vec<Range<usize>> = Vec::new();
+    let mut start = None;
+    for (i, b) in run.bytes().enumerate() {
+        if b.is_ascii_digit() {
+            start.get_or_insert(i);
+        } else if let Some(s) = start.take() {
+            groups.push(s..i);
+        }
+    }
+    if let Some(s) = start {
+        groups.push(s..run.len());
+    }
+    let mut out = Vec::new();
+    let mut i = 0;
+    'outer: while i < groups.len() {
+        for j in (i..groups.len()).rev() {
+            let (Some(first), Some(last)) = (groups.get(i), groups.get(j)) else {
+                continue;
+            };
+            let span = first.start..last.end;
+            let s = run.get(span.clone()).unwrap_or("");
+            let n = digits(s);
+            let lead = s.bytes().next().unwrap_or(b'0');
+            if (13..=19).contains(&n)
+                && matches!(lead, b'2'..=b'6')
+                && !reject(&span)
+                && luhn_valid(s)
+            {
+                out.push(span);
+                i = j + 1;
+                continue 'outer;
+            }
+        }
+        i += 1;
+    }
+    out
 }
 
 /// Whether the bytes around `r` continue a dotted or digit run (a version number such as
@@ -265,14 +308,16 @@ impl PiiDetector {
         };
         if self.wants(PiiKind::CreditCard) {
             for m in p.card.find_iter(text) {
-                if in_iban(&m) {
-                    continue;
-                }
-                let n = digits(m.as_str());
-                let first = m.as_str().bytes().next().unwrap_or(b'0');
-                if (13..=19).contains(&n) && matches!(first, b'2'..=b'6') && luhn_valid(m.as_str())
-                {
-                    push(PiiKind::CreditCard, m.range(), 0.95);
+                let overlaps_iban = |r: &Range<usize>| {
+                    let (a, b) = (m.start() + r.start, m.start() + r.end);
+                    iban_shaped.iter().any(|i| i.start < b && a < i.end)
+                };
+                for r in cards_in(m.as_str(), overlaps_iban) {
+                    push(
+                        PiiKind::CreditCard,
+                        m.start() + r.start..m.start() + r.end,
+                        0.95,
+                    );
                 }
             }
         }
@@ -308,9 +353,20 @@ impl PiiDetector {
                 .find_iter(text)
                 .chain(p.phone_nanp.find_iter(text))
             {
-                let n = digits(m.as_str());
-                if (7..=15).contains(&n) && !in_iban(&m) {
-                    push(PiiKind::Phone, m.range(), 0.75);
+                if in_iban(&m) {
+                    continue;
+                }
+                // E.164 allows at most 15 digits: a longer run is a number followed by other
+                // numbers, so drop trailing groups until it fits.
+                let mut s = m.as_str();
+                while digits(s) > 15 {
+                    match s.rfind([' ', '.', '-']) {
+                        Some(i) => s = s.get(..i).unwrap_or(""),
+                        None => break,
+                    }
+                }
+                if (7..=15).contains(&digits(s)) {
+                    push(PiiKind::Phone, m.start()..m.start() + s.len(), 0.75);
                 }
             }
         }
@@ -344,24 +400,24 @@ impl PiiDetector {
     }
 }
 
-/// Sorts by start and drops overlaps: at equal starts the higher score, then the longer match
-/// wins; a later-starting match overlapping a kept one is dropped.
+/// Sorts by start and merges overlapping matches into one covering their union, labelled with
+/// the most confident kind. Dropping the weaker of two overlapping matches would leave its
+/// non-overlapping part in the text after redaction (a phone number running into an SSN).
 fn finish(mut out: Vec<PiiMatch>) -> Vec<PiiMatch> {
-    out.sort_by(|a, b| {
-        b.score
-            .total_cmp(&a.score)
-            .then((b.range.end - b.range.start).cmp(&(a.range.end - a.range.start)))
-    });
+    out.sort_by_key(|m| m.range.start);
     let mut kept: Vec<PiiMatch> = Vec::with_capacity(out.len());
     for m in out {
-        if kept
-            .iter()
-            .all(|k| m.range.end <= k.range.start || m.range.start >= k.range.end)
-        {
-            kept.push(m);
+        match kept.last_mut() {
+            Some(last) if m.range.start < last.range.end => {
+                last.range.end = last.range.end.max(m.range.end);
+                if m.score > last.score {
+                    last.kind = m.kind;
+                    last.score = m.score;
+                }
+            }
+            _ => kept.push(m),
         }
     }
-    kept.sort_by_key(|m| m.range.start);
     kept
 }
 
