@@ -38,7 +38,10 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 
-use crate::guard::{Action, Decision, Finding, Guard, GuardContext, Provenance, Verdict};
+use crate::guard::{
+    Action, Decision, Finding, Guard, GuardContext, Provenance, Verdict, ascii_pattern, compile,
+    compile_set, prefilter,
+};
 use crate::input::charset::{is_bidi_control, is_invisible, latin_skeleton};
 
 /// The family a rule belongs to.
@@ -335,7 +338,7 @@ static COMPILED: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         .iter()
         .filter_map(|&(category, name, weight, pattern)| {
             // Patterns are constants covered by tests; a bad one is skipped, never a panic.
-            Regex::new(pattern).ok().map(|re| Rule {
+            compile(pattern).map(|re| Rule {
                 category,
                 name,
                 weight,
@@ -345,12 +348,21 @@ static COMPILED: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         .collect()
 });
 
+/// All rules as one set, the prefilter. Only valid when every rule compiled (so indices line
+/// up); otherwise `prefilter` falls back to running every rule.
+static RULE_SET: LazyLock<Option<regex::RegexSet>> = LazyLock::new(|| {
+    if COMPILED.len() != RULES.len() {
+        return None;
+    }
+    compile_set(RULES.iter().map(|r| r.3))
+});
+
 static BASE64_RUN: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"[A-Za-z0-9+/]{20,}={0,2}|[A-Za-z0-9_-]{24,}").ok());
 static HEX_RUN: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"\b(?:[0-9a-fA-F]{2}[\s:]?){16,}").ok());
+    LazyLock::new(|| compile(r"\b(?:[0-9a-fA-F]{2}[\s:]?){16,}"));
 static ROT13_HINT: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"(?i)\brot-?13\b|\bcaesar\b|\bdecipher\b|\bdecode\b").ok());
+    LazyLock::new(|| compile(r"(?i)\brot-?13\b|\bcaesar\b|\bdecipher\b|\bdecode\b"));
 static SENTENCE_END: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"[.!?。！？]+[\s]+|\n+").ok());
 
@@ -484,8 +496,8 @@ impl InjectionScorer {
     }
 
     /// The rule patterns (for the benchmark's `RegexSet` baseline).
-    pub fn patterns() -> Vec<&'static str> {
-        RULES.iter().map(|r| r.3).collect()
+    pub fn patterns() -> Vec<String> {
+        RULES.iter().map(|r| ascii_pattern(r.3)).collect()
     }
 
     /// Scores `text`.
@@ -497,7 +509,8 @@ impl InjectionScorer {
         let folded = Folded::new(text);
         let t: &str = &folded.text;
         let mut signals = Vec::new();
-        for rule in COMPILED.iter() {
+        let hits = prefilter(RULE_SET.as_ref(), COMPILED.len(), t);
+        for (rule, _) in COMPILED.iter().zip(hits).filter(|(_, hit)| *hit) {
             for m in rule.re.find_iter(t) {
                 signals.push(Signal {
                     category: rule.category,
@@ -881,6 +894,7 @@ mod tests {
     #[test]
     fn every_rule_compiles() {
         assert_eq!(COMPILED.len(), RULES.len());
+        assert!(RULE_SET.is_some());
         assert!(BASE64_RUN.is_some() && HEX_RUN.is_some() && ROT13_HINT.is_some());
         assert!(SENTENCE_END.is_some());
     }

@@ -36,7 +36,10 @@ use async_trait::async_trait;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::guard::{Action, Decision, Finding, Guard, GuardContext, apply_edits};
+use crate::guard::{
+    Action, Decision, Finding, Guard, GuardContext, apply_edits, ascii_pattern, compile,
+    compile_set, prefilter,
+};
 use crate::input::checksum::{iban_valid, luhn_valid, ssn_valid};
 
 /// A kind of personal data.
@@ -144,8 +147,8 @@ const ADDRESS_DE: &str = r"\b[A-ZÄÖÜ][a-zäöüß]+(?:straße|strasse|str\.|w
 const POSTCODE_UK: &str = r"\b(?:[A-Z]{1,2}\d[A-Z\d]?) ?\d[ABD-HJLNP-UW-Z]{2}\b";
 
 /// The detector patterns, for the benchmark's `RegexSet` baseline.
-pub fn patterns() -> Vec<&'static str> {
-    vec![
+pub fn patterns() -> Vec<String> {
+    [
         EMAIL,
         PHONE_INTL,
         PHONE_NANP,
@@ -159,23 +162,44 @@ pub fn patterns() -> Vec<&'static str> {
         ADDRESS_DE,
         POSTCODE_UK,
     ]
+    .iter()
+    .map(|p| ascii_pattern(p))
+    .collect()
 }
+
+/// Every pattern in `patterns()` order, as one prefilter set.
+static PII_SET: LazyLock<Option<regex::RegexSet>> = LazyLock::new(|| {
+    compile_set([
+        EMAIL,
+        PHONE_INTL,
+        PHONE_NANP,
+        CARD,
+        IBAN,
+        SSN,
+        IPV4,
+        IPV6,
+        DOB,
+        ADDRESS_US,
+        ADDRESS_DE,
+        POSTCODE_UK,
+    ])
+});
 
 static PATTERNS: LazyLock<Option<Patterns>> = LazyLock::new(|| {
     Some(Patterns {
-        email: Regex::new(EMAIL).ok()?,
-        phone_intl: Regex::new(PHONE_INTL).ok()?,
-        phone_nanp: Regex::new(PHONE_NANP).ok()?,
-        card: Regex::new(CARD).ok()?,
-        iban: Regex::new(IBAN).ok()?,
-        ssn: Regex::new(SSN).ok()?,
-        ipv4: Regex::new(IPV4).ok()?,
-        ipv6: Regex::new(IPV6).ok()?,
-        dob: Regex::new(DOB).ok()?,
+        email: compile(EMAIL)?,
+        phone_intl: compile(PHONE_INTL)?,
+        phone_nanp: compile(PHONE_NANP)?,
+        card: compile(CARD)?,
+        iban: compile(IBAN)?,
+        ssn: compile(SSN)?,
+        ipv4: compile(IPV4)?,
+        ipv6: compile(IPV6)?,
+        dob: compile(DOB)?,
         address: vec![
-            Regex::new(ADDRESS_US).ok()?,
-            Regex::new(ADDRESS_DE).ok()?,
-            Regex::new(POSTCODE_UK).ok()?,
+            compile(ADDRESS_US)?,
+            compile(ADDRESS_DE)?,
+            compile(POSTCODE_UK)?,
         ],
     })
 });
@@ -282,9 +306,12 @@ impl PiiDetector {
         let mut push = |kind: PiiKind, range: Range<usize>, score: f32| {
             out.push(PiiMatch { kind, range, score });
         };
+        // One prefilter pass says which patterns match at all (indices as in `patterns()`).
+        let hit = prefilter(PII_SET.as_ref(), 12, text);
+        let on = |i: usize| hit.get(i).copied().unwrap_or(true);
         // Most text has no digit and no '@': skip whole pattern families cheaply.
         let has_digit = text.bytes().any(|b| b.is_ascii_digit());
-        if self.wants(PiiKind::Email) && text.contains('@') {
+        if self.wants(PiiKind::Email) && on(0) && text.contains('@') {
             for m in p.email.find_iter(text) {
                 push(PiiKind::Email, m.range(), 0.9);
             }
@@ -300,13 +327,17 @@ impl PiiDetector {
             return finish(out);
         }
         // Digits inside an IBAN-shaped run (valid or not) are account numbers, not cards.
-        let iban_shaped: Vec<Range<usize>> = p.iban.find_iter(text).map(|m| m.range()).collect();
+        let iban_shaped: Vec<Range<usize>> = if on(4) {
+            p.iban.find_iter(text).map(|m| m.range()).collect()
+        } else {
+            Vec::new()
+        };
         let in_iban = |m: &regex::Match<'_>| {
             iban_shaped
                 .iter()
                 .any(|r| r.start < m.end() && m.start() < r.end)
         };
-        if self.wants(PiiKind::CreditCard) {
+        if self.wants(PiiKind::CreditCard) && on(3) {
             for m in p.card.find_iter(text) {
                 let overlaps_iban = |r: &Range<usize>| {
                     let (a, b) = (m.start() + r.start, m.start() + r.end);
@@ -328,7 +359,7 @@ impl PiiDetector {
                 }
             }
         }
-        if self.wants(PiiKind::UsSsn) {
+        if self.wants(PiiKind::UsSsn) && on(5) {
             for c in p.ssn.captures_iter(text) {
                 let (Some(all), Some(a), Some(g), Some(s)) =
                     (c.get(0), c.get(1), c.get(2), c.get(3))
@@ -340,7 +371,7 @@ impl PiiDetector {
                 }
             }
         }
-        if self.wants(PiiKind::DateOfBirth) {
+        if self.wants(PiiKind::DateOfBirth) && on(8) {
             for c in p.dob.captures_iter(text) {
                 if let Some(d) = c.get(1) {
                     push(PiiKind::DateOfBirth, d.range(), 0.85);
@@ -348,11 +379,9 @@ impl PiiDetector {
             }
         }
         if self.wants(PiiKind::Phone) {
-            for m in p
-                .phone_intl
-                .find_iter(text)
-                .chain(p.phone_nanp.find_iter(text))
-            {
+            let intl = on(1).then(|| p.phone_intl.find_iter(text));
+            let nanp = on(2).then(|| p.phone_nanp.find_iter(text));
+            for m in intl.into_iter().flatten().chain(nanp.into_iter().flatten()) {
                 if in_iban(&m) {
                     continue;
                 }
@@ -371,12 +400,13 @@ impl PiiDetector {
             }
         }
         if self.wants(PiiKind::IpAddress) {
-            for m in p.ipv4.find_iter(text) {
+            let v4 = on(6).then(|| p.ipv4.find_iter(text));
+            for m in v4.into_iter().flatten() {
                 if !embedded_in_number(text, &m.range()) {
                     push(PiiKind::IpAddress, m.range(), 0.75);
                 }
             }
-            if text.contains(':') {
+            if on(7) && text.contains(':') {
                 for m in p.ipv6.find_iter(text) {
                     let s = m.as_str();
                     // Times like 12:30 parse as neither; require a real IPv6 with `::` or 7 colons.
@@ -390,7 +420,10 @@ impl PiiDetector {
             }
         }
         if self.wants(PiiKind::PostalAddress) {
-            for re in &p.address {
+            for (i, re) in p.address.iter().enumerate() {
+                if !on(9 + i) {
+                    continue;
+                }
                 for m in re.find_iter(text) {
                     push(PiiKind::PostalAddress, m.range(), 0.6);
                 }
@@ -644,6 +677,12 @@ mod tests {
         for (text, kind) in cases {
             assert!(kinds(text).contains(kind), "{text}: {:?}", kinds(text));
         }
+    }
+
+    #[test]
+    fn prefilter_set_compiles() {
+        assert!(PII_SET.is_some());
+        assert!(PATTERNS.is_some());
     }
 
     #[test]

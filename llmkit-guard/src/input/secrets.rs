@@ -19,7 +19,9 @@ use std::sync::LazyLock;
 use async_trait::async_trait;
 use regex::Regex;
 
-use crate::guard::{Action, Decision, Finding, Guard, GuardContext};
+use crate::guard::{
+    Action, Decision, Finding, Guard, GuardContext, ascii_pattern, compile, compile_set, prefilter,
+};
 
 /// A detected secret: kind, byte range, confidence.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,17 +78,30 @@ const KNOWN: &[(&str, f32, &str)] = &[
 const TOKEN: &str = r"[A-Za-z0-9+/=_\-]{24,}";
 
 /// The detector patterns, for the benchmark's `RegexSet` baseline.
-pub fn patterns() -> Vec<&'static str> {
-    KNOWN.iter().map(|k| k.2).chain([TOKEN]).collect()
+pub fn patterns() -> Vec<String> {
+    KNOWN
+        .iter()
+        .map(|k| k.2)
+        .chain([TOKEN])
+        .map(ascii_pattern)
+        .collect()
 }
 
 static COMPILED: LazyLock<Vec<(&'static str, f32, Regex)>> = LazyLock::new(|| {
     KNOWN
         .iter()
-        .filter_map(|&(k, s, p)| Regex::new(p).ok().map(|r| (k, s, r)))
+        .filter_map(|&(k, s, p)| compile(p).map(|r| (k, s, r)))
         .collect()
 });
-static TOKEN_RE: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(TOKEN).ok());
+/// Known shapes then the token pattern, as one prefilter set (indices line up only when every
+/// known pattern compiled).
+static SET: LazyLock<Option<regex::RegexSet>> = LazyLock::new(|| {
+    if COMPILED.len() != KNOWN.len() {
+        return None;
+    }
+    compile_set(KNOWN.iter().map(|k| k.2).chain([TOKEN]))
+});
+static TOKEN_RE: LazyLock<Option<Regex>> = LazyLock::new(|| compile(TOKEN));
 
 /// Shannon entropy of the characters of `s`, in bits per character.
 pub fn shannon_entropy(s: &str) -> f64 {
@@ -172,7 +187,8 @@ impl SecretDetector {
     /// Every secret, sorted and non-overlapping (known shapes win over the entropy test).
     pub fn detect(&self, text: &str) -> Vec<SecretMatch> {
         let mut out: Vec<SecretMatch> = Vec::new();
-        for (kind, score, re) in COMPILED.iter() {
+        let hits = prefilter(SET.as_ref(), KNOWN.len() + 1, text);
+        for ((kind, score, re), _) in COMPILED.iter().zip(&hits).filter(|(_, hit)| **hit) {
             for m in re.find_iter(text) {
                 // `sk-ant-` also matches the OpenAI shape; the earlier, more specific rule wins.
                 if out
@@ -188,7 +204,7 @@ impl SecretDetector {
                 });
             }
         }
-        if self.entropy {
+        if self.entropy && hits.last().copied().unwrap_or(true) {
             if let Some(re) = TOKEN_RE.as_ref() {
                 for m in re.find_iter(text) {
                     let overlaps = out
@@ -333,6 +349,12 @@ mod tests {
         ] {
             assert!(kinds(text).is_empty(), "{text}: {:?}", kinds(text));
         }
+    }
+
+    #[test]
+    fn prefilter_set_compiles() {
+        assert_eq!(COMPILED.len(), KNOWN.len());
+        assert!(SET.is_some() && TOKEN_RE.is_some());
     }
 
     #[test]

@@ -22,7 +22,7 @@ use regex::Regex;
 use crate::guard::{Action, Decision, Finding, Guard, GuardContext};
 
 static URL: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r#"(?i)\bhttps?://[^\s<>"'`)\]]+"#).ok());
+    LazyLock::new(|| crate::guard::compile(r#"(?i)\bhttps?://[^\s<>"'`)\]]+"#));
 static MD_IMAGE: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"!\[[^\]\n]{0,200}\]\(\s*<?([^)\s>]+)>?(?:\s+[^)]*)?\)").ok());
 
