@@ -58,7 +58,9 @@ pub use guard::{
     Action, Decision, Edit, Finding, Guard, GuardContext, Provenance, Stage, TransformKind,
     Verdict, apply_edits,
 };
-pub use injection::{Classifier, Combine, InjectionGuard, InjectionReport, InjectionScorer};
+pub use injection::{
+    ChatClassifier, Classifier, Combine, InjectionGuard, InjectionReport, InjectionScorer,
+};
 pub use output::hooks::{GroundingCheck, GroundingGuard, GroundingReport, Moderator};
 pub use pipeline::{Checked, GuardPipeline, GuardPipelineBuilder};
 pub use untrusted::{
