@@ -443,6 +443,7 @@ impl OpenAiEmbeddings {
         })
     }
 
+    #[cfg(feature = "azure")]
     pub(crate) fn from_model(model: OpenAiModel) -> Self {
         OpenAiEmbeddings {
             model,
