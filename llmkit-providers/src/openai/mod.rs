@@ -345,13 +345,14 @@ impl ChatModel for OpenAiModel {
             .await
         };
         let response = start.await.map_err(&ctx)?;
-        let state = wire::StreamState::new(http::provider_request_id(response.headers()));
-        let mapper = inner.mapper.clone();
-        let events = sse_stream(response.bytes_stream(), move |e| mapper.transport_error(e));
         let model = request
             .model
             .clone()
             .unwrap_or_else(|| inner.info.model.clone());
+        let state =
+            wire::StreamState::new(http::provider_request_id(response.headers()), model.clone());
+        let mapper = inner.mapper.clone();
+        let events = sse_stream(response.bytes_stream(), move |e| mapper.transport_error(e));
         Ok(drive_stream(
             Box::pin(events),
             state,

@@ -420,12 +420,15 @@ pub(crate) struct StreamState {
     done: bool,
     /// Provider request id from the response headers, preferred over the chunk id.
     header_request_id: Option<String>,
+    /// Reported as the answering model when chunks do not name one (some compatible servers).
+    requested_model: String,
 }
 
 impl StreamState {
-    pub(crate) fn new(header_request_id: Option<String>) -> Self {
+    pub(crate) fn new(header_request_id: Option<String>, requested_model: String) -> Self {
         StreamState {
             header_request_id,
+            requested_model,
             ..Default::default()
         }
     }
@@ -481,7 +484,11 @@ impl StreamState {
         if !self.started {
             self.started = true;
             out.push(Ok(StreamEvent::Start {
-                model: chunk.model.clone().unwrap_or_default(),
+                model: chunk
+                    .model
+                    .clone()
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or_else(|| self.requested_model.clone()),
                 provider_request_id: self.header_request_id.clone().or(chunk.id.clone()),
             }));
         }
