@@ -5,15 +5,15 @@
 //! - [`Dataset`]: JSON-lines [`Case`]s with a content hash, so results name the exact data.
 //! - [`Evaluator`]s score a case's [`TargetOutput`] in `0..=1` with pass/fail and a reason:
 //!   [`assertions`] (JSON, schema, allowed values, contains, regex, bounds, closures),
-//!   [`reference`] metrics (exact, normalized, token F1, ROUGE-L, embedding cosine), the LLM
-//!   [`judge`] with human [`Calibration`](judge::Calibration), combined with
+//!   [`reference`](mod@reference) metrics (exact, normalized, token F1, ROUGE-L, embedding cosine), the LLM
+//!   [`judge`] with human [`Calibration`], combined with
 //!   [`evaluator::all`]/[`any`](evaluator::any)/[`weighted`](evaluator::weighted).
 //!   [`retrieval`] metrics (recall@k, precision@k, MRR, nDCG@k, hit rate) are reported apart.
 //! - The [`Runner`] runs a [`Target`] (any async function, or an [`OutputsFile`]) with bounded
 //!   concurrency and an [`OutputCache`], producing a [`RunResult`].
 //! - [`report`] renders it (terminal, JSON, Markdown, JUnit XML); [`compare`] pairs two runs
 //!   (bootstrap CI, McNemar, regressed cases); [`gate`] turns thresholds and a stored
-//!   [`Baseline`](gate::Baseline) into an exit code; [`review`] exports samples for humans and
+//!   [`Baseline`] into an exit code; [`review`] exports samples for humans and
 //!   imports their labels.
 //! - The `llmkit-eval` binary (`run`, `compare`, `gate`) does the same from a shell.
 //!
@@ -52,6 +52,10 @@ pub mod report;
 pub mod retrieval;
 pub mod review;
 pub mod runner;
+
+/// The evals guide (`docs/evals.md`), included so its example is compiled and run as a test.
+#[doc = include_str!("../../docs/evals.md")]
+pub mod guide {}
 
 pub use compare::{CompareOptions, Comparison};
 pub use dataset::{Case, Dataset, DatasetError};

@@ -475,6 +475,21 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Cost for humans: `$0.0123`, `$0.0123 (2 of 30 unknown)`, or `unknown` when no case
+    /// reported one (never a misleading `$0`).
+    pub fn cost_text(&self) -> String {
+        if self.cases > 0 && self.cost_unknown >= self.cases {
+            "unknown".into()
+        } else if self.cost_unknown > 0 {
+            format!(
+                "${} ({} of {} unknown)",
+                self.cost_usd, self.cost_unknown, self.cases
+            )
+        } else {
+            format!("${}", self.cost_usd)
+        }
+    }
+
     /// Aggregates case results.
     pub fn from_cases(cases: &[CaseResult]) -> Self {
         let overall = GroupStats::from_pairs(cases.iter().map(|c| (c.passed, c.score)));

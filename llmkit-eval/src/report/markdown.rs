@@ -29,7 +29,7 @@ pub fn markdown(
     );
     let _ = writeln!(
         out,
-        "| cases | passed | pass rate | mean score | errors | tokens in/out | cost (USD) | p50 / p95 latency |"
+        "| cases | passed | pass rate | mean score | errors | tokens in/out | cost | p50 / p95 latency |"
     );
     let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|");
     let _ = writeln!(
@@ -42,7 +42,7 @@ pub fn markdown(
         s.target_errors + s.evaluator_errors,
         s.input_tokens,
         s.output_tokens,
-        s.cost_usd,
+        s.cost_text(),
         s.latency_p50_ms,
         s.latency_p95_ms
     );

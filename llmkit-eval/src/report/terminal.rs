@@ -38,15 +38,10 @@ pub fn terminal(run: &RunResult) -> String {
     );
     let _ = writeln!(
         out,
-        "  tokens {} in / {} out, cost ${}{}, latency p50 {:.0} ms p95 {:.0} ms, {} target calls, {} cache hits",
+        "  tokens {} in / {} out, cost {}, latency p50 {:.0} ms p95 {:.0} ms, {} target calls, {} cache hits",
         s.input_tokens,
         s.output_tokens,
-        s.cost_usd,
-        if s.cost_unknown > 0 {
-            format!(" ({} unknown)", s.cost_unknown)
-        } else {
-            String::new()
-        },
+        s.cost_text(),
         s.latency_p50_ms,
         s.latency_p95_ms,
         run.stats.target_calls,
