@@ -300,3 +300,35 @@ async fn review_sample_export_and_import() {
     assert!(bad.contains(":2:") && bad.contains("maybe"), "{bad}");
     assert!(import_labels_csv("id,verdict\n".as_bytes()).is_err());
 }
+
+mod parsers {
+    use llmkit_eval::OutputsFile;
+    use llmkit_eval::review::{import_labels_csv, import_labels_jsonl};
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn label_and_output_parsers_never_panic(text in "\\PC{0,200}") {
+            let _ = import_labels_csv(text.as_bytes());
+            let _ = import_labels_jsonl(&text);
+            let _ = OutputsFile::parse("p", &text);
+        }
+
+        #[test]
+        fn csv_labels_round_trip(rows in proptest::collection::vec(("[a-z0-9,\" -]{1,12}", any::<bool>(), "\\PC{0,20}"), 0..10)) {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record(["case_id", "human_passed", "human_note"]).unwrap();
+            for (id, passed, note) in &rows {
+                w.write_record([id.as_str(), if *passed { "yes" } else { "no" }, note.as_str()]).unwrap();
+            }
+            let bytes = w.into_inner().unwrap();
+            let labels = import_labels_csv(bytes.as_slice()).unwrap();
+            prop_assert_eq!(labels.len(), rows.len());
+            for (l, (id, passed, note)) in labels.iter().zip(&rows) {
+                prop_assert_eq!(&l.case_id, id);
+                prop_assert_eq!(l.passed, *passed);
+                prop_assert_eq!(&l.note, note);
+            }
+        }
+    }
+}
