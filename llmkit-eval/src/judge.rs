@@ -53,6 +53,7 @@ pub const DEFAULT_RUBRIC: &str = include_str!("judge_rubric_v1.prompt");
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct JudgeVerdict {
     /// Grade from 1 (wrong) to 5 (fully correct).
+    #[schemars(range(min = 1, max = 5))]
     pub score: u8,
     /// Why, in one or two sentences.
     pub rationale: String,

@@ -354,6 +354,13 @@ async fn judge_grades_with_a_versioned_rubric() {
     assert_eq!(model.call_count(), 2, "the out-of-range score was re-asked");
     let sent = &model.requests()[0];
     assert_eq!(sent.meta.prompt.as_ref().unwrap().version, "3");
+    match &sent.response_format {
+        llmkit_core::ResponseFormat::JsonSchema { schema, .. } => {
+            assert_eq!(schema["properties"]["score"]["maximum"], 5, "{schema}");
+            assert_eq!(schema["properties"]["score"]["minimum"], 1, "{schema}");
+        }
+        other => panic!("judge must ask for a json schema, got {other:?}"),
+    }
     assert!(
         sent.messages
             .iter()
