@@ -750,13 +750,6 @@ impl Runner {
                 r
             })
             .collect();
-        if let Some(cache) = &self.cache {
-            for c in cases.iter().filter(|c| !c.cached) {
-                if let (Some(output), Some(case)) = (&c.output, dataset.get(&c.id)) {
-                    cache.put(case, &target_id, output)?;
-                }
-            }
-        }
         let summary = Summary::from_cases(&cases);
         tracing::info!(
             run = name,
@@ -844,6 +837,13 @@ impl Runner {
                 return (result, calls);
             }
         };
+        if let Some(cache) = self.cache.as_ref().filter(|_| !was_cached) {
+            // Stored as soon as it exists, so an interrupted run keeps what it paid for. The
+            // cache only saves money: a failed write is logged, never fails the run.
+            if let Err(e) = cache.put(case, target_id, &output) {
+                tracing::warn!(case = %case.id, error = %e, "eval output cache write failed");
+            }
+        }
         for evaluator in &self.evaluators {
             let named = match evaluator.evaluate(case, &output).await {
                 Ok(s) => NamedScore {

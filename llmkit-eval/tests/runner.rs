@@ -244,3 +244,21 @@ async fn run_results_round_trip_through_json() {
     assert_eq!(back, run);
     assert!((run.summary.latency_p50_ms - 1.5).abs() < 1e-9);
 }
+
+#[tokio::test]
+async fn a_failing_cache_write_does_not_fail_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache_dir = dir.path().join("cache");
+    let cache = OutputCache::open(&cache_dir).unwrap();
+    std::fs::remove_dir_all(&cache_dir).unwrap();
+    let target = target_fn(TargetId::new("p", "m"), |_| async {
+        Ok(TargetOutput::text("ok"))
+    });
+    let run = Runner::new()
+        .cache(cache)
+        .run("no-cache", &dataset(2), &*target)
+        .await
+        .unwrap();
+    assert_eq!(run.summary.passed, 2);
+    assert_eq!(run.stats.target_calls, 2);
+}
