@@ -10,29 +10,15 @@
     clippy::indexing_slicing
 )]
 
-use std::path::PathBuf;
+mod common;
 
 use llmkit_core::{ChatModel, ChatRequest, ChatResponse, ErrorKind, FinishReason, Result};
 use serde_json::{Value, json};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-fn shared(provider: &str) -> Option<PathBuf> {
-    let base = std::env::var_os("LLMKIT_SHARED_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/providers")
-        });
-    let dir = base.join(provider);
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIPPED: ../shared/fixtures not found ({} missing; set LLMKIT_SHARED_FIXTURES)",
-            dir.display()
-        );
-        None
-    }
+fn shared(provider: &str) -> Option<std::path::PathBuf> {
+    common::shared_fixtures(provider)
 }
 
 fn read(dir: &std::path::Path, name: &str) -> String {
