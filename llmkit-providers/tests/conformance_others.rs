@@ -2,7 +2,10 @@
 //! the same table of cases as every other provider, against the suite's local fake server,
 //! with each provider's wire format for the canned replies and its own request checks
 //! (method, path, headers, body shape).
-#![cfg(feature = "conformance")]
+#![cfg(all(
+    feature = "conformance",
+    any(feature = "anthropic", feature = "gemini", feature = "ollama")
+))]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,

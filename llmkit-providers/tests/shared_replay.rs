@@ -3,6 +3,7 @@
 //! and compares the bodies we build with recorded request bodies where the request is
 //! expressible in llmkit's types. The folder is not part of the repository: without it every
 //! test prints a loud SKIPPED line and passes.
+#![cfg(any(feature = "anthropic", feature = "gemini", feature = "ollama"))]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -12,8 +13,8 @@
 
 mod common;
 
-use llmkit_core::{ChatModel, ChatRequest, ChatResponse, ErrorKind, FinishReason, Result};
-use serde_json::{Value, json};
+use llmkit_core::{ChatModel, ChatRequest, ChatResponse, Result};
+use serde_json::Value;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -52,7 +53,9 @@ async fn last_body(server: &MockServer) -> Value {
 #[cfg(feature = "anthropic")]
 mod anthropic {
     use super::*;
+    use llmkit_core::{ErrorKind, FinishReason};
     use llmkit_providers::anthropic::AnthropicModel;
+    use serde_json::json;
 
     fn model(server: &MockServer) -> AnthropicModel {
         AnthropicModel::builder("claude-haiku-4-5")
@@ -171,6 +174,7 @@ mod anthropic {
 #[cfg(feature = "gemini")]
 mod gemini {
     use super::*;
+    use llmkit_core::ErrorKind;
     use llmkit_providers::gemini::GeminiModel;
 
     fn model(server: &MockServer) -> GeminiModel {
@@ -251,8 +255,10 @@ mod gemini {
 #[cfg(feature = "ollama")]
 mod ollama {
     use super::*;
+    use llmkit_core::ErrorKind;
     use llmkit_core::{Message, ResponseFormat, ToolDefinition};
     use llmkit_providers::ollama::OllamaModel;
+    use serde_json::json;
 
     fn model(server: &MockServer, name: &str) -> OllamaModel {
         OllamaModel::builder(name)
