@@ -312,6 +312,8 @@ struct WireMessage {
 #[derive(Debug, Deserialize)]
 struct WireChoice {
     #[serde(default)]
+    index: Option<usize>,
+    #[serde(default)]
     message: Option<WireMessage>,
     #[serde(default)]
     delta: Option<WireMessage>,
@@ -348,9 +350,13 @@ pub(crate) fn parse_response(
     provider: &str,
     configured_model: &str,
 ) -> Result<ChatResponse> {
-    let choice = wire.choices.into_iter().next().ok_or_else(|| {
-        Error::invalid_response("response has no choices").with_provider(provider)
-    })?;
+    let choice = wire
+        .choices
+        .into_iter()
+        .min_by_key(|c| c.index.unwrap_or(0))
+        .ok_or_else(|| {
+            Error::invalid_response("response has no choices").with_provider(provider)
+        })?;
     let message = choice
         .message
         .ok_or_else(|| Error::invalid_response("choice has no message").with_provider(provider))?;
@@ -479,8 +485,13 @@ impl StreamState {
                 provider_request_id: self.header_request_id.clone().or(chunk.id.clone()),
             }));
         }
-        // Only the first choice is streamed: llmkit asks for one (`n` is never sent).
-        if let Some(choice) = chunk.choices.into_iter().next() {
+        // llmkit asks for one choice (`n` is never sent); should a server send several anyway,
+        // only choice 0 is followed so their deltas never interleave.
+        if let Some(choice) = chunk
+            .choices
+            .into_iter()
+            .find(|c| c.index.unwrap_or(0) == 0)
+        {
             if let Some(delta) = choice.delta {
                 if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
                     out.push(Ok(StreamEvent::TextDelta { text }));
