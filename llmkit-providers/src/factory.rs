@@ -238,6 +238,16 @@ pub fn from_config(config: &ProviderConfig) -> Result<Arc<dyn ChatModel>> {
         ProviderKind::Azure => Ok(Arc::new(crate::azure::AzureOpenAiModel::from_config(
             config,
         )?)),
+        #[cfg(feature = "anthropic")]
+        ProviderKind::Anthropic => Ok(Arc::new(crate::anthropic::AnthropicModel::from_config(
+            config,
+        )?)),
+        #[cfg(feature = "gemini")]
+        ProviderKind::Gemini | ProviderKind::Vertex => {
+            Ok(Arc::new(crate::gemini::GeminiModel::from_config(config)?))
+        }
+        #[cfg(feature = "ollama")]
+        ProviderKind::Ollama => Ok(Arc::new(crate::ollama::OllamaModel::from_config(config)?)),
         other => Err(not_compiled_in(other)),
     }
 }
@@ -252,6 +262,17 @@ pub fn with_embedding_model(config: &ProviderConfig) -> ProviderConfig {
         && !c.model.trim().is_empty()
     {
         c.embedding_model = Some(c.model.clone());
+    }
+    c
+}
+
+/// [`with_embedding_model`], then the embedding model also as `model`: for providers whose one
+/// model type serves both chat and embeddings (Gemini, Ollama).
+#[cfg(any(feature = "gemini", feature = "ollama"))]
+fn embedding_as_model(config: &ProviderConfig) -> ProviderConfig {
+    let mut c = with_embedding_model(config);
+    if let Some(m) = c.embedding_model.clone() {
+        c.model = m;
     }
     c
 }
@@ -274,6 +295,14 @@ pub fn embedding_from_config(config: &ProviderConfig) -> Result<Arc<dyn Embeddin
         #[cfg(feature = "azure")]
         ProviderKind::Azure => Ok(Arc::new(crate::azure::AzureOpenAiEmbeddings::from_config(
             &with_embedding_model(config),
+        )?)),
+        #[cfg(feature = "gemini")]
+        ProviderKind::Gemini | ProviderKind::Vertex => Ok(Arc::new(
+            crate::gemini::GeminiModel::from_config(&embedding_as_model(config))?,
+        )),
+        #[cfg(feature = "ollama")]
+        ProviderKind::Ollama => Ok(Arc::new(crate::ollama::OllamaModel::from_config(
+            &embedding_as_model(config),
         )?)),
         other => Err(not_compiled_in(other)),
     }

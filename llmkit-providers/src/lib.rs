@@ -41,3 +41,19 @@ pub mod sse;
 pub use config::{ProviderConfig, ProviderKind};
 pub use factory::{embedding_from_config, embedding_from_env, from_config, from_env};
 pub use secret::SecretString;
+
+#[cfg(feature = "anthropic")]
+pub mod anthropic;
+#[cfg(any(feature = "anthropic", feature = "gemini", feature = "ollama"))]
+mod frames;
+#[cfg(feature = "gemini")]
+pub mod gemini;
+#[cfg(feature = "ollama")]
+pub mod ollama;
+#[cfg(all(
+    test,
+    any(feature = "anthropic", feature = "gemini", feature = "ollama")
+))]
+mod test_support;
+#[cfg(any(feature = "gemini", feature = "ollama"))]
+mod tool_names;
