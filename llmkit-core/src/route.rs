@@ -3,7 +3,7 @@
 //! A [`Router`] is a [`ChatModel`] over named routes. Per request it picks a route by, in order:
 //! rules (prompt id, tags, input size, tools needed: [`RouteRule`]), then a [`Classifier`] (a
 //! small model or a Rust function returning a route), then the default route. With
-//! [`Router::escalate`], a reply from the cheap route that fails a check (validation, low
+//! [`RouterBuilder::escalate`], a reply from the cheap route that fails a check (validation, low
 //! confidence) is retried on the stronger route. Every decision is noted in the response trail
 //! (`router`/`route`, `router`/`escalated`) and a tracing event, and [`RouterStats`] reports
 //! traffic share, cost and quality per route.

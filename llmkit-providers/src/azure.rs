@@ -31,7 +31,7 @@ use llmkit_core::{
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::http::{self, ErrorRule};
 use crate::openai::{
-    BodyOptions, Endpoint, OpenAiEmbeddings, OpenAiModel, base_url, config_headers,
+    BodyOptions, Endpoint, OpenAiEmbeddings, OpenAiModel, base_url, config_headers, header_secrets,
 };
 
 /// Provider name of Azure OpenAI (OpenTelemetry `gen_ai.provider.name`).
@@ -92,7 +92,11 @@ fn azure_endpoint(config: &ProviderConfig, embeddings: bool) -> Result<Endpoint>
         chat_url: format!("{base}/chat/completions?api-version={version}"),
         embeddings_url: format!("{base}/embeddings?api-version={version}"),
         headers,
-        secret: Some(secret),
+        secrets: {
+            let mut all = header_secrets(config);
+            all.push(secret);
+            all
+        },
         rules: AZURE_RULES,
         body: BodyOptions {
             max_tokens_field: "max_completion_tokens",

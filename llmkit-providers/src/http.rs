@@ -37,6 +37,10 @@ use serde::de::DeserializeOwned;
 
 use crate::secret::{SecretString, redact_secrets};
 
+/// The reqwest version these helpers speak, re-exported so a downstream provider uses the
+/// same `Client`, `Response` and `HeaderMap` types without pinning reqwest itself.
+pub use reqwest;
+
 /// Default time allowed to establish a TCP + TLS connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 

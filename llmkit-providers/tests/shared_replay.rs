@@ -3,6 +3,7 @@
 //! and compares the bodies we build with recorded request bodies where the request is
 //! expressible in llmkit's types. The folder is not part of the repository: without it every
 //! test prints a loud SKIPPED line and passes.
+#![cfg(any(feature = "anthropic", feature = "gemini", feature = "ollama"))]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,29 +11,15 @@
     clippy::indexing_slicing
 )]
 
-use std::path::PathBuf;
+mod common;
 
-use llmkit_core::{ChatModel, ChatRequest, ChatResponse, ErrorKind, FinishReason, Result};
-use serde_json::{Value, json};
+use llmkit_core::{ChatModel, ChatRequest, ChatResponse, Result};
+use serde_json::Value;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-fn shared(provider: &str) -> Option<PathBuf> {
-    let base = std::env::var_os("LLMKIT_SHARED_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/providers")
-        });
-    let dir = base.join(provider);
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "SKIPPED: ../shared/fixtures not found ({} missing; set LLMKIT_SHARED_FIXTURES)",
-            dir.display()
-        );
-        None
-    }
+fn shared(provider: &str) -> Option<std::path::PathBuf> {
+    common::shared_fixtures(provider)
 }
 
 fn read(dir: &std::path::Path, name: &str) -> String {
@@ -66,7 +53,9 @@ async fn last_body(server: &MockServer) -> Value {
 #[cfg(feature = "anthropic")]
 mod anthropic {
     use super::*;
+    use llmkit_core::{ErrorKind, FinishReason};
     use llmkit_providers::anthropic::AnthropicModel;
+    use serde_json::json;
 
     fn model(server: &MockServer) -> AnthropicModel {
         AnthropicModel::builder("claude-haiku-4-5")
@@ -185,6 +174,7 @@ mod anthropic {
 #[cfg(feature = "gemini")]
 mod gemini {
     use super::*;
+    use llmkit_core::ErrorKind;
     use llmkit_providers::gemini::GeminiModel;
 
     fn model(server: &MockServer) -> GeminiModel {
@@ -265,8 +255,10 @@ mod gemini {
 #[cfg(feature = "ollama")]
 mod ollama {
     use super::*;
+    use llmkit_core::ErrorKind;
     use llmkit_core::{Message, ResponseFormat, ToolDefinition};
     use llmkit_providers::ollama::OllamaModel;
+    use serde_json::json;
 
     fn model(server: &MockServer, name: &str) -> OllamaModel {
         OllamaModel::builder(name)

@@ -80,7 +80,8 @@ pub(crate) struct Endpoint {
     pub chat_url: String,
     pub embeddings_url: String,
     pub headers: HeaderMap,
-    pub secret: Option<SecretString>,
+    /// Redacted from error text: the key or token, and every extra header value.
+    pub secrets: Vec<SecretString>,
     pub rules: &'static [ErrorRule],
     pub body: BodyOptions,
     pub timeout: Option<Duration>,
@@ -133,6 +134,15 @@ pub(crate) fn config_headers(config: &ProviderConfig) -> Result<HeaderMap> {
     http::headers_from(config.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))
 }
 
+/// Extra header values may be gateway tokens: treat them as secrets in error text.
+pub(crate) fn header_secrets(config: &ProviderConfig) -> Vec<SecretString> {
+    config
+        .headers
+        .values()
+        .map(|v| SecretString::new(v.clone()))
+        .collect()
+}
+
 impl OpenAiModel {
     /// Builds a model from a config of kind `openai` (key required; `base_url`,
     /// `organization`, `project` optional) or `openai_compatible` (`base_url` required, key
@@ -155,7 +165,7 @@ impl OpenAiModel {
 
     pub(crate) fn from_endpoint(e: Endpoint) -> Result<Self> {
         let mut mapper = ErrorMapper::new(e.provider, e.rules);
-        if let Some(secret) = &e.secret {
+        for secret in &e.secrets {
             mapper = mapper.with_secret(secret);
         }
         Ok(OpenAiModel {
@@ -234,13 +244,15 @@ fn openai_endpoint(config: &ProviderConfig, embeddings: bool) -> Result<Endpoint
         )?
     };
     let mut headers = config_headers(config)?;
-    let secret = if compatible {
+    let key = if compatible {
         config.api_key.clone().filter(|k| !k.is_empty())
     } else {
         Some(config.require_api_key("OPENAI_API_KEY")?.clone())
     };
-    if let Some(key) = &secret {
-        http::insert_secret_header(&mut headers, "authorization", "Bearer ", key)?;
+    let mut secrets = header_secrets(config);
+    if let Some(key) = key {
+        http::insert_secret_header(&mut headers, "authorization", "Bearer ", &key)?;
+        secrets.push(key);
     }
     if let Some(org) = &config.organization {
         http::insert_header(&mut headers, "openai-organization", org)?;
@@ -258,7 +270,7 @@ fn openai_endpoint(config: &ProviderConfig, embeddings: bool) -> Result<Endpoint
         chat_url: format!("{base}/chat/completions"),
         embeddings_url: format!("{base}/embeddings"),
         headers,
-        secret,
+        secrets,
         rules: OPENAI_RULES,
         body: BodyOptions {
             // Most compatible servers only know the older name.
@@ -333,13 +345,14 @@ impl ChatModel for OpenAiModel {
             .await
         };
         let response = start.await.map_err(&ctx)?;
-        let state = wire::StreamState::new(http::provider_request_id(response.headers()));
-        let mapper = inner.mapper.clone();
-        let events = sse_stream(response.bytes_stream(), move |e| mapper.transport_error(e));
         let model = request
             .model
             .clone()
             .unwrap_or_else(|| inner.info.model.clone());
+        let state =
+            wire::StreamState::new(http::provider_request_id(response.headers()), model.clone());
+        let mapper = inner.mapper.clone();
+        let events = sse_stream(response.bytes_stream(), move |e| mapper.transport_error(e));
         Ok(drive_stream(
             Box::pin(events),
             state,
@@ -431,6 +444,7 @@ impl OpenAiEmbeddings {
         })
     }
 
+    #[cfg(feature = "azure")]
     pub(crate) fn from_model(model: OpenAiModel) -> Self {
         OpenAiEmbeddings {
             model,

@@ -168,7 +168,7 @@ fn no_error(_: &str) -> llmkit_core::Error {
 }
 
 fn run(datas: &[&str]) -> Vec<Result<StreamEvent, ErrorKind>> {
-    let mut s = StreamState::default();
+    let mut s = StreamState::new(None, "asked-model".into());
     let mut out = Vec::new();
     for d in datas {
         out.extend(s.on_data(d, &no_error));

@@ -312,6 +312,8 @@ struct WireMessage {
 #[derive(Debug, Deserialize)]
 struct WireChoice {
     #[serde(default)]
+    index: Option<usize>,
+    #[serde(default)]
     message: Option<WireMessage>,
     #[serde(default)]
     delta: Option<WireMessage>,
@@ -348,9 +350,13 @@ pub(crate) fn parse_response(
     provider: &str,
     configured_model: &str,
 ) -> Result<ChatResponse> {
-    let choice = wire.choices.into_iter().next().ok_or_else(|| {
-        Error::invalid_response("response has no choices").with_provider(provider)
-    })?;
+    let choice = wire
+        .choices
+        .into_iter()
+        .min_by_key(|c| c.index.unwrap_or(0))
+        .ok_or_else(|| {
+            Error::invalid_response("response has no choices").with_provider(provider)
+        })?;
     let message = choice
         .message
         .ok_or_else(|| Error::invalid_response("choice has no message").with_provider(provider))?;
@@ -414,12 +420,15 @@ pub(crate) struct StreamState {
     done: bool,
     /// Provider request id from the response headers, preferred over the chunk id.
     header_request_id: Option<String>,
+    /// Reported as the answering model when chunks do not name one (some compatible servers).
+    requested_model: String,
 }
 
 impl StreamState {
-    pub(crate) fn new(header_request_id: Option<String>) -> Self {
+    pub(crate) fn new(header_request_id: Option<String>, requested_model: String) -> Self {
         StreamState {
             header_request_id,
+            requested_model,
             ..Default::default()
         }
     }
@@ -475,12 +484,21 @@ impl StreamState {
         if !self.started {
             self.started = true;
             out.push(Ok(StreamEvent::Start {
-                model: chunk.model.clone().unwrap_or_default(),
+                model: chunk
+                    .model
+                    .clone()
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or_else(|| self.requested_model.clone()),
                 provider_request_id: self.header_request_id.clone().or(chunk.id.clone()),
             }));
         }
-        // Only the first choice is streamed: llmkit asks for one (`n` is never sent).
-        if let Some(choice) = chunk.choices.into_iter().next() {
+        // llmkit asks for one choice (`n` is never sent); should a server send several anyway,
+        // only choice 0 is followed so their deltas never interleave.
+        if let Some(choice) = chunk
+            .choices
+            .into_iter()
+            .find(|c| c.index.unwrap_or(0) == 0)
+        {
             if let Some(delta) = choice.delta {
                 if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
                     out.push(Ok(StreamEvent::TextDelta { text }));
