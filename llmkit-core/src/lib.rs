@@ -38,6 +38,7 @@ pub mod layer;
 pub mod message;
 pub mod model;
 pub mod request;
+pub mod resilience;
 pub mod response;
 pub mod scripted;
 
