@@ -48,6 +48,8 @@
 //! ```
 
 mod breaker;
+#[doc = include_str!("../../../docs/resilience.md")]
+pub mod guide {}
 mod degrade;
 mod fallback;
 mod idempotency;
