@@ -588,3 +588,67 @@ async fn concurrency_limit_waits_or_fails_fast() {
     assert_eq!(refused[0].kind(), ErrorKind::LimitExceeded);
     assert_eq!(limits.snapshots()[0].in_flight, 0, "slots released");
 }
+
+// ---------------------------------------------------------------- streams through stateful layers
+
+#[tokio::test(start_paused = true)]
+async fn stream_failures_count_for_the_breaker() {
+    let provider = always("p", Reply::server_error(503));
+    let breakers = CircuitBreakerLayer::new().consecutive_failures(2);
+    let model = breakers.layer(provider.clone());
+    for _ in 0..2 {
+        assert!(model.stream(ChatRequest::user("x")).await.is_err());
+    }
+    let err = model.stream(ChatRequest::user("x")).await.err().unwrap();
+    assert_eq!(err.kind(), ErrorKind::CircuitOpen);
+    assert_eq!(provider.call_count(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stream_ending_without_done_is_not_a_health_failure() {
+    use futures::StreamExt;
+    let provider = always("p", Reply::CutStream("half an ans".into()));
+    let breakers = CircuitBreakerLayer::new().consecutive_failures(1);
+    let model = breakers.layer(provider.clone());
+    let stream = model.stream(ChatRequest::user("x")).await.unwrap();
+    let events: Vec<_> = stream.collect().await;
+    assert!(
+        events.iter().all(Result::is_ok),
+        "the scripted cut ends without Done"
+    );
+    // Ending without `Done` is not proof of ill health by itself (the caller may stop early).
+    assert_eq!(breakers.snapshots()[0].state, CircuitState::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn streamed_usage_settles_the_token_bucket() {
+    let provider = Arc::new(ScriptedModel::always("a streamed reply"));
+    let limits = LimitLayer::new().tokens_per_minute(1000).max_concurrency(1);
+    let model = limits.layer(provider);
+    let stream = model
+        .stream(ChatRequest::user("y".repeat(40)).with_max_tokens(500))
+        .await
+        .unwrap();
+    let mid = limits.snapshot("scripted", "scripted-model").unwrap();
+    assert_eq!(
+        mid.in_flight, 1,
+        "the slot is held while the stream is open"
+    );
+    assert_eq!(
+        mid.tokens_available,
+        Some(1000.0 - 510.0),
+        "estimate reserved"
+    );
+    let resp = llmkit_core::collect_stream(
+        stream,
+        &llmkit_core::ModelInfo::new("scripted", "scripted-model"),
+    )
+    .await
+    .unwrap();
+    let after = limits.snapshot("scripted", "scripted-model").unwrap();
+    assert_eq!(after.in_flight, 0);
+    assert_eq!(
+        after.tokens_available,
+        Some(1000.0 - resp.usage.total_tokens() as f64)
+    );
+}
