@@ -37,10 +37,13 @@ pub mod error;
 pub mod layer;
 pub mod message;
 pub mod model;
+pub mod prompt;
 pub mod request;
 pub mod resilience;
 pub mod response;
+pub mod schema;
 pub mod scripted;
+pub mod structured;
 
 pub use error::{Error, ErrorKind, Result};
 pub use layer::{Layer, MapRequestLayer, Pipeline, layer_fn, new_request_id};
@@ -51,12 +54,15 @@ pub use model::{
     Capabilities, ChatModel, ChatStream, EmbeddingModel, ModelInfo, StreamAccumulator,
     collect_stream, response_to_events,
 };
+pub use prompt::{PromptRegistry, RenderedPrompt};
 pub use request::{ChatRequest, PromptRef, RequestMeta, ResponseFormat};
 pub use response::{
     ChatResponse, Cost, EmbeddingRequest, EmbeddingResponse, FinishReason, StreamEvent, Trail,
     TrailEntry, Usage,
 };
+pub use schema::{DroppedConstraint, SchemaDialect, TransformedSchema, to_dialect};
 pub use scripted::{Reply, ScriptedModel, ScriptedModelBuilder, estimate_tokens, hashed_embedding};
+pub use structured::{Generated, Structured, StructuredExt};
 
 /// Re-exports for `use llmkit_core::prelude::*`.
 pub mod prelude {
