@@ -344,7 +344,8 @@ impl Limit {
         Error::new(ErrorKind::LimitExceeded, message).or_context(&info.provider, &info.model)
     }
 
-    /// Waits for (or refuses) capacity; returns the ticket and how long it waited.
+    /// Waits for (or refuses) capacity; returns the ticket and how long it waited (zero when
+    /// capacity was there at once).
     async fn admit(&self, request: &ChatRequest) -> Result<(Ticket, Duration)> {
         let info = self.inner.info();
         let model = target_model(info, request.model.as_deref());
@@ -389,7 +390,10 @@ impl Limit {
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
         }
-        if let Some(sem) = &limiter.semaphore {
+        let Some(sem) = &limiter.semaphore else {
+            return Ok((ticket, wait));
+        };
+        {
             let permit = match cfg.mode {
                 LimitMode::FailFast => sem.clone().try_acquire_owned().map_err(|_| {
                     self.limit_error(format!(
@@ -398,6 +402,10 @@ impl Limit {
                     ))
                 })?,
                 LimitMode::Wait => {
+                    if let Ok(permit) = sem.clone().try_acquire_owned() {
+                        ticket._permit = Some(permit);
+                        return Ok((ticket, wait));
+                    }
                     let left = bounded(cfg.max_wait, &request.meta)
                         .map(|d| d.saturating_sub(started.elapsed()));
                     let acquire = sem.clone().acquire_owned();
@@ -415,7 +423,8 @@ impl Limit {
             };
             ticket._permit = Some(permit);
         }
-        Ok((ticket, started.elapsed()))
+        // Waited for a slot: report the whole admission time.
+        Ok((ticket, started.elapsed().max(wait)))
     }
 }
 
