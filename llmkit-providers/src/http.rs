@@ -617,7 +617,7 @@ impl ErrorMapper {
             ErrorKind::Timeout
         } else if e.is_builder() {
             ErrorKind::Config
-        } else if e.is_decode() {
+        } else if e.is_decode() && !cut_off_mid_body(&e) {
             ErrorKind::InvalidResponse
         } else {
             ErrorKind::Transport
@@ -634,6 +634,24 @@ impl ErrorMapper {
             .with_provider(self.provider.clone())
             .with_source(e)
     }
+}
+
+/// Whether a body error came from the connection dying (reset, closed early) rather than from
+/// bytes that are not what we expected: reqwest reports both as decode errors, but only the
+/// first is worth retrying.
+fn cut_off_mid_body(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        let text = s.to_string();
+        if text.contains("connection") || text.contains("incomplete") || text.contains("closed") {
+            return true;
+        }
+        source = s.source();
+    }
+    e.is_body()
 }
 
 async fn read_body_limited(response: reqwest::Response, limit: usize) -> String {
