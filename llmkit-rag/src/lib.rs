@@ -1,9 +1,49 @@
 //! # llmkit-rag
 //!
-//! Retrieval-augmented generation that cites its sources. Built on [`llmkit_core::EmbeddingModel`].
+//! Retrieval-augmented generation that cites, built on [`llmkit_core::EmbeddingModel`] and
+//! [`llmkit_core::ChatModel`]:
+//!
+//! - [`Document`] (id, source, text, metadata, content hash), [`clean`] for messy text,
+//!   [`Document::from_markup`] for HTML/Markdown, [`near_duplicates`];
+//! - [`Chunker`]: structure-aware splitting (headings, paragraphs, sentences, words) with exact
+//!   byte offsets (`&doc.text[c.start..c.end] == c.text`) and ids stable across re-indexing;
+//! - [`Index`]: embeddings cached by content hash, a [`VectorStore`] ([`MemoryVectorStore`] by
+//!   default, exact cosine, persistable), [`Bm25`], hybrid search fused with [`rrf`], incremental
+//!   [`Index::sync`] and staleness reports;
+//! - [`GroundedAnswerer`]: retrieves, marks every chunk as untrusted data (llmkit-guard's
+//!   spotlighting with the `guard` feature), asks for claims with citations through
+//!   `generate::<GroundedAnswer>()`, and checks that every cited chunk was retrieved and supports
+//!   its claim;
+//! - [`eval`]: retrieved ids per labelled query, recall@k and MRR.
 //!
 //! ```
-//! use llmkit_core::{EmbeddingModel, ScriptedModel};
-//! let embedder = ScriptedModel::always("unused");
-//! assert_eq!(embedder.dimensions(), Some(64));
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use llmkit_core::ScriptedModel;
+//! use llmkit_rag::{Document, Index, SearchMode, store::Filter};
+//!
+//! // Offline: the scripted model's embeddings are a hashed bag of words.
+//! let index = Index::new(Arc::new(ScriptedModel::builder().embedding_dimensions(256).build()));
+//! index.sync(vec![
+//!     Document::new("refunds", "# Refunds\n\nRefunds are accepted within 30 days of delivery."),
+//!     Document::new("shipping", "# Shipping\n\nOrders ship within two business days."),
+//! ]).await?;
+//! let hits = index.search("are refunds accepted", 1, &Filter::new(), SearchMode::Hybrid).await?;
+//! assert_eq!(hits[0].chunk.doc_id, "refunds");
+//! # Ok::<(), llmkit_core::Error>(()) }).unwrap();
 //! ```
+
+pub mod answer;
+pub mod chunk;
+pub mod document;
+pub mod eval;
+pub mod index;
+pub mod store;
+
+pub use answer::{
+    AnswerReport, CheckedClaim, Claim, GroundedAnswer, GroundedAnswerer, UnsupportedPolicy,
+};
+pub use chunk::{ApproxTokens, Chars, Chunk, Chunker, Tokenizer};
+pub use document::{Document, clean, near_duplicates};
+pub use index::{Index, IndexReport, SearchMode};
+pub use store::{Bm25, Hit, LexicalOverlapReranker, MemoryVectorStore, Reranker, VectorStore, rrf};
