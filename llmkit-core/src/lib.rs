@@ -44,6 +44,7 @@ pub mod message;
 pub mod model;
 pub mod prompt;
 pub mod request;
+pub mod resilience;
 pub mod response;
 pub mod review;
 pub mod route;

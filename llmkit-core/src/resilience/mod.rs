@@ -1,0 +1,274 @@
+//! Failure handling: treat the model like any unreliable network dependency.
+//!
+//! Every mechanism is a [`Layer`](crate::Layer) with a `#[must_use]` builder whose method docs
+//! state the defaults:
+//!
+//! - [`TimeoutLayer`]: per-attempt timeout (innermost), time-to-first-token and idle timeouts for
+//!   streams, and the overall deadline from [`RequestMeta::deadline`](crate::RequestMeta).
+//! - [`RetryLayer`]: the **only** retry owner: exponential [`Backoff`] with decorrelated jitter,
+//!   Retry-After honoured (capped), a [`RetryBudget`] against retry storms, streams retried only
+//!   before their first token.
+//! - [`CircuitBreakerLayer`]: one [`CircuitBreaker`] per provider+model, readable for health checks
+//!   ([`BreakerSnapshot`]); an open circuit fails fast with [`ErrorKind::CircuitOpen`](crate::ErrorKind).
+//! - [`FallbackLayer`] / [`Fallback`]: an ordered chain of complete per-target stacks plus a cached
+//!   answer and a static safe default; [`FallThrough`] decides which errors move on.
+//! - [`LimitLayer`]: max concurrency and requests/tokens-per-minute token buckets per
+//!   provider+model, waiting or failing fast.
+//! - [`IdempotencyLayer`]: single-flight for concurrent duplicates and a TTL'd memory of completed
+//!   results behind the [`IdempotencyStore`] trait.
+//! - [`Degrade`] and [`Outcome`]: a typed degraded answer the application decided in advance,
+//!   returned instead of an error.
+//!
+//! Recommended order, outermost first (see `docs/resilience.md` for the reasoning):
+//! `Idempotency → Fallback → [per target: Retry → Breaker → Limit → Timeout → provider]`.
+//! [`target_pipeline`] builds the per-target part in that order.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+//! use std::{sync::Arc, time::Duration};
+//! use llmkit_core::resilience::{CircuitBreakerLayer, RetryLayer, TimeoutLayer, target_pipeline};
+//! use llmkit_core::{ChatModel, ChatRequest, Reply, ScriptedModel};
+//!
+//! let provider = Arc::new(
+//!     ScriptedModel::builder()
+//!         .reply(Reply::rate_limited(Duration::from_secs(2)))
+//!         .reply(Reply::server_error(503))
+//!         .reply("refunds take 5 days")
+//!         .build(),
+//! );
+//! let breaker = CircuitBreakerLayer::new();
+//! let model = target_pipeline(RetryLayer::new().max_attempts(4), breaker.clone(), None, TimeoutLayer::new())
+//!     .build(provider.clone());
+//! let resp = model.chat(ChatRequest::user("how long do refunds take?")).await?;
+//! assert_eq!(resp.text(), "refunds take 5 days");
+//! assert_eq!(provider.call_count(), 3);
+//! assert!(resp.trail.has("retry", "attempt_failed"));
+//! assert_eq!(breaker.snapshots()[0].state.as_str(), "closed");
+//! # Ok::<(), llmkit_core::Error>(()) }).unwrap();
+//! ```
+
+mod breaker;
+#[doc = include_str!("../../../docs/resilience.md")]
+pub mod guide {}
+mod degrade;
+mod fallback;
+mod idempotency;
+mod limit;
+pub mod retry;
+mod timeout;
+mod window;
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+
+pub use breaker::{BreakerSnapshot, CircuitBreaker, CircuitBreakerLayer, CircuitState};
+pub use degrade::{Degrade, Degraded, Outcome};
+pub use fallback::{CachedAnswer, FallThrough, Fallback, FallbackLayer};
+pub use idempotency::{Claim, IdempotencyLayer, IdempotencyStore, MemoryIdempotencyStore};
+pub use limit::{LimitLayer, LimitMode, LimitSnapshot};
+pub use retry::{Backoff, Jitter, RetryBudget, RetryLayer, RetryPolicy};
+pub use timeout::TimeoutLayer;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::layer::Pipeline;
+use crate::model::{ChatStream, ModelInfo};
+use crate::request::RequestMeta;
+use crate::response::StreamEvent;
+
+/// The per-target part of the recommended order: `Retry → Breaker → Limit → Timeout → provider`.
+///
+/// Retry sits outside the breaker so an open circuit fails an attempt fast and (being
+/// non-retryable) hands over to the fallback; the limit sits inside the breaker so waiting for a
+/// slot is not mistaken for provider slowness by anything but the deadline; the timeout is
+/// innermost so it bounds exactly one attempt. Request ids are left to the outer pipeline.
+pub fn target_pipeline(
+    retry: RetryLayer,
+    breaker: CircuitBreakerLayer,
+    limit: Option<LimitLayer>,
+    timeout: TimeoutLayer,
+) -> Pipeline {
+    Pipeline::builder()
+        .assign_request_ids(false)
+        .layer(retry)
+        .layer(breaker)
+        .option_layer(limit)
+        .layer(timeout)
+}
+
+/// "Now" on tokio's clock, as a std instant so it compares with [`RequestMeta::deadline`]. Using
+/// tokio's clock keeps every timing decision consistent with `tokio::time::pause` in tests.
+pub(crate) fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Time left before the request's overall deadline; `None` when it has none.
+pub(crate) fn remaining(meta: &RequestMeta) -> Option<Duration> {
+    meta.deadline.map(|d| d.saturating_duration_since(now()))
+}
+
+/// The error every layer returns when the overall deadline has run out.
+pub(crate) fn deadline_error(info: &ModelInfo, what: &str) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!("overall deadline exceeded {what}"),
+    )
+    .or_context(&info.provider, &info.model)
+}
+
+/// The smaller of an optional limit and the time left before the deadline.
+pub(crate) fn bounded(limit: Option<Duration>, meta: &RequestMeta) -> Option<Duration> {
+    match (limit, remaining(meta)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Locks a mutex, recovering from poisoning: every critical section in this module leaves the
+/// state consistent at each step, so a panic elsewhere does not make it unusable.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Per provider+model state (breakers, limiters), created on first use.
+pub(crate) struct Registry<T> {
+    map: Mutex<HashMap<(String, String), Arc<T>>>,
+}
+
+impl<T> Registry<T> {
+    pub(crate) fn new() -> Self {
+        Registry {
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn get_or_insert(
+        &self,
+        provider: &str,
+        model: &str,
+        make: impl FnOnce() -> T,
+    ) -> Arc<T> {
+        let mut map = lock(&self.map);
+        if let Some(v) = map.get(&(provider.to_owned(), model.to_owned())) {
+            return v.clone();
+        }
+        let v = Arc::new(make());
+        map.insert((provider.to_owned(), model.to_owned()), v.clone());
+        v
+    }
+
+    pub(crate) fn get(&self, provider: &str, model: &str) -> Option<Arc<T>> {
+        lock(&self.map)
+            .get(&(provider.to_owned(), model.to_owned()))
+            .cloned()
+    }
+
+    pub(crate) fn all(&self) -> Vec<((String, String), Arc<T>)> {
+        let mut v: Vec<_> = lock(&self.map)
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+}
+
+/// The model a request will reach: its explicit `model` or the one the target was built with.
+pub(crate) fn target_model<'a>(info: &'a ModelInfo, request_model: Option<&'a str>) -> &'a str {
+    request_model.unwrap_or(&info.model)
+}
+
+/// Waits for a stream's first content event, buffering `Start` events, so a failure before any
+/// token reached the caller can still be retried or fall through. Returns the stream with the
+/// buffered events put back in front, or the error that came first.
+pub(crate) async fn first_content(mut stream: ChatStream) -> Result<ChatStream> {
+    let mut head = Vec::new();
+    loop {
+        match stream.next().await {
+            Some(Ok(ev @ StreamEvent::Start { .. })) => head.push(Ok(ev)),
+            Some(Ok(ev)) => {
+                head.push(Ok(ev));
+                break;
+            }
+            Some(Err(e)) => return Err(e),
+            None => break,
+        }
+    }
+    Ok(Box::pin(futures::stream::iter(head).chain(stream)))
+}
+
+/// How a stream ended, reported once to an [`observe`] callback.
+pub(crate) enum StreamEnd {
+    /// `Done` arrived; the last usage event seen, if any.
+    Completed(crate::response::Usage),
+    /// The stream yielded an error.
+    Failed(Error),
+    /// It ended without `Done` or was dropped by the caller before the end.
+    Abandoned(crate::response::Usage),
+}
+
+type OnEnd = Box<dyn FnOnce(StreamEnd) + Send>;
+
+/// Wraps a stream so `on_end` runs exactly once: on `Done`, on the first error, at the end of the
+/// stream, or when the caller drops it. Breakers and limiters settle through it.
+pub(crate) fn observe(
+    stream: ChatStream,
+    on_end: impl FnOnce(StreamEnd) + Send + 'static,
+) -> ChatStream {
+    Box::pin(Observed {
+        inner: stream,
+        usage: crate::response::Usage::default(),
+        on_end: Some(Box::new(on_end)),
+    })
+}
+
+struct Observed {
+    inner: ChatStream,
+    usage: crate::response::Usage,
+    on_end: Option<OnEnd>,
+}
+
+impl Observed {
+    fn finish(&mut self, end: StreamEnd) {
+        if let Some(f) = self.on_end.take() {
+            f(end);
+        }
+    }
+}
+
+impl Stream for Observed {
+    type Item = Result<StreamEvent>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let item = match this.inner.as_mut().poll_next(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(item) => item,
+        };
+        match &item {
+            Some(Ok(StreamEvent::Usage { usage })) => this.usage = *usage,
+            Some(Ok(StreamEvent::Done { .. })) => {
+                let usage = this.usage;
+                this.finish(StreamEnd::Completed(usage));
+            }
+            Some(Err(e)) => this.finish(StreamEnd::Failed(e.clone())),
+            None => {
+                let usage = this.usage;
+                this.finish(StreamEnd::Abandoned(usage));
+            }
+            Some(Ok(_)) => {}
+        }
+        Poll::Ready(item)
+    }
+}
+
+impl Drop for Observed {
+    fn drop(&mut self) {
+        let usage = self.usage;
+        self.finish(StreamEnd::Abandoned(usage));
+    }
+}

@@ -1,0 +1,262 @@
+//! [`RetryLayer`]: the one place llmkit retries.
+//!
+//! Providers never retry by themselves, so retries cannot multiply across layers (3 × 3 × 3 = 27
+//! requests for one call). The files follow tower's roles: [`policy`] decides *whether*,
+//! [`backoff`] *how long*, [`budget`] *how often overall*.
+
+pub mod backoff;
+pub mod budget;
+pub mod policy;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tracing::Instrument as _;
+
+pub use backoff::{Backoff, DecorrelatedJitter, Jitter, Schedule};
+pub use budget::RetryBudget;
+pub use policy::RetryPolicy;
+
+use super::{deadline_error, first_content, remaining};
+use crate::error::{Error, Result};
+use crate::layer::Layer;
+use crate::model::{ChatModel, ChatStream, ModelInfo};
+use crate::request::ChatRequest;
+use crate::response::ChatResponse;
+
+/// Retries failed attempts with backoff, within the deadline and a [`RetryBudget`].
+///
+/// - Retries only what [`RetryPolicy`] allows (default: [`Error::is_retryable`]); `CircuitOpen`,
+///   `QuotaExhausted`, `InvalidRequest`, ... fail at once.
+/// - Waits `max(backoff, min(retry_after, cap))`; never sleeps past
+///   [`RequestMeta::deadline`](crate::RequestMeta): when the wait would cross it, it gives up.
+/// - Streams: retries the setup and any failure before the first content event; once a token
+///   may have reached the caller it never retries.
+/// - The final error is the last attempt's error with [`Error::attempts`] holding every
+///   attempt's error, oldest first (the last one included).
+/// - Trail: `retry/attempt_failed` per failed attempt and `retry/answered` when a retry
+///   succeeded. Tracing: a `llmkit.attempt` span per attempt (`attempt = n`) and a warn event
+///   per retry.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+/// use std::{sync::Arc, time::Duration};
+/// use llmkit_core::resilience::{Backoff, RetryLayer};
+/// use llmkit_core::{ChatModel, ChatRequest, Layer, Reply, ScriptedModel};
+///
+/// let provider = Arc::new(ScriptedModel::builder().reply(Reply::overloaded()).reply("ok").build());
+/// let model = RetryLayer::new().backoff(Backoff::exponential().base(Duration::from_millis(100))).layer(provider.clone());
+/// assert_eq!(model.chat(ChatRequest::user("hi")).await?.text(), "ok");
+/// assert_eq!(provider.call_count(), 2);
+/// # Ok::<(), llmkit_core::Error>(()) }).unwrap();
+/// ```
+#[must_use]
+#[derive(Debug, Clone)]
+pub struct RetryLayer {
+    policy: RetryPolicy,
+    backoff: Backoff,
+    budget: Option<RetryBudget>,
+}
+
+impl Default for RetryLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RetryLayer {
+    /// Defaults: [`RetryPolicy::new`] (3 attempts, Retry-After capped at 30 s),
+    /// [`Backoff::exponential`] (500 ms base, 20 s max, decorrelated jitter), and a fresh
+    /// [`RetryBudget::new`] (10 s window, 10/s minimum, 20 %) shared by every model this layer
+    /// wraps.
+    pub fn new() -> Self {
+        RetryLayer {
+            policy: RetryPolicy::new(),
+            backoff: Backoff::exponential(),
+            budget: Some(RetryBudget::new()),
+        }
+    }
+
+    /// Replaces the whole policy.
+    pub fn policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Attempts in total, the first included (default 3).
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.policy = self.policy.max_attempts(n);
+        self
+    }
+
+    /// Longest Retry-After honoured (default 30 s).
+    pub fn max_retry_after(mut self, cap: Duration) -> Self {
+        self.policy = self.policy.max_retry_after(cap);
+        self
+    }
+
+    /// The wait schedule (default [`Backoff::exponential`]).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Uses this (possibly shared) budget (default: a fresh [`RetryBudget::new`]).
+    pub fn budget(mut self, budget: RetryBudget) -> Self {
+        self.budget = Some(budget);
+        self
+    }
+
+    /// No retry budget: only `max_attempts` and the deadline limit retries. Not recommended in
+    /// production.
+    pub fn no_budget(mut self) -> Self {
+        self.budget = None;
+        self
+    }
+}
+
+impl Layer for RetryLayer {
+    fn layer(&self, inner: Arc<dyn ChatModel>) -> Arc<dyn ChatModel> {
+        Arc::new(Retry {
+            config: self.clone(),
+            inner,
+        })
+    }
+}
+
+struct Retry {
+    config: RetryLayer,
+    inner: Arc<dyn ChatModel>,
+}
+
+/// What to do after a failed attempt.
+enum Next {
+    Sleep(Duration),
+    Stop(&'static str),
+}
+
+impl Retry {
+    fn decide(
+        &self,
+        error: &Error,
+        attempt: u32,
+        schedule: &mut Schedule,
+        request: &ChatRequest,
+    ) -> Next {
+        if !self.config.policy.should_retry(error, attempt) {
+            return Next::Stop(if error.is_retryable() {
+                "attempts exhausted"
+            } else {
+                "not retryable"
+            });
+        }
+        let wait = self.config.policy.wait(
+            error,
+            schedule.next().unwrap_or(self.config.backoff.max_delay()),
+        );
+        if remaining(&request.meta).is_some_and(|left| left <= wait) {
+            return Next::Stop("deadline would pass before the next attempt");
+        }
+        if let Some(budget) = &self.config.budget {
+            if !budget.try_withdraw() {
+                return Next::Stop("retry budget exhausted");
+            }
+        }
+        Next::Sleep(wait)
+    }
+
+    fn give_up(info: &ModelInfo, errors: Vec<Error>, why: &str) -> Error {
+        let attempts = errors.len();
+        let last = errors
+            .last()
+            .cloned()
+            .unwrap_or_else(|| deadline_error(info, "before the first attempt"));
+        tracing::warn!(
+            gen_ai.provider.name = %info.provider,
+            gen_ai.request.model = %info.model,
+            attempts,
+            error.type = last.kind().as_str(),
+            "llmkit retry gave up: {why}"
+        );
+        last.with_attempts(errors)
+    }
+
+    /// Runs attempts of `call` until one succeeds or the policy stops.
+    async fn run<T, F, Fut>(&self, request: &ChatRequest, mut call: F) -> Result<(T, Vec<Error>)>
+    where
+        F: FnMut(ChatRequest) -> Fut + Send,
+        Fut: std::future::Future<Output = Result<T>> + Send,
+        T: Send,
+    {
+        let info = self.inner.info();
+        let mut schedule = self.config.backoff.schedule();
+        let mut errors: Vec<Error> = Vec::new();
+        if let Some(budget) = &self.config.budget {
+            budget.deposit();
+        }
+        for attempt in 1u32.. {
+            if remaining(&request.meta).is_some_and(|left| left.is_zero()) {
+                let e = deadline_error(info, &format!("before attempt {attempt}"));
+                errors.push(e);
+                return Err(Self::give_up(info, errors, "deadline"));
+            }
+            let span = tracing::info_span!("llmkit.attempt", attempt);
+            match call(request.clone()).instrument(span).await {
+                Ok(value) => return Ok((value, errors)),
+                Err(e) => {
+                    let next = self.decide(&e, attempt, &mut schedule, request);
+                    errors.push(e);
+                    match next {
+                        Next::Stop(why) => return Err(Self::give_up(info, errors, why)),
+                        Next::Sleep(wait) => {
+                            if let Some(last) = errors.last() {
+                                tracing::warn!(
+                                    attempt,
+                                    gen_ai.provider.name = %info.provider,
+                                    gen_ai.request.model = %info.model,
+                                    error.type = last.kind().as_str(),
+                                    wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                                    "llmkit retrying"
+                                );
+                            }
+                            tokio::time::sleep(wait).await;
+                        }
+                    }
+                }
+            }
+        }
+        Err(Self::give_up(info, errors, "attempt counter overflow"))
+    }
+}
+
+#[async_trait]
+impl ChatModel for Retry {
+    fn info(&self) -> &ModelInfo {
+        self.inner.info()
+    }
+
+    async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
+        let inner = &self.inner;
+        let (mut resp, errors) = self.run(&request, |req| inner.chat(req)).await?;
+        for (i, e) in errors.iter().enumerate() {
+            resp.trail
+                .push("retry", "attempt_failed", format!("attempt {}: {e}", i + 1));
+        }
+        if !errors.is_empty() {
+            resp.trail
+                .push("retry", "answered", format!("attempt {}", errors.len() + 1));
+        }
+        Ok(resp)
+    }
+
+    async fn stream(&self, request: ChatRequest) -> Result<ChatStream> {
+        let inner = &self.inner;
+        let (stream, _) = self
+            .run(&request, |req| async move {
+                first_content(inner.stream(req).await?).await
+            })
+            .await?;
+        Ok(stream)
+    }
+}
