@@ -318,10 +318,14 @@ impl Shared {
             sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
             resp.usage.cache_write_tokens,
         );
-        span.record(
-            sc::GEN_AI_RESPONSE_FINISH_REASONS,
-            format!("[\"{}\"]", resp.finish_reason.as_str()).as_str(),
-        );
+        // Formatted values cost an allocation each: only build them for a span someone reads.
+        let live = !span.is_disabled();
+        if live {
+            span.record(
+                sc::GEN_AI_RESPONSE_FINISH_REASONS,
+                format!("[\"{}\"]", resp.finish_reason.as_str()).as_str(),
+            );
+        }
         if let Some(id) = &resp.provider_request_id {
             span.record(sc::GEN_AI_RESPONSE_ID, id.as_str());
         }
@@ -335,7 +339,9 @@ impl Shared {
         span.record(sc::LLMKIT_ATTEMPTS, u64::from(trail.attempts));
         match &resp.cost {
             Some(c) => {
-                span.record(sc::LLMKIT_COST_USD, c.total_usd.to_string().as_str());
+                if live {
+                    span.record(sc::LLMKIT_COST_USD, c.total_usd.to_string().as_str());
+                }
                 span.record(sc::LLMKIT_PRICE_TABLE, c.price_table.as_str());
                 span.record(sc::LLMKIT_COST_UNKNOWN, false);
             }

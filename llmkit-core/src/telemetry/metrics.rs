@@ -290,7 +290,14 @@ impl MetricsRegistry {
         let latency_us = record.latency_us();
         {
             let mut map = self.series.lock().unwrap_or_else(PoisonError::into_inner);
-            let s = map.entry(key.clone()).or_default();
+            // Look up before inserting: `entry` takes an owned key, and cloning its three
+            // strings on every call only pays off on a series' first call.
+            if !map.contains_key(&key) {
+                map.insert(key.clone(), SeriesSnapshot::default());
+            }
+            let Some(s) = map.get_mut(&key) else {
+                return;
+            };
             s.requests += 1;
             if let Some(kind) = record.error_type {
                 *s.errors.entry(kind.as_str().to_owned()).or_insert(0) += 1;
