@@ -1,0 +1,286 @@
+use llmkit_core::{
+    ChatRequest, ErrorKind, FinishReason, ImageSource, Message, ResponseFormat, StreamEvent,
+    ToolCall, ToolChoice, ToolDefinition,
+};
+use serde_json::json;
+
+use super::wire::{self, BodyOptions, StreamState};
+use super::*;
+
+const OPENAI: BodyOptions = BodyOptions {
+    max_tokens_field: "max_completion_tokens",
+    strict_schemas: true,
+};
+
+#[test]
+fn body_maps_every_message_kind() {
+    let request = ChatRequest::new(vec![
+        Message::system("Be brief."),
+        Message::user("What is in this image?").with_image(ImageSource::Base64 {
+            media_type: "image/png".into(),
+            data: "AAAA".into(),
+        }),
+        Message::assistant_tool_calls(
+            None,
+            vec![ToolCall {
+                id: "call_1".into(),
+                name: "get_weather".into(),
+                arguments: json!({"city": "Paris"}),
+            }],
+        ),
+        Message::tool_result("call_1", "18C"),
+    ])
+    .with_max_tokens(50)
+    .with_seed(7)
+    .with_tool(ToolDefinition::new(
+        "get_weather",
+        "weather",
+        json!({"type": "object"}),
+    ))
+    .with_tool_choice(ToolChoice::Tool {
+        name: "get_weather".into(),
+    });
+    let body = wire::chat_body(&request, "gpt-4o-mini", false, OPENAI).unwrap();
+    assert_eq!(body["model"], "gpt-4o-mini");
+    assert_eq!(
+        body["messages"][0],
+        json!({"role": "system", "content": "Be brief."})
+    );
+    assert_eq!(
+        body["messages"][1]["content"][1]["image_url"]["url"],
+        "data:image/png;base64,AAAA"
+    );
+    assert_eq!(body["messages"][2]["content"], serde_json::Value::Null);
+    assert_eq!(
+        body["messages"][2]["tool_calls"][0]["function"]["arguments"],
+        "{\"city\":\"Paris\"}"
+    );
+    assert_eq!(
+        body["messages"][3],
+        json!({"role": "tool", "tool_call_id": "call_1", "content": "18C"})
+    );
+    assert_eq!(body["max_completion_tokens"], 50);
+    assert_eq!(body["seed"], 7);
+    assert_eq!(body["tool_choice"]["function"]["name"], "get_weather");
+    assert!(body.get("stream").is_none());
+
+    let compat = BodyOptions {
+        max_tokens_field: "max_tokens",
+        strict_schemas: false,
+    };
+    let body = wire::chat_body(&request, "m", true, compat).unwrap();
+    assert_eq!(body["max_tokens"], 50);
+    assert_eq!(body["stream_options"]["include_usage"], true);
+}
+
+#[test]
+fn strict_json_schema_is_transformed() {
+    let schema = json!({
+        "type": "object",
+        "properties": {"city": {"type": "string", "maxLength": 10}, "note": {"type": "string"}},
+        "required": ["city"]
+    });
+    let request = ChatRequest::user("x").with_response_format(ResponseFormat::JsonSchema {
+        name: "weather report".into(),
+        schema: schema.clone(),
+        strict: true,
+    });
+    let body = wire::chat_body(&request, "m", false, OPENAI).unwrap();
+    let format = &body["response_format"];
+    assert_eq!(format["type"], "json_schema");
+    assert_eq!(format["json_schema"]["name"], "weather_report");
+    assert_eq!(format["json_schema"]["strict"], true);
+    assert_eq!(
+        format["json_schema"]["schema"]["additionalProperties"],
+        false
+    );
+    assert_eq!(
+        format["json_schema"]["schema"]["required"],
+        json!(["city", "note"])
+    );
+
+    // A free-form map cannot be strict: sent as given, strict off.
+    let map = json!({"type": "object", "additionalProperties": {"type": "number"}});
+    let request = ChatRequest::user("x").with_response_format(ResponseFormat::JsonSchema {
+        name: "m".into(),
+        schema: map.clone(),
+        strict: true,
+    });
+    let body = wire::chat_body(&request, "m", false, OPENAI).unwrap();
+    assert_eq!(body["response_format"]["json_schema"]["strict"], false);
+    assert_eq!(body["response_format"]["json_schema"]["schema"], map);
+
+    let body = wire::chat_body(
+        &ChatRequest::user("x").with_response_format(ResponseFormat::Json),
+        "m",
+        false,
+        OPENAI,
+    )
+    .unwrap();
+    assert_eq!(body["response_format"], json!({"type": "json_object"}));
+}
+
+#[test]
+fn tool_message_with_stray_text_is_rejected() {
+    let mut m = Message::tool_result("c", "r");
+    m.content.push(llmkit_core::ContentPart::text("oops"));
+    let e = wire::chat_body(&ChatRequest::new(vec![m]), "m", false, OPENAI).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidRequest);
+}
+
+#[test]
+fn parses_refusal_tool_calls_and_usage() {
+    let refusal: wire::WireResponse = serde_json::from_value(json!({
+        "id": "chatcmpl-1", "model": "gpt-4o",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "refusal": "I can't help."}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 79, "completion_tokens": 12, "prompt_tokens_details": {"cached_tokens": 64}, "completion_tokens_details": {"reasoning_tokens": 5}}
+    }))
+    .unwrap();
+    let r = wire::parse_response(refusal, "openai", "m").unwrap();
+    assert_eq!(r.finish_reason, FinishReason::ContentFilter);
+    assert_eq!(r.text(), "I can't help.");
+    assert_eq!(r.usage.input_tokens, 79);
+    assert_eq!(r.usage.cached_input_tokens, 64);
+    assert_eq!(r.usage.reasoning_tokens, 5);
+    assert_eq!(r.provider_request_id.as_deref(), Some("chatcmpl-1"));
+
+    let bad_args: wire::WireResponse = serde_json::from_value(json!({
+        "choices": [{"message": {"tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{oops"}}]}, "finish_reason": "tool_calls"}]
+    }))
+    .unwrap();
+    assert_eq!(
+        wire::parse_response(bad_args, "openai", "m")
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidResponse
+    );
+    let empty: wire::WireResponse = serde_json::from_value(json!({"choices": []})).unwrap();
+    assert_eq!(
+        wire::parse_response(empty, "openai", "m")
+            .unwrap_err()
+            .kind(),
+        ErrorKind::InvalidResponse
+    );
+}
+
+fn no_error(_: &str) -> llmkit_core::Error {
+    llmkit_core::Error::new(ErrorKind::Server, "stream error")
+}
+
+fn run(datas: &[&str]) -> Vec<Result<StreamEvent, ErrorKind>> {
+    let mut s = StreamState::default();
+    let mut out = Vec::new();
+    for d in datas {
+        out.extend(s.on_data(d, &no_error));
+    }
+    out.extend(s.on_end());
+    out.into_iter().map(|r| r.map_err(|e| e.kind())).collect()
+}
+
+#[test]
+fn stream_state_machine() {
+    let chunk = |delta: serde_json::Value, finish: serde_json::Value| {
+        json!({"id": "c1", "model": "gpt-4o", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}).to_string()
+    };
+    let a = chunk(json!({"role": "assistant", "content": ""}), json!(null));
+    let b = chunk(json!({"content": "Hi"}), json!(null));
+    let t = chunk(
+        json!({"tool_calls": [{"index": 1, "id": "call_9", "function": {"name": "f", "arguments": "{\"a\""}}]}),
+        json!(null),
+    );
+    let f = chunk(json!({}), json!("tool_calls"));
+    let u =
+        json!({"id": "c1", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4}})
+            .to_string();
+    let events = run(&[&a, &b, &t, &f, &u, "[DONE]"]);
+    assert!(matches!(&events[0], Ok(StreamEvent::Start { model, .. }) if model == "gpt-4o"));
+    assert_eq!(events[1], Ok(StreamEvent::TextDelta { text: "Hi".into() }));
+    assert!(
+        matches!(&events[2], Ok(StreamEvent::ToolCallDelta { index: 1, id: Some(id), .. }) if id == "call_9")
+    );
+    assert!(matches!(&events[3], Ok(StreamEvent::Usage { usage }) if usage.output_tokens == 4));
+    assert_eq!(
+        events[4],
+        Ok(StreamEvent::Done {
+            finish_reason: FinishReason::ToolCalls
+        })
+    );
+    assert_eq!(events.len(), 5);
+
+    // A finish reason without [DONE] still finishes; nothing at all is a truncation.
+    let events = run(&[&b, &chunk(json!({}), json!("stop"))]);
+    assert_eq!(
+        events.last(),
+        Some(&Ok(StreamEvent::Done {
+            finish_reason: FinishReason::Stop
+        }))
+    );
+    let events = run(&[&b]);
+    assert_eq!(events.last(), Some(&Err(ErrorKind::Truncated)));
+    // Error payloads and garbage end the stream with an error.
+    let events = run(&[&b, r#"{"error":{"message":"boom"}}"#, &b]);
+    assert_eq!(events.last(), Some(&Err(ErrorKind::Server)));
+    assert_eq!(
+        run(&["{not json"]).last(),
+        Some(&Err(ErrorKind::InvalidResponse))
+    );
+    // Refusal deltas end as a content filter.
+    let r = chunk(json!({"refusal": "No."}), json!(null));
+    let events = run(&[&r, &chunk(json!({}), json!("stop")), "[DONE]"]);
+    assert_eq!(
+        events.last(),
+        Some(&Ok(StreamEvent::Done {
+            finish_reason: FinishReason::ContentFilter
+        }))
+    );
+}
+
+#[test]
+fn embeddings_in_both_encodings() {
+    use base64::Engine as _;
+    let floats = [0.5f32, -1.25];
+    let bytes: Vec<u8> = floats.iter().flat_map(|f| f.to_le_bytes()).collect();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let wire: wire::WireEmbeddings = serde_json::from_value(json!({
+        "data": [{"index": 1, "embedding": b64}, {"index": 0, "embedding": [1.0, 2.0]}],
+        "model": "text-embedding-3-small",
+        "usage": {"prompt_tokens": 4, "total_tokens": 4}
+    }))
+    .unwrap();
+    let (vectors, model, usage) = wire::parse_embeddings(wire, 2).unwrap();
+    assert_eq!(vectors, vec![vec![1.0, 2.0], floats.to_vec()]);
+    assert_eq!(model.as_deref(), Some("text-embedding-3-small"));
+    assert_eq!(usage.input_tokens, 4);
+    let wire: wire::WireEmbeddings = serde_json::from_value(json!({"data": []})).unwrap();
+    assert_eq!(
+        wire::parse_embeddings(wire, 1).unwrap_err().kind(),
+        ErrorKind::InvalidResponse
+    );
+}
+
+#[test]
+fn config_validation_and_debug() {
+    let e = OpenAiModel::from_config(&ProviderConfig::new(ProviderKind::OpenAi, "m")).unwrap_err();
+    assert!(e.message().contains("OPENAI_API_KEY"));
+    let e = OpenAiModel::from_config(&ProviderConfig::new(ProviderKind::OpenAiCompatible, "m"))
+        .unwrap_err();
+    assert!(e.message().contains("OPENAI_BASE_URL"));
+    let e = OpenAiModel::compatible("ftp://x", "m").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    let e =
+        OpenAiModel::from_config(&ProviderConfig::new(ProviderKind::Anthropic, "m")).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    let m = OpenAiModel::from_config(
+        &ProviderConfig::new(ProviderKind::OpenAi, "gpt-4o-mini")
+            .with_api_key("sk-debug-secret-123")
+            .with_header("x-gateway", "gw-secret-456"),
+    )
+    .unwrap();
+    let debug = format!("{m:?}");
+    assert!(
+        !debug.contains("sk-debug-secret-123") && !debug.contains("gw-secret-456"),
+        "{debug}"
+    );
+    assert_eq!(m.chat_url(), "https://api.openai.com/v1/chat/completions");
+    assert_eq!(m.info().provider, "openai");
+}

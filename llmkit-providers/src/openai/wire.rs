@@ -1,0 +1,617 @@
+//! Pure conversions between llmkit's types and the Chat Completions / Embeddings wire format.
+//! No I/O here, so every mapping is unit-tested against the shared real payloads.
+
+use llmkit_core::schema::{SchemaDialect, to_dialect};
+use llmkit_core::{
+    ChatRequest, ChatResponse, ContentPart, Error, ErrorKind, FinishReason, ImageSource, Message,
+    Result, Role, StreamEvent, ToolCall, ToolChoice, Usage,
+};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+/// What differs between OpenAI, Azure and OpenAI-compatible servers in the request body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BodyOptions {
+    /// `max_completion_tokens` (OpenAI, Azure) or `max_tokens` (most compatible servers).
+    pub max_tokens_field: &'static str,
+    /// Transform `json_schema` response formats for OpenAI strict mode.
+    pub strict_schemas: bool,
+}
+
+/// Builds the Chat Completions request body.
+pub(crate) fn chat_body(
+    request: &ChatRequest,
+    model: &str,
+    stream: bool,
+    opts: BodyOptions,
+) -> Result<Value> {
+    let mut body = Map::new();
+    body.insert(
+        "model".into(),
+        json!(request.model.as_deref().unwrap_or(model)),
+    );
+    body.insert(
+        "messages".into(),
+        Value::Array(messages(&request.messages)?),
+    );
+    if let Some(t) = request.temperature {
+        body.insert("temperature".into(), json!(t));
+    }
+    if let Some(p) = request.top_p {
+        body.insert("top_p".into(), json!(p));
+    }
+    if let Some(n) = request.max_tokens {
+        body.insert(opts.max_tokens_field.into(), json!(n));
+    }
+    if !request.stop.is_empty() {
+        body.insert("stop".into(), json!(request.stop));
+    }
+    if let Some(seed) = request.seed {
+        body.insert("seed".into(), json!(seed));
+    }
+    if !request.tools.is_empty() {
+        let tools: Vec<Value> = request
+            .tools
+            .iter()
+            .map(|t| {
+                let mut function = json!({
+                    "name": t.name,
+                    "description": t.description,
+                    "parameters": t.parameters,
+                });
+                if t.strict
+                    && let Some(f) = function.as_object_mut()
+                {
+                    f.insert("strict".into(), json!(true));
+                }
+                json!({ "type": "function", "function": function })
+            })
+            .collect();
+        body.insert("tools".into(), Value::Array(tools));
+    }
+    if let Some(choice) = &request.tool_choice {
+        let v = match choice {
+            ToolChoice::Auto => json!("auto"),
+            ToolChoice::None => json!("none"),
+            ToolChoice::Required => json!("required"),
+            ToolChoice::Tool { name } => json!({"type": "function", "function": {"name": name}}),
+        };
+        body.insert("tool_choice".into(), v);
+    }
+    match &request.response_format {
+        llmkit_core::ResponseFormat::Text => {}
+        llmkit_core::ResponseFormat::Json => {
+            body.insert("response_format".into(), json!({"type": "json_object"}));
+        }
+        llmkit_core::ResponseFormat::JsonSchema {
+            name,
+            schema,
+            strict,
+        } => {
+            let (schema, strict) = wire_schema(schema, *strict && opts.strict_schemas);
+            body.insert(
+                "response_format".into(),
+                json!({
+                    "type": "json_schema",
+                    "json_schema": { "name": schema_name(name), "schema": schema, "strict": strict },
+                }),
+            );
+        }
+    }
+    if stream {
+        body.insert("stream".into(), json!(true));
+        body.insert("stream_options".into(), json!({"include_usage": true}));
+    }
+    Ok(Value::Object(body))
+}
+
+/// The schema to send and whether strict mode stays on. A schema strict mode cannot express
+/// (a free-form map, for example) is sent as given with `strict: false`: the server then
+/// guides rather than guarantees, and llmkit's structured-output layer re-checks the reply
+/// against the original schema either way.
+fn wire_schema(schema: &Value, strict: bool) -> (Value, bool) {
+    if !strict {
+        return (schema.clone(), false);
+    }
+    match to_dialect(schema, SchemaDialect::OpenAiStrict) {
+        Ok(t) => (t.schema, true),
+        Err(_) => (schema.clone(), false),
+    }
+}
+
+/// OpenAI requires `^[a-zA-Z0-9_-]{1,64}$`.
+fn schema_name(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if cleaned.is_empty() {
+        "response".to_owned()
+    } else {
+        cleaned
+    }
+}
+
+fn image_url(source: &ImageSource) -> String {
+    match source {
+        ImageSource::Url { url } => url.clone(),
+        ImageSource::Base64 { media_type, data } => format!("data:{media_type};base64,{data}"),
+    }
+}
+
+fn messages(messages: &[Message]) -> Result<Vec<Value>> {
+    let mut out = Vec::with_capacity(messages.len());
+    for m in messages {
+        match m.role {
+            Role::Tool => {
+                for part in &m.content {
+                    match part {
+                        ContentPart::ToolResult(r) => out.push(json!({
+                            "role": "tool",
+                            "tool_call_id": r.call_id,
+                            "content": r.content,
+                        })),
+                        ContentPart::Text { text, .. } => {
+                            return Err(Error::new(
+                                ErrorKind::InvalidRequest,
+                                format!(
+                                    "tool message has text `{}` outside a tool result",
+                                    text.chars().take(40).collect::<String>()
+                                ),
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Role::Assistant => {
+                let mut msg = Map::new();
+                msg.insert("role".into(), json!("assistant"));
+                let text = m.text();
+                let calls: Vec<Value> = m
+                    .tool_calls()
+                    .map(|c| {
+                        json!({
+                            "id": c.id,
+                            "type": "function",
+                            "function": { "name": c.name, "arguments": c.arguments.to_string() },
+                        })
+                    })
+                    .collect();
+                msg.insert(
+                    "content".into(),
+                    if text.is_empty() && !calls.is_empty() {
+                        Value::Null
+                    } else {
+                        json!(text)
+                    },
+                );
+                if !calls.is_empty() {
+                    msg.insert("tool_calls".into(), Value::Array(calls));
+                }
+                if let Some(name) = &m.name {
+                    msg.insert("name".into(), json!(name));
+                }
+                out.push(Value::Object(msg));
+            }
+            Role::System | Role::User => {
+                let only_text = m
+                    .content
+                    .iter()
+                    .all(|p| matches!(p, ContentPart::Text { .. }));
+                let content = if only_text || m.role == Role::System {
+                    json!(m.text())
+                } else {
+                    let parts: Vec<Value> = m
+                        .content
+                        .iter()
+                        .filter_map(|p| match p {
+                            ContentPart::Text { text, .. } => {
+                                Some(json!({"type": "text", "text": text}))
+                            }
+                            ContentPart::Image { source } => Some(json!({
+                                "type": "image_url",
+                                "image_url": { "url": image_url(source) },
+                            })),
+                            _ => None,
+                        })
+                        .collect();
+                    Value::Array(parts)
+                };
+                let mut msg = json!({ "role": m.role.as_str(), "content": content });
+                if let (Some(name), Some(obj)) = (&m.name, msg.as_object_mut()) {
+                    obj.insert("name".into(), json!(name));
+                }
+                out.push(msg);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct WireUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    #[serde(default)]
+    prompt_tokens_details: Option<PromptDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<CompletionDetails>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    /// OpenAI's `prompt_tokens` already include cached tokens, as llmkit's `input_tokens` do.
+    pub(crate) fn to_usage(&self) -> Usage {
+        Usage {
+            input_tokens: self.prompt_tokens,
+            cached_input_tokens: self
+                .prompt_tokens_details
+                .as_ref()
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+            cache_write_tokens: 0,
+            output_tokens: self.completion_tokens,
+            reasoning_tokens: self
+                .completion_tokens_details
+                .as_ref()
+                .and_then(|d| d.reasoning_tokens)
+                .unwrap_or(0),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct WireFunction {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireToolCall {
+    #[serde(default)]
+    index: Option<usize>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<WireFunction>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireMessage {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    refusal: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<WireToolCall>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireChoice {
+    #[serde(default)]
+    index: Option<usize>,
+    #[serde(default)]
+    message: Option<WireMessage>,
+    #[serde(default)]
+    delta: Option<WireMessage>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct WireResponse {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<WireChoice>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+pub(crate) fn finish_reason(raw: &str) -> FinishReason {
+    match raw {
+        "stop" => FinishReason::Stop,
+        "length" => FinishReason::Length,
+        "tool_calls" | "function_call" => FinishReason::ToolCalls,
+        "content_filter" => FinishReason::ContentFilter,
+        other => FinishReason::Other(other.to_owned()),
+    }
+}
+
+/// Parses a non-streamed response. A refusal becomes the reply text with
+/// [`FinishReason::ContentFilter`], so callers see why there is no answer.
+pub(crate) fn parse_response(
+    wire: WireResponse,
+    provider: &str,
+    configured_model: &str,
+) -> Result<ChatResponse> {
+    let choice = wire
+        .choices
+        .into_iter()
+        .min_by_key(|c| c.index.unwrap_or(0))
+        .ok_or_else(|| {
+            Error::invalid_response("response has no choices").with_provider(provider)
+        })?;
+    let message = choice
+        .message
+        .ok_or_else(|| Error::invalid_response("choice has no message").with_provider(provider))?;
+    let mut content = Vec::new();
+    let mut finish = choice
+        .finish_reason
+        .as_deref()
+        .map_or(FinishReason::Stop, finish_reason);
+    match (message.content, message.refusal) {
+        (_, Some(refusal)) if !refusal.is_empty() => {
+            content.push(ContentPart::text(refusal));
+            finish = FinishReason::ContentFilter;
+        }
+        (Some(text), _) if !text.is_empty() => content.push(ContentPart::text(text)),
+        _ => {}
+    }
+    for call in message.tool_calls {
+        let function = call.function.unwrap_or(WireFunction {
+            name: None,
+            arguments: None,
+        });
+        let name = function.name.unwrap_or_default();
+        let raw = function.arguments.unwrap_or_default();
+        let arguments = if raw.trim().is_empty() {
+            Value::Object(Map::new())
+        } else {
+            serde_json::from_str(&raw).map_err(|e| {
+                Error::invalid_response(format!("tool call `{name}` arguments are not json: {e}"))
+                    .with_provider(provider)
+            })?
+        };
+        content.push(ContentPart::ToolCall(ToolCall {
+            id: call.id.unwrap_or_default(),
+            name,
+            arguments,
+        }));
+    }
+    Ok(ChatResponse {
+        message: Message {
+            role: Role::Assistant,
+            content,
+            name: None,
+        },
+        finish_reason: finish,
+        usage: wire.usage.map(|u| u.to_usage()).unwrap_or_default(),
+        model: wire.model.unwrap_or_else(|| configured_model.to_owned()),
+        provider: provider.to_owned(),
+        provider_request_id: wire.id,
+        ..Default::default()
+    })
+}
+
+/// Turns SSE `data:` payloads into [`StreamEvent`]s, remembering what it has seen so the end of
+/// the stream can be judged: `[DONE]` or a finish reason ends normally; anything else is
+/// [`ErrorKind::Truncated`].
+#[derive(Debug, Default)]
+pub(crate) struct StreamState {
+    started: bool,
+    finish: Option<FinishReason>,
+    refused: bool,
+    done: bool,
+    /// Provider request id from the response headers, preferred over the chunk id.
+    header_request_id: Option<String>,
+}
+
+impl StreamState {
+    pub(crate) fn new(header_request_id: Option<String>) -> Self {
+        StreamState {
+            header_request_id,
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// One `data:` payload. `on_error` classifies an `{"error": ...}` payload sent mid-stream.
+    pub(crate) fn on_data(
+        &mut self,
+        data: &str,
+        on_error: &dyn Fn(&str) -> Error,
+    ) -> Vec<Result<StreamEvent>> {
+        let mut out = Vec::new();
+        if self.done {
+            return out;
+        }
+        if data.trim() == "[DONE]" {
+            self.done = true;
+            out.push(Ok(StreamEvent::Done {
+                finish_reason: self.final_reason(),
+            }));
+            return out;
+        }
+        let value: Value = match serde_json::from_str(data) {
+            Ok(v) => v,
+            Err(e) => {
+                self.done = true;
+                out.push(Err(Error::invalid_response(format!(
+                    "stream chunk is not json: {e}"
+                ))
+                .with_body_excerpt(data)));
+                return out;
+            }
+        };
+        if value.get("error").is_some() {
+            self.done = true;
+            out.push(Err(on_error(data)));
+            return out;
+        }
+        let chunk: WireResponse = match serde_json::from_value(value) {
+            Ok(c) => c,
+            Err(e) => {
+                self.done = true;
+                out.push(Err(Error::invalid_response(format!(
+                    "stream chunk has an unexpected shape: {e}"
+                ))
+                .with_body_excerpt(data)));
+                return out;
+            }
+        };
+        if !self.started {
+            self.started = true;
+            out.push(Ok(StreamEvent::Start {
+                model: chunk.model.clone().unwrap_or_default(),
+                provider_request_id: self.header_request_id.clone().or(chunk.id.clone()),
+            }));
+        }
+        // llmkit asks for one choice (`n` is never sent); should a server send several anyway,
+        // only choice 0 is followed so their deltas never interleave.
+        if let Some(choice) = chunk
+            .choices
+            .into_iter()
+            .find(|c| c.index.unwrap_or(0) == 0)
+        {
+            if let Some(delta) = choice.delta {
+                if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
+                    out.push(Ok(StreamEvent::TextDelta { text }));
+                }
+                if let Some(refusal) = delta.refusal.filter(|t| !t.is_empty()) {
+                    self.refused = true;
+                    out.push(Ok(StreamEvent::TextDelta { text: refusal }));
+                }
+                for (pos, call) in delta.tool_calls.into_iter().enumerate() {
+                    let (name, arguments) = call
+                        .function
+                        .map(|f| (f.name, f.arguments.unwrap_or_default()))
+                        .unwrap_or_default();
+                    out.push(Ok(StreamEvent::ToolCallDelta {
+                        index: call.index.unwrap_or(pos),
+                        id: call.id,
+                        name,
+                        arguments,
+                    }));
+                }
+            }
+            if let Some(reason) = choice.finish_reason {
+                self.finish = Some(finish_reason(&reason));
+            }
+        }
+        if let Some(usage) = chunk.usage {
+            out.push(Ok(StreamEvent::Usage {
+                usage: usage.to_usage(),
+            }));
+        }
+        out
+    }
+
+    fn final_reason(&self) -> FinishReason {
+        if self.refused {
+            return FinishReason::ContentFilter;
+        }
+        self.finish.clone().unwrap_or(FinishReason::Stop)
+    }
+
+    /// The byte stream ended. Some compatible servers omit `[DONE]` after a finish reason; that
+    /// still counts as finished. Without either, the reply was cut off.
+    pub(crate) fn on_end(&mut self) -> Option<Result<StreamEvent>> {
+        if self.done {
+            return None;
+        }
+        self.done = true;
+        if self.finish.is_some() {
+            return Some(Ok(StreamEvent::Done {
+                finish_reason: self.final_reason(),
+            }));
+        }
+        Some(Err(Error::new(
+            ErrorKind::Truncated,
+            "stream ended before a finish reason or [DONE]",
+        )))
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum WireVector {
+    Floats(Vec<f32>),
+    Base64(String),
+}
+
+#[derive(Debug, Deserialize)]
+struct WireEmbedding {
+    #[serde(default)]
+    index: usize,
+    embedding: WireVector,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct WireEmbeddings {
+    data: Vec<WireEmbedding>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+/// Parses an embeddings response in either encoding (`float` arrays or `base64` little-endian
+/// f32), ordered by `index`.
+pub(crate) fn parse_embeddings(
+    wire: WireEmbeddings,
+    expected: usize,
+) -> Result<(Vec<Vec<f32>>, Option<String>, Usage)> {
+    use base64::Engine as _;
+    let mut data = wire.data;
+    data.sort_by_key(|d| d.index);
+    let mut vectors = Vec::with_capacity(data.len());
+    for d in data {
+        let v = match d.embedding {
+            WireVector::Floats(v) => v,
+            WireVector::Base64(s) => {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(s.as_bytes())
+                    .map_err(|e| {
+                        Error::invalid_response(format!("embedding is not base64: {e}"))
+                    })?;
+                if bytes.len() % 4 != 0 {
+                    return Err(Error::invalid_response(
+                        "base64 embedding length is not a multiple of 4 bytes",
+                    ));
+                }
+                bytes
+                    .chunks_exact(4)
+                    .filter_map(|c| <[u8; 4]>::try_from(c).ok().map(f32::from_le_bytes))
+                    .collect()
+            }
+        };
+        vectors.push(v);
+    }
+    if vectors.len() != expected {
+        return Err(Error::invalid_response(format!(
+            "asked for {expected} embeddings, got {}",
+            vectors.len()
+        )));
+    }
+    let usage = wire.usage.map(|u| u.to_usage()).unwrap_or_default();
+    Ok((vectors, wire.model, usage))
+}
