@@ -27,7 +27,7 @@
 
 #[cfg(feature = "azure")]
 pub mod azure;
-#[cfg(feature = "openai")]
+#[cfg(any(feature = "openai", feature = "anthropic"))]
 pub mod batch;
 pub mod config;
 #[cfg(feature = "conformance")]

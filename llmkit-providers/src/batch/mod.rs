@@ -1,4 +1,5 @@
-//! Provider batch lanes: [`OpenAiBatchLane`] (OpenAI Batch API) implementing
+//! Provider batch lanes: `OpenAiBatchLane` (OpenAI Batch API, with the `openai` feature) and `AnthropicBatchLane`
+//! (Anthropic Message Batches, with the `anthropic` feature), implementing
 //! [`llmkit_core::batch::BatchLane`], run with [`llmkit_core::batch::run_batch`].
 //!
 //! Request bodies and responses go through the provider's own body builder and response
@@ -7,16 +8,24 @@
 //! No retries happen here: llmkit's retry layer owns retries.
 //!
 //! ```
+//! # #[cfg(feature = "openai")] {
 //! use llmkit_providers::batch::OpenAiBatchLane;
 //! use llmkit_providers::openai::OpenAiModel;
 //!
 //! let model = OpenAiModel::compatible("http://127.0.0.1:9/v1", "gpt-4o-mini").unwrap();
 //! let lane = OpenAiBatchLane::new(model);
 //! assert_eq!(lane.base_url(), "http://127.0.0.1:9/v1");
+//! # }
 //! ```
 
+#[cfg(feature = "anthropic")]
+mod anthropic;
+#[cfg(feature = "openai")]
 mod openai;
 
+#[cfg(feature = "anthropic")]
+pub use anthropic::{AnthropicBatchLane, parse_anthropic_results};
+#[cfg(feature = "openai")]
 pub use openai::{OpenAiBatchLane, parse_openai_results};
 
 use llmkit_core::ChatResponse;
