@@ -155,7 +155,7 @@ impl OpenAiBatchLane {
 /// A `multipart/form-data` body with `purpose=batch` and the JSONL file; built by hand so the
 /// shared client needs no extra reqwest feature.
 fn multipart(jsonl: &str) -> (String, Vec<u8>) {
-    let boundary = format!("llmkit-batch-{:016x}", fastrand_u64());
+    let boundary = format!("llmkit-batch-{:016x}", boundary_nonce());
     let mut body = Vec::with_capacity(jsonl.len() + 512);
     body.extend_from_slice(
         format!(
@@ -172,7 +172,7 @@ fn multipart(jsonl: &str) -> (String, Vec<u8>) {
 
 /// A boundary that cannot collide with JSONL content in practice: JSON lines never start
 /// with `--`, and the nanosecond clock makes it differ per upload.
-fn fastrand_u64() -> u64 {
+fn boundary_nonce() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
