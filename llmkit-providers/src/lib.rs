@@ -27,6 +27,8 @@
 
 #[cfg(feature = "azure")]
 pub mod azure;
+#[cfg(any(feature = "openai", feature = "anthropic"))]
+pub mod batch;
 pub mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;

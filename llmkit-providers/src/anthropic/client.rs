@@ -39,21 +39,21 @@ pub const DEFAULT_MAX_TOKENS: u32 = 4096;
 /// ```
 #[derive(Clone)]
 pub struct AnthropicModel {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    info: ModelInfo,
-    base_url: String,
-    api_key: SecretString,
-    api_version: String,
-    default_max_tokens: u32,
-    cache_tools: bool,
-    cache_ttl: CacheTtl,
-    min_cache_tokens: Option<u32>,
-    timeout: Option<Duration>,
-    extra_headers: reqwest::header::HeaderMap,
-    client: reqwest::Client,
+pub(crate) struct Inner {
+    pub(crate) info: ModelInfo,
+    pub(crate) base_url: String,
+    pub(crate) api_key: SecretString,
+    pub(crate) api_version: String,
+    pub(crate) default_max_tokens: u32,
+    pub(crate) cache_tools: bool,
+    pub(crate) cache_ttl: CacheTtl,
+    pub(crate) min_cache_tokens: Option<u32>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) extra_headers: reqwest::header::HeaderMap,
+    pub(crate) client: reqwest::Client,
 }
 
 impl fmt::Debug for AnthropicModel {
@@ -248,7 +248,7 @@ impl AnthropicModel {
         &self.inner.info
     }
 
-    fn build_body(&self, req: &ChatRequest, stream: bool) -> Result<BuiltRequest> {
+    pub(crate) fn build_body(&self, req: &ChatRequest, stream: bool) -> Result<BuiltRequest> {
         wire::build_request(
             req,
             &BuildOptions {
@@ -274,7 +274,7 @@ impl AnthropicModel {
         e
     }
 
-    fn mapper(&self) -> http::ErrorMapper {
+    pub(crate) fn mapper(&self) -> http::ErrorMapper {
         wire::error_mapper().with_secret(&self.inner.api_key)
     }
 

@@ -25,8 +25,8 @@
 //! ```
 
 mod cache;
-mod client;
-mod wire;
+pub(crate) mod client;
+pub(crate) mod wire;
 
 pub use cache::{CacheTtl, min_cacheable_tokens};
 pub use client::{

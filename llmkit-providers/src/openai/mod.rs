@@ -88,22 +88,22 @@ pub(crate) struct Endpoint {
     pub capabilities: Capabilities,
 }
 
-struct Inner {
-    client: reqwest::Client,
-    info: ModelInfo,
-    chat_url: String,
+pub(crate) struct Inner {
+    pub(crate) client: reqwest::Client,
+    pub(crate) info: ModelInfo,
+    pub(crate) chat_url: String,
     embeddings_url: String,
-    headers: HeaderMap,
-    timeout: Option<Duration>,
-    mapper: ErrorMapper,
-    body: BodyOptions,
+    pub(crate) headers: HeaderMap,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) mapper: ErrorMapper,
+    pub(crate) body: BodyOptions,
 }
 
 /// A Chat Completions model (OpenAI or any compatible server). Cheap to clone: clones share
 /// the HTTP connection pool.
 #[derive(Clone)]
 pub struct OpenAiModel {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl fmt::Debug for OpenAiModel {
