@@ -918,6 +918,28 @@ fn gemini_node(
     Ok(Value::Object(out))
 }
 
+/// A name providers accept for a schema or tool: `^[a-zA-Z0-9_-]{1,64}$` (OpenAI schema names,
+/// Anthropic and OpenAI tool names). Other characters become `_` (schemars names generics
+/// `Page<Item>`), the result is cut at 64 characters, and an empty name becomes `fallback`.
+pub fn wire_name(raw: &str, fallback: &str) -> String {
+    let cleaned: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    if cleaned.is_empty() {
+        fallback.to_owned()
+    } else {
+        cleaned
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

@@ -106,7 +106,7 @@ pub(crate) fn compiled_for<T: schemars::JsonSchema + 'static>() -> Result<Arc<Co
     {
         return Ok(hit.clone());
     }
-    let name = schema_name(&T::schema_name());
+    let name = crate::schema::wire_name(&T::schema_name(), "output");
     let compiled = Arc::new(CompiledSchema::compile(name, schema_for::<T>())?);
     let mut map = cache()
         .write()
@@ -120,26 +120,6 @@ pub fn compiled_schema_count() -> usize {
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .len()
-}
-
-/// OpenAI requires `^[a-zA-Z0-9_-]{1,64}$` for schema names; schemars names generics `Foo<Bar>`.
-fn schema_name(raw: &str) -> String {
-    let cleaned: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(64)
-        .collect();
-    if cleaned.is_empty() {
-        "output".to_owned()
-    } else {
-        cleaned
-    }
 }
 
 type Validator<T> = Arc<dyn Fn(&T) -> std::result::Result<(), String> + Send + Sync>;
@@ -668,6 +648,7 @@ mod tests {
 
     #[test]
     fn schema_names_fit_openai_rules() {
+        let schema_name = |raw: &str| crate::schema::wire_name(raw, "output");
         assert_eq!(schema_name("Page<Item>"), "Page_Item_");
         assert_eq!(schema_name(""), "output");
         assert_eq!(schema_name(&"x".repeat(100)).len(), 64);

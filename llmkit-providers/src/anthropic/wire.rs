@@ -449,22 +449,7 @@ fn input_schema(schema: &Value) -> Result<Value> {
 
 /// Tool names must match `^[a-zA-Z0-9_-]{1,64}$`.
 pub(crate) fn tool_name(name: &str) -> String {
-    let cleaned: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(64)
-        .collect();
-    if cleaned.is_empty() {
-        "json_output".to_owned()
-    } else {
-        cleaned
-    }
+    llmkit_core::schema::wire_name(name, "json_output")
 }
 
 /// A response body from `POST /v1/messages`.

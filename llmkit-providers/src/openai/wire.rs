@@ -93,7 +93,7 @@ pub(crate) fn chat_body(
                 "response_format".into(),
                 json!({
                     "type": "json_schema",
-                    "json_schema": { "name": schema_name(name), "schema": schema, "strict": strict },
+                    "json_schema": { "name": llmkit_core::schema::wire_name(name, "response"), "schema": schema, "strict": strict },
                 }),
             );
         }
@@ -116,26 +116,6 @@ fn wire_schema(schema: &Value, strict: bool) -> (Value, bool) {
     match to_dialect(schema, SchemaDialect::OpenAiStrict) {
         Ok(t) => (t.schema, true),
         Err(_) => (schema.clone(), false),
-    }
-}
-
-/// OpenAI requires `^[a-zA-Z0-9_-]{1,64}$`.
-fn schema_name(name: &str) -> String {
-    let cleaned: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(64)
-        .collect();
-    if cleaned.is_empty() {
-        "response".to_owned()
-    } else {
-        cleaned
     }
 }
 
