@@ -45,7 +45,7 @@ struct AcmeModel {
 impl AcmeModel {
     fn new(base_url: &str, model: &str, key: SecretString) -> Result<Self> {
         Ok(AcmeModel {
-            client: http::shared_client()?,
+            client: http::default_client()?,
             info: ModelInfo::new("acme", model),
             url: format!("{base_url}/v1/generate"),
             mapper: ErrorMapper::new("acme", ACME_RULES).with_secret(&key),

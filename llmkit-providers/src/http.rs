@@ -1,9 +1,9 @@
 //! The shared HTTP client and the helpers every provider uses to talk to it.
 //!
-//! - [`shared_client`] returns one tuned `reqwest::Client` (rustls, pooled keep-alive
+//! - [`default_client`] builds a tuned `reqwest::Client` (rustls, pooled keep-alive
 //!   connections, `TCP_NODELAY`, a connect timeout, **no automatic retries**: llmkit's retry
-//!   layer is the only retry owner). Cloning it is cheap; every model built by the factory
-//!   shares its connection pool.
+//!   layer is the only retry owner). Each model gets its own unless you hand one in, because a
+//!   pooled connection belongs to the tokio runtime that opened it (see [`default_client`]).
 //! - [`post_json`] sends a JSON body and returns the response only when it is a 2xx; anything
 //!   else becomes an [`llmkit_core::Error`] through an [`ErrorMapper`].
 //! - [`ErrorMapper`] classifies a failed response with a per-provider table of [`ErrorRule`]s
@@ -26,7 +26,6 @@
 //! assert!(!err.is_retryable());
 //! ```
 
-use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
@@ -61,7 +60,7 @@ pub const REQUEST_ID_HEADERS: &[&str] = &[
     "x-amzn-requestid",
 ];
 
-/// Tuning of the HTTP client. The defaults are what [`shared_client`] uses.
+/// Tuning of the HTTP client. The defaults are what [`default_client`] uses.
 #[derive(Debug, Clone)]
 pub struct HttpClientOptions {
     /// Time allowed to connect (TCP + TLS). Default [`DEFAULT_CONNECT_TIMEOUT`].
@@ -108,15 +107,16 @@ pub fn build_client(options: &HttpClientOptions) -> Result<reqwest::Client> {
         })
 }
 
-/// The process-wide client every provider shares (one connection pool). Cheap to call.
-pub fn shared_client() -> Result<reqwest::Client> {
-    static CLIENT: OnceLock<std::result::Result<reqwest::Client, String>> = OnceLock::new();
-    match CLIENT.get_or_init(|| {
-        build_client(&HttpClientOptions::default()).map_err(|e| e.message().to_owned())
-    }) {
-        Ok(c) => Ok(c.clone()),
-        Err(msg) => Err(Error::config(msg.clone())),
-    }
+/// A new client with the default [`HttpClientOptions`]; providers call it once per model.
+///
+/// Deliberately not a process-wide static: hyper drives each pooled connection from a task on
+/// the runtime that opened it, so when that runtime shuts down (one `#[tokio::test]` ends, a
+/// CLI's short-lived runtime is dropped) the connection stays in a shared pool but its driver
+/// is gone, and the next request on another runtime fails with "dispatch task is gone". To
+/// share one pool between models on the same runtime, build a client once with
+/// [`build_client`] and pass it to each model's builder.
+pub fn default_client() -> Result<reqwest::Client> {
+    build_client(&HttpClientOptions::default())
 }
 
 /// The time one attempt may take: the configured per-request timeout, shortened to what is

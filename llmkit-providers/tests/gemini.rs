@@ -23,7 +23,7 @@ const KEY: &str = "AIzaSyTEST0123456789abcdefSECRET";
 const TOKEN: &str = "ya29.TEST0123456789abcdefSECRET";
 
 /// A client per test: `#[tokio::test]` gives each test its own runtime, and a pooled
-/// connection from the process-wide shared client must not outlive the runtime that opened it.
+/// connection must not outlive the runtime that opened it.
 fn client() -> reqwest::Client {
     llmkit_providers::http::build_client(&llmkit_providers::http::HttpClientOptions::default())
         .unwrap()

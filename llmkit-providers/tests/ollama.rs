@@ -19,7 +19,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// A client per test: `#[tokio::test]` gives each test its own runtime, and a pooled
-/// connection from the process-wide shared client must not outlive the runtime that opened it.
+/// connection must not outlive the runtime that opened it.
 fn client() -> reqwest::Client {
     llmkit_providers::http::build_client(&llmkit_providers::http::HttpClientOptions::default())
         .unwrap()

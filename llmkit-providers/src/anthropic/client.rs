@@ -197,7 +197,7 @@ impl AnthropicBuilder {
                 )?,
                 client: match self.client {
                     Some(c) => c,
-                    None => http::shared_client()?,
+                    None => http::default_client()?,
                 },
             }),
         })

@@ -240,7 +240,7 @@ impl GeminiBuilder {
                 )?,
                 client: match self.client {
                     Some(c) => c,
-                    None => http::shared_client()?,
+                    None => http::default_client()?,
                 },
             }),
         })

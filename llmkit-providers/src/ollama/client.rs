@@ -156,7 +156,7 @@ impl OllamaBuilder {
                 )?,
                 client: match self.client {
                     Some(c) => c,
-                    None => http::shared_client()?,
+                    None => http::default_client()?,
                 },
             }),
         })

@@ -88,6 +88,7 @@ pub(crate) struct Endpoint {
     pub capabilities: Capabilities,
 }
 
+#[derive(Clone)]
 pub(crate) struct Inner {
     pub(crate) client: reqwest::Client,
     pub(crate) info: ModelInfo,
@@ -170,7 +171,7 @@ impl OpenAiModel {
         }
         Ok(OpenAiModel {
             inner: Arc::new(Inner {
-                client: http::shared_client()?,
+                client: http::default_client()?,
                 info: ModelInfo::new(e.provider, e.model).with_capabilities(e.capabilities),
                 chat_url: e.chat_url,
                 embeddings_url: e.embeddings_url,
@@ -180,6 +181,15 @@ impl OpenAiModel {
                 body: e.body,
             }),
         })
+    }
+
+    /// Sends through `client` instead of this model's own, e.g. to share one connection pool
+    /// between models that live on the same tokio runtime (see [`http::default_client`]).
+    pub fn with_http_client(self, client: reqwest::Client) -> Self {
+        let inner = Arc::unwrap_or_clone(self.inner);
+        OpenAiModel {
+            inner: Arc::new(Inner { client, ..inner }),
+        }
     }
 
     /// Provider, model and capabilities (inherent, so it is unambiguous).
