@@ -57,6 +57,15 @@ fn no_http(c: &mut Criterion) {
             .iter(|| full.chat(ChatRequest::user(common::next_prompt())))
     });
     g.finish();
+
+    let mut g = c.benchmark_group("layer_alone");
+    for (name, model) in common::each_layer(&InstantModel::shared()) {
+        g.bench_function(name, |b| {
+            b.to_async(&rt)
+                .iter(|| model.chat(ChatRequest::user(common::next_prompt())))
+        });
+    }
+    g.finish();
 }
 
 criterion_group! {

@@ -168,22 +168,8 @@ impl RecordSink for Discard {
     }
 }
 
-/// The full recommended stack around `model`, outermost first: Trace → guards (default input
-/// guards; output guards on the way back) → Cache (policy `Always`; prompts differ, so it
-/// misses) → Budget → Fallback (one target) → Retry → Breaker → Limit → Timeout → `model`.
-pub fn full_stack(model: Arc<dyn ChatModel>) -> Arc<dyn ChatModel> {
-    let limit = LimitLayer::new()
-        .max_concurrency(1024)
-        .requests_per_minute(100_000_000)
-        .tokens_per_minute(100_000_000_000);
-    let target = target_pipeline(
-        RetryLayer::new(),
-        CircuitBreakerLayer::new(),
-        Some(limit),
-        TimeoutLayer::new(),
-    )
-    .build(model);
-    let guards = GuardPipeline::builder()
+fn guards() -> GuardPipeline {
+    GuardPipeline::builder()
         .input(SizeLimit::new())
         .input(CharPolicy::new())
         .input(InjectionGuard::new())
@@ -191,24 +177,82 @@ pub fn full_stack(model: Arc<dyn ChatModel>) -> Arc<dyn ChatModel> {
         .input(SecretGuard::new())
         .output(SecretGuard::new())
         .output(CanaryGuard::new(Canary::new()))
-        .build();
+        .build()
+}
+
+fn trace(prices: Arc<PriceTable>) -> TraceLayer {
+    TraceLayer::builder()
+        .price_table(prices)
+        .export(ExportQueue::spawn(Arc::new(Discard), 1 << 16))
+        .build()
+}
+
+fn budget(prices: Arc<PriceTable>) -> BudgetLayer {
+    BudgetLayer::new(prices)
+        .per_request_usd(Decimal::ONE)
+        .global_usd(Decimal::new(1_000_000_000, 0), Duration::from_secs(3600))
+}
+
+fn limit() -> LimitLayer {
+    LimitLayer::new()
+        .max_concurrency(1024)
+        .requests_per_minute(100_000_000)
+        .tokens_per_minute(100_000_000_000)
+}
+
+/// The full recommended stack around `model`, outermost first: Trace → guards (default input
+/// guards; output guards on the way back) → Cache (policy `Always`; prompts differ, so it
+/// misses) → Budget → Fallback (one target) → Retry → Breaker → Limit → Timeout → `model`.
+pub fn full_stack(model: Arc<dyn ChatModel>) -> Arc<dyn ChatModel> {
+    let target = target_pipeline(
+        RetryLayer::new(),
+        CircuitBreakerLayer::new(),
+        Some(limit()),
+        TimeoutLayer::new(),
+    )
+    .build(model);
     let prices = Arc::new(PriceTable::default());
     Pipeline::builder()
-        .layer(
-            TraceLayer::builder()
-                .price_table(prices.clone())
-                .export(ExportQueue::spawn(Arc::new(Discard), 1 << 16))
-                .build(),
-        )
-        .layer(guards)
+        .layer(trace(prices.clone()))
+        .layer(guards())
         .layer(CacheLayer::new().policy(CachePolicy::Always))
-        .layer(
-            BudgetLayer::new(prices)
-                .per_request_usd(Decimal::ONE)
-                .global_usd(Decimal::new(1_000_000_000, 0), Duration::from_secs(3600)),
-        )
+        .layer(budget(prices))
         .layer(FallbackLayer::new())
         .build(target)
+}
+
+/// The layers of [`full_stack`], each alone over `model`, named as in the docs' per-layer
+/// table: where the full stack's cost goes.
+pub fn each_layer(model: &Arc<dyn ChatModel>) -> Vec<(&'static str, Arc<dyn ChatModel>)> {
+    let prices = Arc::new(PriceTable::default());
+    let one = |b: Pipeline| b.build(model.clone());
+    vec![
+        ("pipeline only", one(Pipeline::builder())),
+        (
+            "trace",
+            one(Pipeline::builder().layer(trace(prices.clone()))),
+        ),
+        ("guards", one(Pipeline::builder().layer(guards()))),
+        (
+            "cache (miss)",
+            one(Pipeline::builder().layer(CacheLayer::new().policy(CachePolicy::Always))),
+        ),
+        ("budget", one(Pipeline::builder().layer(budget(prices)))),
+        (
+            "fallback",
+            one(Pipeline::builder().layer(FallbackLayer::new())),
+        ),
+        ("retry", one(Pipeline::builder().layer(RetryLayer::new()))),
+        (
+            "breaker",
+            one(Pipeline::builder().layer(CircuitBreakerLayer::new())),
+        ),
+        ("limit", one(Pipeline::builder().layer(limit()))),
+        (
+            "timeout",
+            one(Pipeline::builder().layer(TimeoutLayer::new())),
+        ),
+    ]
 }
 
 /// A model that answers instantly and records nothing: what a scripted model costs at its
