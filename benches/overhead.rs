@@ -5,6 +5,7 @@
 //! a Markdown table (throughput, p50/p99, added latency) for concurrency 1, 8 and 64.
 //! `LLMKIT_BENCH_SECS` (per round, default 1) and `LLMKIT_BENCH_ROUNDS` (default 3) size it;
 //! `LLMKIT_BENCH_LOAD=0` skips it. Allocations per call: `cargo bench --bench overhead_allocs`.
+//! `LLMKIT_BENCH_PROFILE=N` runs only N full-stack calls, for callgrind (see `profile_calls`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 mod common;
@@ -150,7 +151,55 @@ fn load() {
     }
 }
 
+/// `LLMKIT_BENCH_PROFILE=N`: only calls the full stack over the instant model N times (after
+/// one warm-up call that compiles the guards' regexes; with `LLMKIT_BENCH_PROFILE_HIT=1`, cache
+/// hits instead), for an instruction profile:
+/// `LLMKIT_BENCH_PROFILE=2000 valgrind --tool=callgrind --toggle-collect='*overhead::measured*'
+/// target/release/deps/overhead-<hash>`.
+#[inline(never)]
+fn profile_calls(calls: usize) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let hit = std::env::var("LLMKIT_BENCH_PROFILE_HIT").is_ok_and(|v| v == "1");
+    let (stack, fixed) = if hit {
+        let cached = Pipeline::builder()
+            .layer(CacheLayer::new())
+            .build(InstantModel::shared());
+        let req = ChatRequest::user("What is the refund window?").with_temperature(0.0);
+        (cached, Some(req))
+    } else {
+        (common::full_stack(InstantModel::shared()), None)
+    };
+    let request = || {
+        fixed
+            .clone()
+            .unwrap_or_else(|| ChatRequest::user(common::next_prompt()))
+    };
+    rt.block_on(stack.chat(request())).unwrap();
+    let run = || {
+        rt.block_on(async {
+            for _ in 0..calls {
+                black_box(stack.chat(request()).await).unwrap();
+            }
+        })
+    };
+    measured(run);
+}
+
+/// The only function the profile collects in.
+#[inline(never)]
+fn measured(run: impl FnOnce()) {
+    run();
+}
+
 fn main() {
+    let profile = env_or("LLMKIT_BENCH_PROFILE", 0usize);
+    if profile > 0 {
+        profile_calls(profile);
+        return;
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
     if env_or("LLMKIT_BENCH_LOAD", 1u8) != 0 {

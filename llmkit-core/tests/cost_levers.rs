@@ -263,6 +263,49 @@ async fn single_flight_under_concurrency() {
     assert_eq!(s.coalesced, 19);
 }
 
+/// A caller that gives up (its future is dropped) while leading a flight must not strand the
+/// identical requests waiting on it: one of them takes over and calls upstream itself.
+#[tokio::test(start_paused = true)]
+async fn abandoned_leader_hands_the_flight_over() {
+    let provider = Arc::new(
+        ScriptedModel::builder()
+            .fallback(Reply::text("slow answer").after(Duration::from_millis(500)))
+            .build(),
+    );
+    let cache = CacheLayer::new();
+    let stats = cache.stats_handle();
+    let model = Pipeline::builder().layer(cache).build(provider.clone());
+    let request = || ChatRequest::user("same").with_temperature(0.0);
+    let leader = {
+        let m = model.clone();
+        tokio::spawn(async move { m.chat(request()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let followers: Vec<_> = (0..3)
+        .map(|_| {
+            let m = model.clone();
+            tokio::spawn(async move { m.chat(request()).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    leader.abort();
+    assert!(leader.await.unwrap_err().is_cancelled());
+    for f in futures::future::join_all(followers).await {
+        assert_eq!(f.unwrap().unwrap().text(), "slow answer");
+    }
+    assert_eq!(
+        provider.call_count(),
+        2,
+        "the abandoned call and one call by the follower that took over"
+    );
+    let s = stats.get();
+    assert_eq!(s.misses, 2);
+    assert_eq!(s.coalesced, 2);
+    // A hit's trail is its own: no attempts or misses of the call that filled the cache.
+    let hit = model.chat(request()).await.unwrap();
+    assert_eq!(hit.trail.entries().len(), 1, "{:?}", hit.trail);
+}
+
 #[tokio::test]
 async fn moka_store_ttl_and_capacity() {
     let store = MokaCacheStore::new(2, Duration::from_millis(30));

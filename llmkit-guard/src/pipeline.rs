@@ -211,8 +211,14 @@ impl GuardPipeline {
         GuardPipelineBuilder::default()
     }
 
-    /// Runs `guards` on `text`.
-    async fn run(&self, guards: &[Arc<dyn Guard>], text: &str, ctx: &GuardContext<'_>) -> Checked {
+    /// Runs `guards` on `text`; the rewritten text is `None` when no guard changed it, so the
+    /// common all-allow case copies nothing.
+    async fn run(
+        &self,
+        guards: &[Arc<dyn Guard>],
+        text: &str,
+        ctx: &GuardContext<'_>,
+    ) -> (Option<String>, Vec<Decision>) {
         if self.inner.concurrent {
             let decisions =
                 futures::future::join_all(guards.iter().map(|g| g.check(text, ctx))).await;
@@ -224,30 +230,38 @@ impl GuardPipeline {
                     }
                 }
             }
-            let text = if edits.is_empty() {
-                text.to_owned()
-            } else {
-                apply_edits(text, &edits)
-            };
-            Checked { text, decisions }
+            let rewritten = (!edits.is_empty())
+                .then(|| apply_edits(text, &edits))
+                .filter(|t| t != text);
+            (rewritten, decisions)
         } else {
-            let mut current = text.to_owned();
+            let mut current: Option<String> = None;
             let mut decisions = Vec::with_capacity(guards.len());
             for g in guards {
-                let d = g.check(&current, ctx).await;
+                let d = g.check(current.as_deref().unwrap_or(text), ctx).await;
                 let stop = d.is_block();
                 if let Verdict::Transform { edits, .. } = &d.verdict {
-                    current = apply_edits(&current, edits);
+                    current = Some(apply_edits(current.as_deref().unwrap_or(text), edits));
                 }
                 decisions.push(d);
                 if stop {
                     break;
                 }
             }
-            Checked {
-                text: current,
-                decisions,
-            }
+            (current.filter(|t| t != text), decisions)
+        }
+    }
+
+    async fn checked(
+        &self,
+        guards: &[Arc<dyn Guard>],
+        text: &str,
+        ctx: &GuardContext<'_>,
+    ) -> Checked {
+        let (rewritten, decisions) = self.run(guards, text, ctx).await;
+        Checked {
+            text: rewritten.unwrap_or_else(|| text.to_owned()),
+            decisions,
         }
     }
 
@@ -255,7 +269,7 @@ impl GuardPipeline {
     /// as a retrieved chunk of this provenance).
     pub async fn check_input(&self, text: &str, provenance: Provenance) -> Checked {
         let ctx = GuardContext::input(provenance);
-        let c = self.run(&self.inner.input, text, &ctx).await;
+        let c = self.checked(&self.inner.input, text, &ctx).await;
         c.decisions
             .iter()
             .for_each(|d| trace_decision(Stage::Input, d));
@@ -266,7 +280,7 @@ impl GuardPipeline {
     pub async fn check_output(&self, text: &str, request: Option<&ChatRequest>) -> Checked {
         let mut ctx = GuardContext::output();
         ctx.request = request;
-        let c = self.run(&self.inner.output, text, &ctx).await;
+        let c = self.checked(&self.inner.output, text, &ctx).await;
         c.decisions
             .iter()
             .for_each(|d| trace_decision(Stage::Output, d));
@@ -295,28 +309,30 @@ impl GuardPipeline {
                 Role::System | Role::Assistant => continue,
             };
             for j in 0..msg.content.len() {
-                let text = match request.messages.get(i).and_then(|m| m.content.get(j)) {
-                    Some(ContentPart::Text { text, .. }) => text.clone(),
-                    Some(ContentPart::ToolResult(r)) => r.content.clone(),
-                    _ => continue,
+                let (rewritten, decisions) = {
+                    let text = match request.messages.get(i).and_then(|m| m.content.get(j)) {
+                        Some(ContentPart::Text { text, .. }) => text.as_str(),
+                        Some(ContentPart::ToolResult(r)) => r.content.as_str(),
+                        _ => continue,
+                    };
+                    let ctx = GuardContext::input(provenance).with_request(&request);
+                    self.run(&self.inner.input, text, &ctx).await
                 };
-                let ctx = GuardContext::input(provenance).with_request(&request);
-                let checked = self.run(&self.inner.input, &text, &ctx).await;
-                for d in &checked.decisions {
+                for d in &decisions {
                     trace_decision(Stage::Input, d);
                 }
-                if let Some(b) = checked.blocked() {
+                if let Some(b) = decisions.iter().find(|d| d.is_block()) {
                     return Err(blocked_error(Stage::Input, b));
                 }
-                notes.extend(checked.decisions.into_iter().filter(|d| !d.is_allow()));
-                if checked.text != text {
+                notes.extend(decisions.into_iter().filter(|d| !d.is_allow()));
+                if let Some(new_text) = rewritten {
                     match request
                         .messages
                         .get_mut(i)
                         .and_then(|m| m.content.get_mut(j))
                     {
-                        Some(ContentPart::Text { text, .. }) => *text = checked.text,
-                        Some(ContentPart::ToolResult(r)) => r.content = checked.text,
+                        Some(ContentPart::Text { text, .. }) => *text = new_text,
+                        Some(ContentPart::ToolResult(r)) => r.content = new_text,
                         _ => {}
                     }
                 }
@@ -341,12 +357,19 @@ impl GuardPipeline {
                 let ContentPart::Text { text, .. } = part else {
                     continue;
                 };
-                let checked = self.check_output(text, Some(request)).await;
-                if let Some(b) = checked.blocked() {
+                let mut ctx = GuardContext::output();
+                ctx.request = Some(request);
+                let (rewritten, decisions) = self.run(&self.inner.output, text, &ctx).await;
+                for d in &decisions {
+                    trace_decision(Stage::Output, d);
+                }
+                if let Some(b) = decisions.iter().find(|d| d.is_block()) {
                     return Err(blocked_error(Stage::Output, b));
                 }
-                notes.extend(checked.decisions.into_iter().filter(|d| !d.is_allow()));
-                *text = checked.text;
+                notes.extend(decisions.into_iter().filter(|d| !d.is_allow()));
+                if let Some(new_text) = rewritten {
+                    *text = new_text;
+                }
             }
         }
         if let Some(vault) = &self.inner.restore {

@@ -72,10 +72,127 @@ fn write_canonical(value: &serde_json::Value, out: &mut Vec<u8>) {
 /// stop, seed) and the prompt reference (id, version, hash). Excluded: request id, idempotency
 /// key, tags, user, context ids, deadline and the `no_cache` flag — they do not change the answer.
 /// The tenant is included only when `scope_by_tenant` is set.
+///
+/// The hash is fed straight from serde into SHA-256 (no JSON tree, no buffer) whenever
+/// serde_json's maps are sorted, which they are unless some crate in the build enables its
+/// `preserve_order` feature; then the slower path that sorts every object's keys runs instead,
+/// so two schemas that differ only in key order still share a key. The two paths hash different
+/// bytes (`"v": 2` and `"v": 1`), so a build switching between them starts with a cold cache
+/// rather than mixing forms.
 pub fn cache_key(info: &ModelInfo, request: &ChatRequest, scope_by_tenant: bool) -> CacheKey {
+    let digest = if serde_maps_are_sorted() {
+        streamed_digest(info, request, scope_by_tenant)
+    } else {
+        canonical_digest(info, request, scope_by_tenant)
+    };
+    let mut hex = String::with_capacity(64);
+    for b in digest {
+        // Two pushes per byte instead of a `format!` (one allocation) per byte.
+        hex.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
+        hex.push(char::from_digit(u32::from(b & 0x0f), 16).unwrap_or('0'));
+    }
+    CacheKey(hex)
+}
+
+/// Whether `serde_json::Map` iterates in key order in this build (it does unless a crate turns
+/// on serde_json's `preserve_order`, which Cargo's feature unification applies to everyone).
+fn serde_maps_are_sorted() -> bool {
+    static SORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SORTED.get_or_init(|| {
+        let mut map = serde_json::Map::new();
+        map.insert("b".to_owned(), serde_json::Value::Null);
+        map.insert("a".to_owned(), serde_json::Value::Null);
+        map.keys().next().is_some_and(|k| k == "a")
+    })
+}
+
+/// Lets serde write JSON straight into the hasher.
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What the streamed key hashes: the answer-changing fields of the request, borrowed.
+#[derive(serde::Serialize)]
+struct KeyView<'a> {
+    v: u8,
+    provider: &'a str,
+    model: &'a str,
+    messages: &'a [crate::message::Message],
+    temperature: Option<f32>,
+    top_p: Option<f32>,
+    max_tokens: Option<u32>,
+    stop: &'a [String],
+    seed: Option<u64>,
+    tools: &'a [crate::message::ToolDefinition],
+    tool_choice: Option<&'a crate::message::ToolChoice>,
+    response_format: &'a crate::request::ResponseFormat,
+    prompt: Option<&'a crate::request::PromptRef>,
+    tenant: Option<&'a str>,
+}
+
+fn streamed_digest(
+    info: &ModelInfo,
+    request: &ChatRequest,
+    scope_by_tenant: bool,
+) -> sha2::digest::Output<Sha256> {
+    // Exhaustive on purpose: a field added to `ChatRequest` must be classified here as
+    // answer-changing (hashed) or not, or the build fails; a silently unhashed field would
+    // serve one request's cached answer to another.
+    let ChatRequest {
+        model,
+        messages,
+        temperature,
+        top_p,
+        max_tokens,
+        stop,
+        seed,
+        tools,
+        tool_choice,
+        response_format,
+        meta,
+    } = request;
+    let view = KeyView {
+        v: 2,
+        provider: &info.provider,
+        model: model.as_deref().unwrap_or(&info.model),
+        messages,
+        temperature: *temperature,
+        top_p: *top_p,
+        max_tokens: *max_tokens,
+        stop,
+        seed: *seed,
+        tools,
+        tool_choice: tool_choice.as_ref(),
+        response_format,
+        prompt: meta.prompt.as_ref(),
+        tenant: if scope_by_tenant {
+            meta.tenant.as_deref()
+        } else {
+            None
+        },
+    };
+    let mut hasher = Sha256::new();
+    // Writing into a hasher cannot fail and these types always serialize.
+    let _ = serde_json::to_writer(HashWriter(&mut hasher), &view);
+    hasher.finalize()
+}
+
+/// The order-insensitive form: the request as a JSON tree, every object's keys sorted.
+fn canonical_digest(
+    info: &ModelInfo,
+    request: &ChatRequest,
+    scope_by_tenant: bool,
+) -> sha2::digest::Output<Sha256> {
     // Serialize the request by reference instead of cloning it: the canonical form is the
-    // request without `model` (absent when `None`) and with default metadata (`{}`), exactly
-    // what serializing a clone with those fields reset produced, so keys are unchanged.
+    // request without `model` (absent when `None`) and with default metadata (`{}`).
     let mut canon = serde_json::to_value(request).unwrap_or(serde_json::Value::Null);
     if let serde_json::Value::Object(map) = &mut canon {
         map.remove("model");
@@ -100,14 +217,7 @@ pub fn cache_key(info: &ModelInfo, request: &ChatRequest, scope_by_tenant: bool)
     });
     let mut text = Vec::with_capacity(512);
     write_canonical(&value, &mut text);
-    let digest = Sha256::digest(&text);
-    let mut hex = String::with_capacity(64);
-    for b in digest {
-        // Two pushes per byte instead of a `format!` (one allocation) per byte.
-        hex.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
-        hex.push(char::from_digit(u32::from(b & 0x0f), 16).unwrap_or('0'));
-    }
-    CacheKey(hex)
+    Sha256::digest(&text)
 }
 
 #[cfg(test)]
@@ -169,7 +279,7 @@ mod tests {
     }
 
     #[test]
-    fn keys_match_the_reference_implementation() {
+    fn canonical_path_matches_the_reference_implementation() {
         let info = ModelInfo::new("openai", "gpt-4o-mini");
         let mut full = ChatRequest::new(vec![
             crate::message::Message::system("Be brief. \"quoted\" \u{e9}\n"),
@@ -196,12 +306,65 @@ mod tests {
         };
         for req in [ChatRequest::user("hi"), full] {
             for scoped in [false, true] {
-                assert_eq!(
-                    cache_key(&info, &req, scoped).0,
-                    reference_key(&info, &req, scoped)
-                );
+                let digest = canonical_digest(&info, &req, scoped);
+                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                assert_eq!(hex, reference_key(&info, &req, scoped));
             }
         }
+    }
+
+    /// The streamed and the canonical path must agree on which requests share a key.
+    #[test]
+    fn streamed_and_canonical_paths_group_requests_alike() {
+        assert!(
+            serde_maps_are_sorted(),
+            "this build's serde_json keeps insertion order"
+        );
+        let info = ModelInfo::new("openai", "gpt-4o-mini");
+        let schema = |first: &str, second: &str| crate::request::ResponseFormat::JsonSchema {
+            name: "v".into(),
+            schema: serde_json::json!({"type": "object", "properties": {first: {}, second: {}}}),
+            strict: true,
+        };
+        let mut requests = vec![
+            ChatRequest::user("hi"),
+            ChatRequest::user("hi").with_temperature(0.0),
+            ChatRequest::user("hi").with_temperature(0.5),
+            ChatRequest::user("hi").with_model("gpt-4o"),
+            ChatRequest::user("hi").with_model("gpt-4o-mini"),
+            ChatRequest::user("hello"),
+            ChatRequest::user("hi").with_max_tokens(5),
+        ];
+        let mut ordered = ChatRequest::user("hi");
+        ordered.response_format = schema("a", "z");
+        requests.push(ordered);
+        let mut reordered = ChatRequest::user("hi");
+        reordered.response_format = schema("z", "a");
+        requests.push(reordered);
+        let mut with_id = ChatRequest::user("hi");
+        with_id.meta.request_id = Some("r-1".into());
+        with_id.meta.tenant = Some("acme".into());
+        requests.push(with_id);
+        for scoped in [false, true] {
+            for a in &requests {
+                for b in &requests {
+                    let streamed =
+                        streamed_digest(&info, a, scoped) == streamed_digest(&info, b, scoped);
+                    let canonical =
+                        canonical_digest(&info, a, scoped) == canonical_digest(&info, b, scoped);
+                    assert_eq!(streamed, canonical, "{a:?} vs {b:?} (scoped: {scoped})");
+                }
+            }
+        }
+        // The model the request names and the configured one are the same model.
+        assert_eq!(
+            cache_key(&info, &requests[0], false),
+            cache_key(&info, &requests[4], false)
+        );
+        assert_ne!(
+            cache_key(&info, &requests[0], false),
+            cache_key(&info, &requests[3], false)
+        );
     }
 
     #[test]

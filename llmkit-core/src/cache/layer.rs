@@ -5,8 +5,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
 use rust_decimal::Decimal;
 
 use super::key::{CacheKey, cache_key};
@@ -69,7 +67,60 @@ struct Counters {
     saved: Mutex<Decimal>,
 }
 
-type Flight = Shared<BoxFuture<'static, Result<ChatResponse>>>;
+/// One upstream call that identical requests wait for instead of repeating it.
+#[derive(Default)]
+struct Flight {
+    outcome: std::sync::OnceLock<Outcome>,
+    done: tokio::sync::Notify,
+}
+
+/// How a flight ended, as its followers see it.
+enum Outcome {
+    /// The leader's result, for the followers to copy.
+    Finished(Box<Result<ChatResponse>>),
+    /// The leader's future was dropped before the answer came: a follower leads again.
+    Abandoned,
+}
+
+/// Ends the leader's flight even when its future is dropped mid-call: otherwise followers
+/// would wait forever on an answer nobody is fetching any more.
+struct Lead<'a> {
+    flights: &'a Mutex<HashMap<CacheKey, Arc<Flight>>>,
+    key: &'a CacheKey,
+    flight: Arc<Flight>,
+    finished: bool,
+}
+
+impl Lead<'_> {
+    /// Removes the flight from the map and hands `result` to the followers that joined it.
+    fn finish(mut self, result: &Result<ChatResponse>) {
+        self.finished = true;
+        self.land(|| Outcome::Finished(Box::new(result.clone())));
+    }
+
+    fn land(&self, outcome: impl FnOnce() -> Outcome) {
+        self.flights
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(self.key);
+        // Out of the map, nobody new can join: the count is exactly leader + followers, so
+        // the result is copied only when someone waits for it.
+        if Arc::strong_count(&self.flight) > 1 {
+            let _ = self.flight.outcome.set(outcome());
+        } else {
+            let _ = self.flight.outcome.set(Outcome::Abandoned);
+        }
+        self.flight.done.notify_waiters();
+    }
+}
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.land(|| Outcome::Abandoned);
+        }
+    }
+}
 
 /// Builds a [`CacheLayer`]. Defaults: [`MokaCacheStore::default`] (10,000 entries, one hour),
 /// [`CachePolicy::Deterministic`], not scoped by tenant.
@@ -177,7 +228,7 @@ struct Cached {
     policy: CachePolicy,
     scope_by_tenant: bool,
     counters: Arc<Counters>,
-    in_flight: Arc<Mutex<HashMap<CacheKey, Flight>>>,
+    in_flight: Arc<Mutex<HashMap<CacheKey, Arc<Flight>>>>,
 }
 
 /// Turns a stored response into a hit noted by `layer`: zero usage and cost (nothing was
@@ -190,6 +241,9 @@ pub(crate) fn as_hit(
 ) -> (ChatResponse, Decimal) {
     let saved = stored.cost.as_ref().map_or(Decimal::ZERO, |c| c.total_usd);
     let original_usage = stored.usage;
+    // The trail of the call that produced the answer (its retries, fallbacks) is not this
+    // call's: a hit made no attempt.
+    stored.trail = Default::default();
     stored.trail.push(
         layer,
         "hit",
@@ -209,6 +263,38 @@ pub(crate) fn as_hit(
 }
 
 impl Cached {
+    /// Calls upstream for a key nobody else is fetching, stores a complete answer and hands
+    /// the result to whoever joined the flight meanwhile.
+    async fn lead(
+        &self,
+        request: ChatRequest,
+        key: &CacheKey,
+        flight: Arc<Flight>,
+    ) -> Result<ChatResponse> {
+        let lead = Lead {
+            flights: &self.in_flight,
+            key,
+            flight,
+            finished: false,
+        };
+        self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        let result = self.inner.chat(request).await;
+        if let Ok(resp) = &result {
+            // Only complete answers are worth serving again.
+            if resp.finish_reason == crate::response::FinishReason::Stop
+                || resp.finish_reason == crate::response::FinishReason::ToolCalls
+            {
+                if let Err(e) = self.store.put(key, resp).await {
+                    tracing::warn!(error = %e, "llmkit.cache.store_failed");
+                }
+            }
+        }
+        lead.finish(&result);
+        let mut resp = result?;
+        resp.trail.push("cache", "miss", "");
+        Ok(resp)
+    }
+
     fn record_hit(&self, saved: Decimal) {
         self.counters.hits.fetch_add(1, Ordering::Relaxed);
         *self
@@ -238,56 +324,46 @@ impl ChatModel for Cached {
             return Ok(hit);
         }
         // Single flight: the first miss for a key calls upstream; identical requests arriving
-        // meanwhile await the same shared future instead of paying again.
-        let (flight, leader) = {
-            let mut in_flight = self
-                .in_flight
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match in_flight.get(&key) {
-                Some(f) => (f.clone(), false),
-                None => {
-                    let inner = self.inner.clone();
-                    let store = self.store.clone();
-                    let map = self.in_flight.clone();
-                    let k = key.clone();
-                    let req = request.clone();
-                    let fut: BoxFuture<'static, Result<ChatResponse>> = Box::pin(async move {
-                        let result = inner.chat(req).await;
-                        if let Ok(resp) = &result {
-                            // Only complete answers are worth serving again.
-                            if resp.finish_reason == crate::response::FinishReason::Stop
-                                || resp.finish_reason == crate::response::FinishReason::ToolCalls
-                            {
-                                let mut stored = resp.clone();
-                                stored.trail = Default::default();
-                                if let Err(e) = store.put(&k, &stored).await {
-                                    tracing::warn!(error = %e, "llmkit.cache.store_failed");
-                                }
-                            }
-                        }
-                        map.lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .remove(&k);
-                        result
-                    });
-                    let shared = fut.shared();
-                    in_flight.insert(key.clone(), shared.clone());
-                    (shared, true)
+        // meanwhile wait for its answer instead of paying again.
+        loop {
+            let (flight, leader) = {
+                let mut in_flight = self
+                    .in_flight
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                match in_flight.get(&key) {
+                    Some(f) => (f.clone(), false),
+                    None => {
+                        let f = Arc::new(Flight::default());
+                        in_flight.insert(key.clone(), f.clone());
+                        (f, true)
+                    }
+                }
+            };
+            if leader {
+                return self.lead(request, &key, flight).await;
+            }
+            // Registered before the check, so a notification between the two is not lost.
+            let done = flight.done.notified();
+            if flight.outcome.get().is_none() {
+                done.await;
+            }
+            match flight.outcome.get() {
+                Some(Outcome::Finished(result)) => {
+                    self.counters.coalesced.fetch_add(1, Ordering::Relaxed);
+                    let (hit, saved) = as_hit((**result).clone()?, &request, "cache", "");
+                    self.record_hit(saved);
+                    return Ok(hit);
+                }
+                // The leader gave up: the answer may have been stored meanwhile, else lead.
+                Some(Outcome::Abandoned) | None => {
+                    if let Some(stored) = self.store.get(&key).await? {
+                        let (hit, saved) = as_hit(stored, &request, "cache", "");
+                        self.record_hit(saved);
+                        return Ok(hit);
+                    }
                 }
             }
-        };
-        if leader {
-            self.counters.misses.fetch_add(1, Ordering::Relaxed);
-            let mut resp = flight.await?;
-            resp.trail.push("cache", "miss", "");
-            Ok(resp)
-        } else {
-            self.counters.coalesced.fetch_add(1, Ordering::Relaxed);
-            let resp = flight.await?;
-            let (hit, saved) = as_hit(resp, &request, "cache", "");
-            self.record_hit(saved);
-            Ok(hit)
         }
     }
 

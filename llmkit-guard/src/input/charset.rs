@@ -147,6 +147,11 @@ impl CharPolicy {
 
     /// Everything this policy objects to in `text`.
     pub fn findings(&self, text: &str) -> Vec<Finding> {
+        // Invisible and bidi controls and Cyrillic/Greek look-alikes are all non-ASCII, and
+        // the ASCII check is a vectorised scan: most prompts are done here.
+        if text.is_ascii() {
+            return Vec::new();
+        }
         let mut out = Vec::new();
         for (i, c) in text.char_indices() {
             let range = i..i + c.len_utf8();

@@ -31,6 +31,17 @@ use crate::untrusted::random_token;
 #[derive(Clone, PartialEq, Eq)]
 pub struct Canary {
     token: String,
+    /// The token as [`squash`] leaves it, computed once instead of on every check.
+    squashed: String,
+}
+
+/// Lower-case ASCII letters and digits only: what is left of a token a model spelled out with
+/// separators or changed case.
+fn squash(s: &str) -> String {
+    s.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
 }
 
 impl std::fmt::Debug for Canary {
@@ -48,15 +59,15 @@ impl Default for Canary {
 impl Canary {
     /// A fresh random token (`cnry-` and 16 hex digits).
     pub fn new() -> Self {
-        Canary {
-            token: format!("cnry-{}", random_token()),
-        }
+        Canary::from_token(format!("cnry-{}", random_token()))
     }
 
     /// A fixed token (tests).
     pub fn from_token(token: impl Into<String>) -> Self {
+        let token = token.into();
         Canary {
-            token: token.into(),
+            squashed: squash(&token),
+            token,
         }
     }
 
@@ -76,13 +87,7 @@ impl Canary {
         if text.contains(&self.token) {
             return true;
         }
-        let squash = |s: &str| -> String {
-            s.chars()
-                .filter(char::is_ascii_alphanumeric)
-                .map(|c| c.to_ascii_lowercase())
-                .collect()
-        };
-        squash(text).contains(&squash(&self.token))
+        squash(text).contains(&self.squashed)
     }
 }
 
