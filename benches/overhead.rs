@@ -151,9 +151,11 @@ fn load() {
     }
 }
 
-/// `LLMKIT_BENCH_PROFILE=N`: only calls the full stack over the instant model N times (after
-/// one warm-up call that compiles the guards' regexes; with `LLMKIT_BENCH_PROFILE_HIT=1`, cache
-/// hits instead), for an instruction profile:
+/// `LLMKIT_BENCH_PROFILE=N`: only makes N calls (after one warm-up call that compiles the
+/// guards' regexes), for an instruction profile. `LLMKIT_BENCH_PROFILE_PATH` picks what is
+/// called: `stack` (default: the full stack over the instant model), `hit` (cache hits),
+/// `provider` (the provider alone against the loopback server) or `stack-http` (the full stack
+/// over the provider). Example:
 /// `LLMKIT_BENCH_PROFILE=2000 valgrind --tool=callgrind --toggle-collect='*overhead::measured*'
 /// target/release/deps/overhead-<hash>`.
 #[inline(never)]
@@ -162,15 +164,23 @@ fn profile_calls(calls: usize) {
         .enable_all()
         .build()
         .unwrap();
-    let hit = std::env::var("LLMKIT_BENCH_PROFILE_HIT").is_ok_and(|v| v == "1");
-    let (stack, fixed) = if hit {
-        let cached = Pipeline::builder()
-            .layer(CacheLayer::new())
-            .build(InstantModel::shared());
-        let req = ChatRequest::user("What is the refund window?").with_temperature(0.0);
-        (cached, Some(req))
-    } else {
-        (common::full_stack(InstantModel::shared()), None)
+    let path = std::env::var("LLMKIT_BENCH_PROFILE_PATH").unwrap_or_default();
+    let provider = || {
+        let addr = common::start_server();
+        // Built inside the runtime that will drive its connections.
+        rt.block_on(async { common::provider(addr) })
+    };
+    let (stack, fixed) = match path.as_str() {
+        "hit" => {
+            let cached = Pipeline::builder()
+                .layer(CacheLayer::new())
+                .build(InstantModel::shared());
+            let req = ChatRequest::user("What is the refund window?").with_temperature(0.0);
+            (cached, Some(req))
+        }
+        "provider" => (provider(), None),
+        "stack-http" => (common::full_stack(provider()), None),
+        _ => (common::full_stack(InstantModel::shared()), None),
     };
     let request = || {
         fixed

@@ -107,3 +107,37 @@ fn registry_updates_reach_the_metrics_facade() {
         });
     });
 }
+
+/// Handles are cached per series; a recorder installed after the first calls (registered with
+/// the no-op recorder) must still receive everything that happens from then on.
+#[test]
+fn a_recorder_installed_after_the_first_calls_still_receives_updates() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let provider = Arc::new(
+        ScriptedModel::builder()
+            .provider("openai")
+            .model("gpt-4o")
+            .fallback(Reply::text("ok"))
+            .build(),
+    );
+    let model = Pipeline::builder().layer(TraceLayer::new()).build(provider);
+    rt.block_on(model.chat(ChatRequest::user("before")))
+        .unwrap();
+    let recorder = Collect::default();
+    metrics::with_local_recorder(&recorder, || {
+        rt.block_on(async {
+            model.chat(ChatRequest::user("after")).await.unwrap();
+            model.chat(ChatRequest::user("again")).await.unwrap();
+        });
+    });
+    let seen = recorder.0.lock().unwrap().clone();
+    let labels = "provider=openai,model=gpt-4o,prompt_version=";
+    assert_eq!(
+        seen[&format!("{}{{{labels}}}", names::REQUESTS)],
+        2.0,
+        "{seen:?}"
+    );
+}

@@ -419,21 +419,26 @@ impl PriceTable {
 
     /// The price of `model` at `provider`, and the table name it matched.
     pub fn lookup(&self, provider: &str, model: &str) -> Option<(&str, &ModelPrice)> {
-        let provider = provider.to_lowercase();
-        let provider = self.aliases.get(&provider).unwrap_or(&provider);
+        // Every call is priced (by the trace and budget layers): no allocation when the names
+        // are already lower case, which they are in practice.
+        let provider = lowercase(provider);
+        let provider = self
+            .aliases
+            .get(provider.as_ref())
+            .map_or(provider.as_ref(), String::as_str);
         let models = self.models.get(provider)?;
-        let lowered = model.to_lowercase();
+        let lowered = lowercase(model);
         let name = lowered.rsplit('/').next().unwrap_or(&lowered);
         if let Some((k, v)) = models.get_key_value(name) {
             return Some((k.as_str(), v));
         }
-        models
-            .iter()
-            .filter(|(k, _)| {
-                name.strip_prefix(k.as_str())
-                    .is_some_and(is_snapshot_suffix)
-            })
-            .max_by_key(|(k, _)| k.len())
+        // A dated snapshot: try the names left after cutting a snapshot suffix, longest first,
+        // instead of scanning the whole table.
+        name.char_indices()
+            .rev()
+            .filter(|&(i, c)| matches!(c, '-' | '@' | ':') && i > 0)
+            .filter(|&(i, _)| name.get(i..).is_some_and(is_snapshot_suffix))
+            .find_map(|(i, _)| models.get_key_value(name.get(..i)?))
             .map(|(k, v)| (k.as_str(), v))
     }
 
@@ -493,6 +498,15 @@ impl PriceTable {
                 "cost unknown: model not in the price table; add it to your price overrides"
             );
         }
+    }
+}
+
+/// `text` in lower case, borrowed when it already is.
+fn lowercase(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_uppercase) {
+        std::borrow::Cow::Owned(text.to_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(text)
     }
 }
 

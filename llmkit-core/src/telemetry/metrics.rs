@@ -266,6 +266,8 @@ impl SeriesSnapshot {
 pub struct MetricsRegistry {
     series: Arc<Mutex<BTreeMap<SeriesKey, SeriesSnapshot>>>,
     dropped: Arc<AtomicU64>,
+    #[cfg(feature = "metrics")]
+    facade: Arc<facade::HandleCache>,
 }
 
 impl std::fmt::Debug for MetricsRegistry {
@@ -317,7 +319,7 @@ impl MetricsRegistry {
             s.latency.record(latency_us);
         }
         #[cfg(feature = "metrics")]
-        facade::record(&key, record, latency_us);
+        self.facade.record(&key, record, latency_us);
     }
 
     /// Counts records an export queue dropped.
@@ -495,44 +497,102 @@ pub mod names {
 
 #[cfg(feature = "metrics")]
 mod facade {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, PoisonError};
+
     use super::{SeriesKey, names};
     use crate::telemetry::sink::CallRecord;
     use rust_decimal::prelude::ToPrimitive;
 
-    pub(super) fn record(key: &SeriesKey, record: &CallRecord, latency_us: u64) {
-        let labels = [
-            ("provider", key.provider.clone()),
-            ("model", key.model.clone()),
-            ("prompt_version", key.prompt_version.clone()),
-        ];
-        ::metrics::counter!(names::REQUESTS, &labels).increment(1);
-        if let Some(kind) = record.error_type {
-            let mut l = labels.to_vec();
-            l.push(("error_type", kind.as_str().to_owned()));
-            ::metrics::counter!(names::ERRORS, &l).increment(1);
-        }
-        if let Some(u) = &record.usage {
-            for (kind, n) in [
-                ("input", u.input_tokens),
-                ("cached_input", u.cached_input_tokens),
-                ("cache_write", u.cache_write_tokens),
-                ("output", u.output_tokens),
-            ] {
-                let mut l = labels.to_vec();
+    /// One series' metric handles, registered with the recorder that was current then.
+    struct Handles {
+        recorder: usize,
+        labels: Vec<(&'static str, String)>,
+        requests: ::metrics::Counter,
+        tokens: [::metrics::Counter; 4],
+        cost: ::metrics::Histogram,
+        cost_unknown: ::metrics::Counter,
+        latency: ::metrics::Histogram,
+    }
+
+    /// Registered handles per series. Registering builds a key with owned labels (dozens of
+    /// allocations per call, even when no recorder is installed); a handle only increments.
+    #[derive(Default)]
+    pub(super) struct HandleCache {
+        series: Mutex<HashMap<SeriesKey, Handles>>,
+    }
+
+    const TOKEN_KINDS: [&str; 4] = ["input", "cached_input", "cache_write", "output"];
+
+    /// Identifies the recorder the macros would use now, so handles registered before
+    /// `set_global_recorder` (with the no-op recorder) are replaced once it is installed.
+    fn current_recorder() -> usize {
+        ::metrics::with_recorder(|r| std::ptr::from_ref(r).cast::<()>() as usize)
+    }
+
+    impl Handles {
+        fn register(key: &SeriesKey, recorder: usize) -> Self {
+            let labels = vec![
+                ("provider", key.provider.clone()),
+                ("model", key.model.clone()),
+                ("prompt_version", key.prompt_version.clone()),
+            ];
+            let tokens = TOKEN_KINDS.map(|kind| {
+                let mut l = labels.clone();
                 l.push(("kind", kind.to_owned()));
-                ::metrics::counter!(names::TOKENS, &l).increment(n);
+                ::metrics::counter!(names::TOKENS, &l)
+            });
+            Handles {
+                recorder,
+                requests: ::metrics::counter!(names::REQUESTS, &labels),
+                tokens,
+                cost: ::metrics::histogram!(names::COST_PER_CALL, &labels),
+                cost_unknown: ::metrics::counter!(names::COST_UNKNOWN, &labels),
+                latency: ::metrics::histogram!(names::LATENCY, &labels),
+                labels,
             }
         }
-        if let Some(c) = &record.cost {
-            // The facade has no decimal type; a float histogram is fine for dashboards, the
-            // exact sum stays in the in-process registry and the JSON-lines records.
-            ::metrics::histogram!(names::COST_PER_CALL, &labels)
-                .record(c.total_usd.to_f64().unwrap_or(0.0));
+    }
+
+    impl HandleCache {
+        pub(super) fn record(&self, key: &SeriesKey, record: &CallRecord, latency_us: u64) {
+            let recorder = current_recorder();
+            let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+            let stale = series.get(key).is_none_or(|h| h.recorder != recorder);
+            if stale {
+                series.insert(key.clone(), Handles::register(key, recorder));
+            }
+            let Some(h) = series.get(key) else {
+                return;
+            };
+            h.requests.increment(1);
+            if let Some(kind) = record.error_type {
+                // Rare, and one more label dimension: registered on the spot.
+                let mut l = h.labels.clone();
+                l.push(("error_type", kind.as_str().to_owned()));
+                ::metrics::counter!(names::ERRORS, &l).increment(1);
+            }
+            if let Some(u) = &record.usage {
+                let counts = [
+                    u.input_tokens,
+                    u.cached_input_tokens,
+                    u.cache_write_tokens,
+                    u.output_tokens,
+                ];
+                for (counter, n) in h.tokens.iter().zip(counts) {
+                    counter.increment(n);
+                }
+            }
+            if let Some(c) = &record.cost {
+                // The facade has no decimal type; a float histogram is fine for dashboards,
+                // the exact sum stays in the in-process registry and the JSON-lines records.
+                h.cost.record(c.total_usd.to_f64().unwrap_or(0.0));
+            }
+            if record.cost_unknown {
+                h.cost_unknown.increment(1);
+            }
+            h.latency.record(latency_us as f64 / 1e6);
         }
-        if record.cost_unknown {
-            ::metrics::counter!(names::COST_UNKNOWN, &labels).increment(1);
-        }
-        ::metrics::histogram!(names::LATENCY, &labels).record(latency_us as f64 / 1e6);
     }
 }
 
