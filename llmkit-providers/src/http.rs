@@ -10,7 +10,8 @@
 //!   (status + provider error type/code + message fragment → [`ErrorKind`]), falling back to
 //!   [`COMMON_RULES`] and then [`default_kind_for_status`]. It keeps the provider's request id,
 //!   the provider code, a scrubbed body excerpt and the wait the provider asked for
-//!   ([`retry_after`]: `Retry-After` seconds or HTTP-date, `retry-after-ms`,
+//!   ([`retry_after`]: `Retry-After` seconds or HTTP-date, `retry-after-ms`, Google's
+//!   `RetryInfo.retryDelay` in the body ([`body_retry_delay`]),
 //!   `x-ratelimit-reset-*` durations such as `6m0s`).
 //!
 //! ```
@@ -275,9 +276,25 @@ pub async fn read_json<T: DeserializeOwned>(
 
 /// The provider's request id from the first of [`REQUEST_ID_HEADERS`] present.
 pub fn provider_request_id(headers: &HeaderMap) -> Option<String> {
-    REQUEST_ID_HEADERS.iter().find_map(|name| {
+    // Pre-parsed: looking up by `&str` validates and lower-cases the name on every call, six
+    // times per response when none is present.
+    static NAMES: [reqwest::header::HeaderName; 6] = [
+        reqwest::header::HeaderName::from_static("x-request-id"),
+        reqwest::header::HeaderName::from_static("request-id"),
+        reqwest::header::HeaderName::from_static("apim-request-id"),
+        reqwest::header::HeaderName::from_static("x-ms-request-id"),
+        reqwest::header::HeaderName::from_static("x-goog-request-id"),
+        reqwest::header::HeaderName::from_static("x-amzn-requestid"),
+    ];
+    debug_assert!(
+        NAMES
+            .iter()
+            .map(|n| n.as_str())
+            .eq(REQUEST_ID_HEADERS.iter().copied())
+    );
+    NAMES.iter().find_map(|name| {
         headers
-            .get(*name)
+            .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
             .filter(|v| !v.is_empty())
@@ -547,7 +564,7 @@ impl ErrorMapper {
         if let Some(id) = provider_request_id(headers) {
             err = err.with_provider_request_id(id);
         }
-        if let Some(wait) = retry_after_at(headers, now) {
+        if let Some(wait) = retry_after_at(headers, now).or_else(|| body_retry_delay(body)) {
             err = err.with_retry_after(wait);
         }
         err
@@ -675,6 +692,34 @@ async fn read_body_limited(response: reqwest::Response, limit: usize) -> String 
 /// limit whose `x-ratelimit-remaining-*` is 0). Capped at [`MAX_RETRY_AFTER`].
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     retry_after_at(headers, SystemTime::now())
+}
+
+/// The wait a Google API (Gemini, Vertex AI) asks for in the error body rather than in a
+/// header: the `retryDelay` of a `google.rpc.RetryInfo` entry in `error.details`, a protobuf
+/// JSON duration such as `"13s"` or `"0.500s"`. `None` when absent or malformed.
+pub fn body_retry_delay(body: &str) -> Option<Duration> {
+    // Cheap test first: nearly every error body has no such entry.
+    if !body.contains("RetryInfo") {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(body).ok()?;
+    let details = value.get("error")?.get("details")?.as_array()?;
+    details
+        .iter()
+        .filter(|d| {
+            d.get("@type")
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|t| t.ends_with("google.rpc.RetryInfo"))
+        })
+        .find_map(|d| parse_proto_duration(d.get("retryDelay")?.as_str()?))
+}
+
+/// Parses a protobuf JSON duration (`"13s"`, `"1.5s"`, `"0.000001s"`); negative, non-finite
+/// or absurd (over a day) values are rejected rather than waited for.
+fn parse_proto_duration(text: &str) -> Option<Duration> {
+    let seconds: f64 = text.trim().strip_suffix('s')?.parse().ok()?;
+    (seconds.is_finite() && (0.0..=86_400.0).contains(&seconds))
+        .then(|| Duration::from_secs_f64(seconds))
 }
 
 /// [`retry_after`] with an explicit clock for HTTP-date values.
@@ -923,6 +968,33 @@ mod tests {
     }
 
     #[test]
+    fn google_retry_info_in_the_body() {
+        let body = r#"{"error":{"code":429,"message":"Resource has been exhausted","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[]},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"13s"}]}}"#;
+        assert_eq!(body_retry_delay(body), Some(Duration::from_secs(13)));
+        let frac = body.replace("13s", "0.500s");
+        assert_eq!(body_retry_delay(&frac), Some(Duration::from_millis(500)));
+        for bad in ["-1s", "13", "NaNs", "1e9s", "soon"] {
+            assert_eq!(body_retry_delay(&body.replace("13s", bad)), None, "{bad}");
+        }
+        assert_eq!(
+            body_retry_delay(r#"{"error":{"message":"RetryInfo"}}"#),
+            None
+        );
+        assert_eq!(body_retry_delay("not json RetryInfo"), None);
+        // A header wins over the body; without one, the body's delay is used.
+        let mapper = ErrorMapper::new("gemini", &[]);
+        let err = mapper.error_from_parts(429, &HeaderMap::new(), body);
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(13)));
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "retry-after",
+            reqwest::header::HeaderValue::from_static("2"),
+        );
+        let err = mapper.error_from_parts(429, &headers, body);
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(2)));
+    }
+
+    #[test]
     fn retry_after_formats() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let date = httpdate::fmt_http_date(now + Duration::from_secs(30));
@@ -1041,6 +1113,11 @@ mod tests {
             let _ = parse_go_duration(&s);
             let _ = parse_retry_after_value(&s, SystemTime::now());
             let _ = ProviderErrorBody::parse(&s);
+            let _ = parse_proto_duration(&s);
+            let _ = body_retry_delay(&format!(
+                r#"{{"error":{{"details":[{{"@type":"google.rpc.RetryInfo","retryDelay":{}}}]}}}}"#,
+                serde_json::Value::String(s.clone())
+            ));
         }
     }
 }
