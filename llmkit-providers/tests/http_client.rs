@@ -1,5 +1,5 @@
 //! The default client against local servers: status mapping end to end, transport failures,
-//! timeouts, and connections that must not outlive the runtime that opened them.
+//! timeouts.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -151,58 +151,4 @@ async fn silent_server_is_timeout() {
     .await
     .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
-}
-
-/// A model built on one runtime after another runtime's model has finished must not inherit a
-/// pooled connection whose driver task died with the first runtime ("dispatch task is gone").
-/// Every `#[tokio::test]` and every short-lived CLI runtime hits this with a process-wide pool.
-#[cfg(feature = "openai")]
-#[test]
-fn models_on_successive_runtimes_do_not_share_dead_connections() {
-    use llmkit_core::{ChatModel, ChatRequest};
-    use llmkit_providers::openai::OpenAiModel;
-
-    let server_runtime = tokio::runtime::Runtime::new().unwrap();
-    let server = server_runtime.block_on(async {
-        let server = MockServer::start().await;
-        Mock::given(path("/v1/chat/completions"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
-                "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m",
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": "hi"}}],
-                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
-            })))
-            .mount(&server)
-            .await;
-        server
-    });
-    let base = format!("{}/v1", server.uri());
-    // Several threads, each starting and dropping short-lived runtimes: with a process-wide
-    // pool, one thread checks out a connection whose runtime another thread just dropped.
-    let workers: Vec<_> = (0..4)
-        .map(|worker| {
-            let base = base.clone();
-            std::thread::spawn(move || {
-                for round in 0..25 {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .unwrap();
-                    runtime.block_on(async {
-                        let model = OpenAiModel::compatible(base.clone(), "m").unwrap();
-                        for _ in 0..2 {
-                            let reply = model.chat(ChatRequest::user("hello")).await;
-                            let reply = reply
-                                .unwrap_or_else(|e| panic!("worker {worker} round {round}: {e}"));
-                            assert_eq!(reply.text(), "hi");
-                        }
-                    });
-                }
-            })
-        })
-        .collect();
-    for worker in workers {
-        worker.join().unwrap();
-    }
-    drop(server);
 }

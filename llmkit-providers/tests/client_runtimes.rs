@@ -1,6 +1,6 @@
-//! A model built in one Tokio runtime after another runtime (that used the shared
-//! client) was dropped must not reuse that runtime's dead pooled connections
-//! ("dispatch task is gone"), as happens between `#[tokio::test]`s. Both runtime flavours alternate.
+//! A model on one Tokio runtime must not reuse a pooled connection whose runtime was dropped
+//! ("dispatch task is gone"), as happens between parallel `#[tokio::test]`s or short-lived CLI
+//! runtimes. With a process-wide client this failed; each model now has its own.
 #![cfg(feature = "openai")]
 #![allow(
     clippy::unwrap_used,
@@ -42,20 +42,33 @@ fn server() -> String {
 }
 
 #[test]
-fn models_in_successive_runtimes_keep_working() {
+fn models_on_short_lived_runtimes_in_parallel_keep_working() {
     let base = format!("{}/v1", server());
-    for round in 0..40 {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let model = OpenAiModel::compatible(base.clone(), "m").unwrap();
-            for _ in 0..2 {
-                let resp = model.chat(ChatRequest::user("x")).await;
-                assert_eq!(resp.unwrap().text(), "hi", "round {round}");
-            }
-        });
-        drop(rt);
+    // Several threads, each starting and dropping short-lived runtimes: with a process-wide
+    // pool, one thread checks out a connection whose runtime another thread just dropped.
+    let workers: Vec<_> = (0..4)
+        .map(|worker| {
+            let base = base.clone();
+            std::thread::spawn(move || {
+                for round in 0..25 {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    rt.block_on(async {
+                        let model = OpenAiModel::compatible(base.clone(), "m").unwrap();
+                        for _ in 0..2 {
+                            let resp = model.chat(ChatRequest::user("x")).await;
+                            let resp = resp
+                                .unwrap_or_else(|e| panic!("worker {worker} round {round}: {e}"));
+                            assert_eq!(resp.text(), "hi");
+                        }
+                    });
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
     }
 }
