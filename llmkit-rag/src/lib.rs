@@ -37,6 +37,7 @@ pub mod answer;
 pub mod chunk;
 pub mod document;
 pub mod eval;
+pub mod hnsw;
 pub mod index;
 pub mod store;
 
@@ -45,5 +46,6 @@ pub use answer::{
 };
 pub use chunk::{ApproxTokens, Chars, Chunk, Chunker, Tokenizer};
 pub use document::{Document, clean, near_duplicates};
+pub use hnsw::{HnswConfig, HnswVectorStore};
 pub use index::{Index, IndexReport, SearchMode};
 pub use store::{Bm25, Hit, LexicalOverlapReranker, MemoryVectorStore, Reranker, VectorStore, rrf};

@@ -1,6 +1,7 @@
 //! Vector store, BM25 lexical index, reciprocal rank fusion and reranking.
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::path::Path;
 use std::sync::RwLock;
 
@@ -41,6 +42,20 @@ struct Rows {
     meta: Vec<BTreeMap<String, String>>,
     /// Unit vectors, contiguous: row i is `vectors[i*dims..(i+1)*dims]`.
     vectors: Vec<f32>,
+    /// Row of each chunk id, so an upsert does not scan every row (rebuilt on load).
+    #[serde(skip)]
+    by_chunk: HashMap<String, usize>,
+}
+
+impl Rows {
+    fn reindex(&mut self) {
+        self.by_chunk = self
+            .chunks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.clone(), i))
+            .collect();
+    }
 }
 
 /// Exact cosine search over contiguous, pre-normalized vectors. The inner loop works on 8 lanes
@@ -58,7 +73,7 @@ impl std::fmt::Debug for MemoryVectorStore {
     }
 }
 
-fn normalize(v: &mut [f32]) {
+pub(crate) fn normalize(v: &mut [f32]) {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if n > 0.0 {
         v.iter_mut().for_each(|x| *x /= n);
@@ -109,12 +124,24 @@ impl MemoryVectorStore {
     /// Reads a store written by [`save`](Self::save).
     pub fn load(path: &Path) -> Result<Self> {
         let bytes = std::fs::read(path).map_err(|e| io_error(path, &e))?;
-        let rows: Rows = serde_json::from_slice(&bytes).map_err(|e| {
+        let mut rows: Rows = serde_json::from_slice(&bytes).map_err(|e| {
             Error::new(
                 ErrorKind::InvalidRequest,
                 format!("{} is not a vector store file: {e}", path.display()),
             )
         })?;
+        if rows.chunks.len() != rows.meta.len()
+            || rows.chunks.len().saturating_mul(rows.dims) != rows.vectors.len()
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "{} is a damaged vector store file: chunk, metadata and vector counts disagree",
+                    path.display()
+                ),
+            ));
+        }
+        rows.reindex();
         Ok(MemoryVectorStore {
             rows: RwLock::new(rows),
         })
@@ -135,7 +162,7 @@ fn io_error(path: &Path, e: &std::io::Error) -> Error {
     )
 }
 
-fn matches(meta: &BTreeMap<String, String>, filter: &Filter) -> bool {
+pub(crate) fn matches(meta: &BTreeMap<String, String>, filter: &Filter) -> bool {
     filter.iter().all(|(k, v)| meta.get(k) == Some(v))
 }
 
@@ -160,7 +187,7 @@ impl VectorStore for MemoryVectorStore {
             }
             normalize(&mut vector);
             let dims = rows.dims;
-            if let Some(i) = rows.chunks.iter().position(|c| c.id == chunk.id) {
+            if let Some(i) = rows.by_chunk.get(&chunk.id).copied() {
                 if let Some(slot) = rows.vectors.get_mut(i * dims..(i + 1) * dims) {
                     slot.copy_from_slice(&vector);
                 }
@@ -171,6 +198,8 @@ impl VectorStore for MemoryVectorStore {
                     *m = meta;
                 }
             } else {
+                let row = rows.chunks.len();
+                rows.by_chunk.insert(chunk.id.clone(), row);
                 rows.chunks.push(chunk);
                 rows.meta.push(meta);
                 rows.vectors.extend_from_slice(&vector);
@@ -200,6 +229,7 @@ impl VectorStore for MemoryVectorStore {
             .filter(|(_, k)| **k)
             .flat_map(|(v, _)| v.iter().copied())
             .collect();
+        rows.reindex();
         Ok(())
     }
 
@@ -220,24 +250,51 @@ impl VectorStore for MemoryVectorStore {
         }
         let mut q = query.to_vec();
         normalize(&mut q);
-        let mut scored: Vec<(f32, usize)> = rows
-            .vectors
-            .chunks_exact(rows.dims)
-            .enumerate()
-            .filter(|(i, _)| rows.meta.get(*i).is_some_and(|m| matches(m, filter)))
-            .map(|(i, v)| (dot(v, &q), i))
-            .collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        Ok(scored
+        // A bounded min-heap of the best k: O(n log k) and k entries of memory, instead of
+        // scoring into an n-long vector and sorting it.
+        let mut best: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(k + 1);
+        for (i, v) in rows.vectors.chunks_exact(rows.dims).enumerate() {
+            if !rows.meta.get(i).is_some_and(|m| matches(m, filter)) {
+                continue;
+            }
+            let score = dot(v, &q);
+            if best.len() < k {
+                best.push(Reverse(Scored(score, i)));
+            } else if best.peek().is_some_and(|Reverse(worst)| score > worst.0) {
+                best.pop();
+                best.push(Reverse(Scored(score, i)));
+            }
+        }
+        let mut ranked: Vec<Scored> = best.into_iter().map(|Reverse(s)| s).collect();
+        ranked.sort_by(|a, b| b.cmp(a));
+        Ok(ranked
             .into_iter()
-            .take(k)
-            .filter_map(|(score, i)| {
+            .filter_map(|Scored(score, i)| {
                 rows.chunks.get(i).map(|c| Hit {
                     chunk: c.clone(),
                     score,
                 })
             })
             .collect())
+    }
+}
+
+/// A score and its row, ordered by score (total order, so NaN cannot break the heap), then
+/// by earlier row first among equal scores.
+#[derive(Clone, Copy, PartialEq)]
+struct Scored(f32, usize);
+
+impl Eq for Scored {}
+
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scored {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0).then(other.1.cmp(&self.1))
     }
 }
 

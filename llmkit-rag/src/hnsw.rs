@@ -1,0 +1,376 @@
+//! An approximate vector store for large corpora: an HNSW graph from the `hnsw_rs` crate.
+//!
+//! Exact search ([`MemoryVectorStore`](crate::MemoryVectorStore)) reads every vector on every
+//! query: fine up to ~100k chunks, slow beyond. [`HnswVectorStore`] answers from a hierarchical
+//! navigable small-world graph in roughly logarithmic time, at the price of recall (the true
+//! nearest chunk is occasionally missed; `benches/rag.rs` measures recall@10 against exact
+//! search) and of insertion time (each vector is linked into the graph).
+//!
+//! The graph cannot remove points, so deletes and replacements leave tombstones that searches
+//! skip; when tombstones outnumber live chunks the graph is rebuilt from the live rows.
+//! Metadata filters are applied inside the graph walk (`hnsw_rs`'s filtered search), so a
+//! selective filter still returns `k` hits when `k` exist, at the cost of a longer walk.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::RwLock;
+
+use async_trait::async_trait;
+use hnsw_rs::anndists::dist::Distance;
+use hnsw_rs::hnsw::Hnsw;
+use llmkit_core::{Error, ErrorKind, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::chunk::Chunk;
+use crate::store::{Filter, Hit, VectorStore, dot, matches, normalize};
+
+/// Cosine distance of unit vectors, `1 - a·b`, clamped at zero. `hnsw_rs`'s own `DistDot`
+/// asserts `a·b <= 1`, which rounding of normalized vectors can break (a panic in a search);
+/// this one also reuses the store's vectorised dot product.
+#[derive(Debug, Clone, Copy, Default)]
+struct UnitCosine;
+
+impl Distance<f32> for UnitCosine {
+    fn eval(&self, a: &[f32], b: &[f32]) -> f32 {
+        (1.0 - dot(a, b)).max(0.0)
+    }
+}
+
+/// Graph parameters. The defaults (M = 16, ef_construction = 200, ef_search = 64) are the usual
+/// starting point; raise `ef_search` for recall, lower it for speed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HnswConfig {
+    /// Links per node and layer (M). 1..=255.
+    pub max_connections: usize,
+    /// Candidates considered while inserting: higher builds a better graph, slower.
+    pub ef_construction: usize,
+    /// Candidates considered while searching (at least `k` is used).
+    pub ef_search: usize,
+    /// Expected number of chunks: sizes the graph's tables up front.
+    pub expected_chunks: usize,
+}
+
+impl Default for HnswConfig {
+    fn default() -> Self {
+        HnswConfig {
+            max_connections: 16,
+            ef_construction: 200,
+            ef_search: 64,
+            expected_chunks: 10_000,
+        }
+    }
+}
+
+/// One stored chunk; `None` in the row table is a tombstone.
+#[derive(Clone, Serialize, Deserialize)]
+struct Row {
+    chunk: Chunk,
+    meta: BTreeMap<String, String>,
+    /// Kept so the graph can be rebuilt without the tombstones and the store saved.
+    vector: Vec<f32>,
+}
+
+struct State {
+    dims: usize,
+    graph: Hnsw<'static, f32, UnitCosine>,
+    /// Indexed by the graph's data id.
+    rows: Vec<Option<Row>>,
+    by_chunk: HashMap<String, usize>,
+    live: usize,
+}
+
+/// Approximate nearest-neighbour search over an HNSW graph. See the [module docs](self).
+pub struct HnswVectorStore {
+    config: HnswConfig,
+    state: RwLock<State>,
+}
+
+impl std::fmt::Debug for HnswVectorStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HnswVectorStore")
+            .field("config", &self.config)
+            .field("chunks", &self.len())
+            .finish()
+    }
+}
+
+fn poisoned() -> Error {
+    Error::new(
+        ErrorKind::Other,
+        "vector store lock poisoned by a panicking thread",
+    )
+}
+
+fn new_graph(config: &HnswConfig, capacity: usize) -> Hnsw<'static, f32, UnitCosine> {
+    Hnsw::new(
+        config.max_connections,
+        capacity.max(config.expected_chunks).max(1),
+        16,
+        config.ef_construction,
+        UnitCosine,
+    )
+}
+
+impl HnswVectorStore {
+    /// An empty store with the default [`HnswConfig`].
+    pub fn new() -> Self {
+        // The default configuration is valid.
+        Self::with_config(HnswConfig::default()).unwrap_or_else(|_| HnswVectorStore {
+            config: HnswConfig::default(),
+            state: RwLock::new(State::empty(&HnswConfig::default())),
+        })
+    }
+
+    /// An empty store with `config`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidRequest`] when `max_connections` is not in 1..=255 (the graph
+    /// library would otherwise end the process) or `ef_construction` / `ef_search` is zero.
+    pub fn with_config(config: HnswConfig) -> Result<Self> {
+        if !(1..=255).contains(&config.max_connections) {
+            return Err(Error::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "HnswConfig::max_connections must be 1..=255, got {}",
+                    config.max_connections
+                ),
+            ));
+        }
+        if config.ef_construction == 0 || config.ef_search == 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidRequest,
+                "HnswConfig::ef_construction and ef_search must be at least 1",
+            ));
+        }
+        Ok(HnswVectorStore {
+            config,
+            state: RwLock::new(State::empty(&config)),
+        })
+    }
+
+    /// Live chunks stored.
+    pub fn len(&self) -> usize {
+        self.state.read().map(|s| s.live).unwrap_or(0)
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Chunks deleted or replaced but still in the graph (skipped by searches).
+    pub fn tombstones(&self) -> usize {
+        self.state
+            .read()
+            .map(|s| s.rows.len() - s.live)
+            .unwrap_or(0)
+    }
+
+    /// Rebuilds the graph from the live chunks only. Runs by itself when tombstones outnumber
+    /// live chunks; call it after a large deletion to get the memory back now.
+    pub fn compact(&self) -> Result<()> {
+        let mut state = self.state.write().map_err(|_| poisoned())?;
+        state.rebuild(&self.config);
+        Ok(())
+    }
+
+    /// Writes the live chunks, metadata and vectors to a JSON file (atomically); the graph is
+    /// rebuilt on [`load`](Self::load), which keeps the file format independent of the graph
+    /// library's.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let state = self.state.read().map_err(|_| poisoned())?;
+        let rows: Vec<&Row> = state.rows.iter().flatten().collect();
+        let json = serde_json::to_vec(&rows)?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, json)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Other,
+                    format!("vector store file {}: {e}", path.display()),
+                )
+            })
+    }
+
+    /// Reads a file written by [`save`](Self::save) and builds the graph with `config`.
+    pub fn load(path: &Path, config: HnswConfig) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| {
+            Error::new(
+                ErrorKind::Other,
+                format!("vector store file {}: {e}", path.display()),
+            )
+        })?;
+        let rows: Vec<Row> = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidRequest,
+                format!("{} is not an HNSW vector store file: {e}", path.display()),
+            )
+        })?;
+        let store = Self::with_config(config)?;
+        {
+            let mut state = store.state.write().map_err(|_| poisoned())?;
+            state.insert_rows(&config, rows)?;
+        }
+        Ok(store)
+    }
+}
+
+impl Default for HnswVectorStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl State {
+    fn empty(config: &HnswConfig) -> Self {
+        State {
+            dims: 0,
+            graph: new_graph(config, 0),
+            rows: Vec::new(),
+            by_chunk: HashMap::new(),
+            live: 0,
+        }
+    }
+
+    /// Tombstones the previous version of each chunk, appends the rows and links them into
+    /// the graph (in parallel when there are many).
+    fn insert_rows(&mut self, config: &HnswConfig, rows: Vec<Row>) -> Result<()> {
+        for row in &rows {
+            if self.dims == 0 {
+                self.dims = row.vector.len();
+            }
+            if row.vector.len() != self.dims || self.dims == 0 {
+                return Err(Error::new(
+                    ErrorKind::InvalidRequest,
+                    format!(
+                        "vector for chunk `{}` has {} dimensions, the store holds {}",
+                        row.chunk.id,
+                        row.vector.len(),
+                        self.dims
+                    ),
+                ));
+            }
+        }
+        let first = self.rows.len();
+        for row in rows {
+            if let Some(old) = self.by_chunk.insert(row.chunk.id.clone(), self.rows.len()) {
+                if let Some(slot) = self.rows.get_mut(old) {
+                    if slot.take().is_some() {
+                        self.live -= 1;
+                    }
+                }
+            }
+            self.rows.push(Some(row));
+            self.live += 1;
+        }
+        let batch: Vec<(&[f32], usize)> = self
+            .rows
+            .iter()
+            .enumerate()
+            .skip(first)
+            .filter_map(|(id, r)| r.as_ref().map(|r| (r.vector.as_slice(), id)))
+            .collect();
+        if batch.len() > 64 {
+            self.graph.parallel_insert_slice(&batch);
+        } else {
+            for item in batch {
+                self.graph.insert_slice(item);
+            }
+        }
+        if self.rows.len() - self.live > self.live {
+            self.rebuild(config);
+        }
+        Ok(())
+    }
+
+    fn delete_document(&mut self, config: &HnswConfig, doc_id: &str) {
+        for slot in &mut self.rows {
+            if slot.as_ref().is_some_and(|r| r.chunk.doc_id == doc_id) {
+                if let Some(row) = slot.take() {
+                    self.by_chunk.remove(&row.chunk.id);
+                    self.live -= 1;
+                }
+            }
+        }
+        if self.rows.len() - self.live > self.live {
+            self.rebuild(config);
+        }
+    }
+
+    fn rebuild(&mut self, config: &HnswConfig) {
+        let rows: Vec<Row> = std::mem::take(&mut self.rows)
+            .into_iter()
+            .flatten()
+            .collect();
+        let dims = self.dims;
+        *self = State::empty(config);
+        self.dims = dims;
+        self.graph = new_graph(config, rows.len());
+        // Every row was validated when it first came in.
+        let _ = self.insert_rows(config, rows);
+    }
+}
+
+#[async_trait]
+impl VectorStore for HnswVectorStore {
+    async fn upsert(&self, items: Vec<(Chunk, Vec<f32>, BTreeMap<String, String>)>) -> Result<()> {
+        let rows = items
+            .into_iter()
+            .map(|(chunk, mut vector, meta)| {
+                normalize(&mut vector);
+                Row {
+                    chunk,
+                    meta,
+                    vector,
+                }
+            })
+            .collect();
+        let mut state = self.state.write().map_err(|_| poisoned())?;
+        state.insert_rows(&self.config, rows)
+    }
+
+    async fn delete_document(&self, doc_id: &str) -> Result<()> {
+        let mut state = self.state.write().map_err(|_| poisoned())?;
+        state.delete_document(&self.config, doc_id);
+        Ok(())
+    }
+
+    async fn search(&self, query: &[f32], k: usize, filter: &Filter) -> Result<Vec<Hit>> {
+        let state = self.state.read().map_err(|_| poisoned())?;
+        if state.live == 0 || k == 0 {
+            return Ok(Vec::new());
+        }
+        if query.len() != state.dims {
+            return Err(Error::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "query has {} dimensions, the store holds {}",
+                    query.len(),
+                    state.dims
+                ),
+            ));
+        }
+        let mut q = query.to_vec();
+        normalize(&mut q);
+        let keep = |id: &usize| {
+            state
+                .rows
+                .get(*id)
+                .and_then(Option::as_ref)
+                .is_some_and(|r| matches(&r.meta, filter))
+        };
+        let ef = self.config.ef_search.max(k);
+        let found = state.graph.search_filter(&q, k, ef, Some(&keep));
+        Ok(found
+            .into_iter()
+            .filter_map(|n| {
+                let row = state.rows.get(n.d_id)?.as_ref()?;
+                Some(Hit {
+                    chunk: row.chunk.clone(),
+                    score: 1.0 - n.distance,
+                })
+            })
+            .take(k)
+            .collect())
+    }
+}
