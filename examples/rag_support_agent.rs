@@ -9,23 +9,18 @@ use std::sync::Arc;
 
 use llmkit::core::{ChatModel, ChatRequest, Reply, ScriptedModel};
 use llmkit::rag::eval::{RetrievalCase, mrr, recall_at_k, retrieve_ids};
-use llmkit::rag::{Chunker, Document, GroundedAnswerer, Index, SearchMode, UnsupportedPolicy};
+use llmkit::rag::{
+    Chunker, Document, GroundedAnswerer, Index, SearchMode, UnsupportedPolicy, load_dir,
+};
 
 fn load_corpus() -> Result<Vec<Document>, Box<dyn std::error::Error>> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/data/policies");
-    let mut docs = Vec::new();
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    paths.sort();
-    for path in paths {
-        let id = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("doc")
-            .to_owned();
-        let text = std::fs::read_to_string(&path)?;
-        docs.push(Document::from_markup(id, &text).with_source(path.display().to_string()));
+    // Markdown and HTML alike; the labelled queries name documents by file stem.
+    let mut docs = load_dir(&dir, "*.{md,html}")?;
+    for doc in &mut docs {
+        if let Some(stem) = std::path::Path::new(&doc.id).file_stem() {
+            doc.id = stem.to_string_lossy().into_owned();
+        }
     }
     Ok(docs)
 }

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::index::{Index, SearchMode};
-use crate::store::{Filter, Hit, terms};
+use crate::store::{Filter, Hit, Reranker, terms};
 
 /// One claim of an answer and the chunks it cites.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -143,6 +143,7 @@ pub struct GroundedAnswerer {
     min_support: f64,
     policy: UnsupportedPolicy,
     filter: Filter,
+    reranker: Option<(Arc<dyn Reranker>, usize)>,
 }
 
 impl std::fmt::Debug for GroundedAnswerer {
@@ -170,7 +171,16 @@ impl GroundedAnswerer {
             min_support: 0.6,
             policy: UnsupportedPolicy::Flag,
             filter: Filter::new(),
+            reranker: None,
         }
+    }
+
+    /// Retrieves `candidates` chunks and lets `reranker` pick the best
+    /// [`top_k`](Self::top_k) of them (e.g. an [`LlmReranker`](crate::LlmReranker) over a
+    /// cheap model): better precision than the first-stage ranking alone.
+    pub fn reranker(mut self, reranker: Arc<dyn Reranker>, candidates: usize) -> Self {
+        self.reranker = Some((reranker, candidates));
+        self
     }
 
     /// Chunks retrieved per question.
@@ -211,10 +221,25 @@ impl GroundedAnswerer {
 
     /// Retrieves, asks, checks and applies the policy.
     pub async fn answer(&self, question: &str) -> Result<AnswerReport> {
-        let hits = self
-            .index
-            .search(question, self.k, &self.filter, SearchMode::Hybrid)
-            .await?;
+        let hits = match &self.reranker {
+            None => {
+                self.index
+                    .search(question, self.k, &self.filter, SearchMode::Hybrid)
+                    .await?
+            }
+            Some((reranker, candidates)) => {
+                let pool = self
+                    .index
+                    .search(
+                        question,
+                        (*candidates).max(self.k),
+                        &self.filter,
+                        SearchMode::Hybrid,
+                    )
+                    .await?;
+                reranker.rerank(question, pool, self.k).await?
+            }
+        };
         let context_ids: Vec<String> = hits.iter().map(|h| h.chunk.id.clone()).collect();
         if hits.is_empty() {
             return Ok(AnswerReport {
@@ -248,35 +273,47 @@ impl GroundedAnswerer {
     }
 }
 
-#[cfg(feature = "guard")]
 fn mark_sources(hits: &[Hit]) -> (String, String) {
+    let passages: Vec<(&str, &str)> = hits
+        .iter()
+        .map(|h| (h.chunk.id.as_str(), h.chunk.text.as_str()))
+        .collect();
+    mark_passages(&passages)
+}
+
+/// Wraps `(id, text)` passages as untrusted data; returns the note for the system message and
+/// the marked text for the user message.
+#[cfg(feature = "guard")]
+pub(crate) fn mark_passages(passages: &[(&str, &str)]) -> (String, String) {
     use llmkit_guard::untrusted::{Spotlight, UntrustedDoc};
     let spot = Spotlight::delimit();
-    let docs: Vec<UntrustedDoc> = hits
+    let docs: Vec<UntrustedDoc> = passages
         .iter()
-        .map(|h| UntrustedDoc::retrieved(h.chunk.id.clone(), h.chunk.text.clone()))
+        .map(|(id, text)| UntrustedDoc::retrieved(*id, *text))
         .collect();
     (spot.system_note(), spot.mark_all(&docs))
 }
 
+/// Wraps `(id, text)` passages as untrusted data; returns the note for the system message and
+/// the marked text for the user message.
 #[cfg(not(feature = "guard"))]
-fn mark_sources(hits: &[Hit]) -> (String, String) {
+pub(crate) fn mark_passages(passages: &[(&str, &str)]) -> (String, String) {
     // A boundary the documents cannot guess, so they cannot close the block themselves.
     let boundary = format!("{:016x}", {
         use std::hash::{BuildHasher, Hasher};
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_usize(hits.len());
+        h.write_usize(passages.len());
         h.finish()
     });
     let note = format!(
         "Sources are wrapped in <source id=... boundary={boundary}> ... </source {boundary}> blocks."
     );
     let mut out = String::new();
-    for h in hits {
+    for (id, text) in passages {
         out.push_str(&format!(
             "<source id=\"{}\" boundary={boundary}>\n{}\n</source {boundary}>\n",
-            h.chunk.id,
-            h.chunk.text.replace(&boundary, "")
+            id.replace(&boundary, ""),
+            text.replace(&boundary, "")
         ));
     }
     (note, out)

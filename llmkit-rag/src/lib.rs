@@ -39,6 +39,8 @@ pub mod document;
 pub mod eval;
 pub mod hnsw;
 pub mod index;
+pub mod load;
+pub mod rerank;
 pub mod store;
 
 pub use answer::{
@@ -48,4 +50,6 @@ pub use chunk::{ApproxTokens, Chars, Chunk, Chunker, Tokenizer};
 pub use document::{Document, clean, near_duplicates};
 pub use hnsw::{HnswConfig, HnswVectorStore};
 pub use index::{Index, IndexReport, SearchMode};
+pub use load::{load_dir, load_file};
+pub use rerank::{LlmReranker, RerankFailure};
 pub use store::{Bm25, Hit, LexicalOverlapReranker, MemoryVectorStore, Reranker, VectorStore, rrf};
