@@ -7,13 +7,16 @@
 //!   [`Document::from_markup`] for HTML/Markdown, [`near_duplicates`];
 //! - [`Chunker`]: structure-aware splitting (headings, paragraphs, sentences, words) with exact
 //!   byte offsets (`&doc.text[c.start..c.end] == c.text`) and ids stable across re-indexing;
+//! - [`load_file`] / [`load_dir`] (glob patterns) for `.txt`, `.md` and `.html` files;
 //! - [`Index`]: embeddings cached by content hash, a [`VectorStore`] ([`MemoryVectorStore`] by
-//!   default, exact cosine, persistable), [`Bm25`], hybrid search fused with [`rrf`], incremental
-//!   [`Index::sync`] and staleness reports;
+//!   default, exact cosine, persistable; [`HnswVectorStore`] for large corpora, approximate),
+//!   [`Bm25`], hybrid search fused with [`rrf`], incremental [`Index::sync`] and staleness
+//!   reports;
+//! - reranking: [`LexicalOverlapReranker`] and [`LlmReranker`] (structured relevance scores);
 //! - [`GroundedAnswerer`]: retrieves, marks every chunk as untrusted data (llmkit-guard's
 //!   spotlighting with the `guard` feature), asks for claims with citations through
 //!   `generate::<GroundedAnswer>()`, and checks that every cited chunk was retrieved and supports
-//!   its claim;
+//!   its claim (lexically, and optionally with a judge model);
 //! - [`eval`]: retrieved ids per labelled query, recall@k and MRR.
 //!
 //! ```
@@ -44,7 +47,8 @@ pub mod rerank;
 pub mod store;
 
 pub use answer::{
-    AnswerReport, CheckedClaim, Claim, GroundedAnswer, GroundedAnswerer, UnsupportedPolicy,
+    AnswerReport, CheckedClaim, Claim, GroundedAnswer, GroundedAnswerer, SupportVerdict,
+    SupportVerdicts, UnsupportedPolicy,
 };
 pub use chunk::{ApproxTokens, Chars, Chunk, Chunker, Tokenizer};
 pub use document::{Document, clean, near_duplicates};

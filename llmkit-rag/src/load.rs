@@ -2,7 +2,7 @@
 //!
 //! The format follows the extension: `.txt` (and `.text`) as plain text, `.md` / `.markdown`
 //! as Markdown, `.html` / `.htm` reduced to visible text with headings kept as `#` lines. All
-//! three are [`clean`](crate::clean)ed. A document's id is its path relative to the folder
+//! three are cleaned with [`clean`]. A document's id is its path relative to the folder
 //! (with `/` separators on every platform, so ids stay stable across machines), its source is
 //! the path as given, and its metadata records `path` and `format`.
 //!

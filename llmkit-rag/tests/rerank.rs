@@ -1,5 +1,6 @@
-//! The LLM reranker on the scripted model: ordering, invented ids, failures, the prompt, and
-//! its use by the grounded answerer.
+//! Model-assisted retrieval and checking on the scripted model: the LLM reranker (ordering,
+//! invented ids, failures, the prompt, use by the grounded answerer) and the judge model that
+//! second-checks citations.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -176,4 +177,66 @@ async fn grounded_answerer_reranks_a_larger_candidate_pool() {
     assert_eq!(report.retrieved.len(), 1);
     assert_eq!(report.retrieved[0].chunk.doc_id, "refund");
     assert_eq!(reranking.requests()[0].meta.context_ids.len(), 3);
+}
+
+fn claim(text: &str, ids: &[&str]) -> Claim {
+    Claim {
+        text: text.into(),
+        chunk_ids: ids.iter().map(|s| (*s).to_owned()).collect(),
+    }
+}
+
+#[tokio::test]
+async fn judge_overrules_lexically_supported_claims_it_rejects() {
+    let retrieved = hits();
+    let claims = vec![
+        // Word overlap passes both; only the judge sees that the second one contradicts.
+        claim("Refunds are accepted within 30 days.", &["b#0"]),
+        claim("Refunds are not accepted within 30 days.", &["b#0"]),
+        // Fails the lexical check: never sent to the judge.
+        claim("Shipping is free worldwide.", &["a#0"]),
+    ];
+    let mut checked = llmkit_rag::answer::check_claims(&claims, &retrieved, 0.6);
+    assert_eq!(
+        checked.iter().map(|c| c.supported).collect::<Vec<_>>(),
+        [true, true, false]
+    );
+    let judge = ScriptedModel::builder()
+        .reply(r#"{"verdicts":[{"claim":1,"supported":true,"reason":"stated"},{"claim":2,"supported":false,"reason":"the source says the opposite"}]}"#)
+        .build();
+    llmkit_rag::answer::judge_claims(&judge, &mut checked, &retrieved)
+        .await
+        .unwrap();
+    assert_eq!(
+        checked.iter().map(|c| c.supported).collect::<Vec<_>>(),
+        [true, false, false]
+    );
+    assert_eq!(
+        checked[1].judge_reason.as_deref(),
+        Some("the source says the opposite")
+    );
+    assert_eq!(checked[2].judge_reason, None);
+    let sent = &judge.requests()[0];
+    let user = sent.messages[1].text();
+    assert!(user.contains("1. Refunds are accepted") && user.contains("2. Refunds are not"));
+    assert!(
+        !user.contains("Shipping is free"),
+        "lexically failed claims are not sent"
+    );
+    assert_eq!(sent.meta.context_ids, ["b#0"], "only cited chunks are sent");
+
+    // A claim the judge leaves out is not verified; a failing judge fails the check.
+    let mut again = llmkit_rag::answer::check_claims(&claims[..1], &retrieved, 0.6);
+    let silent = ScriptedModel::builder().reply(r#"{"verdicts":[]}"#).build();
+    llmkit_rag::answer::judge_claims(&silent, &mut again, &retrieved)
+        .await
+        .unwrap();
+    assert!(!again[0].supported);
+    let broken = ScriptedModel::builder().fallback(Reply::timeout()).build();
+    let mut third = llmkit_rag::answer::check_claims(&claims[..1], &retrieved, 0.6);
+    assert!(
+        llmkit_rag::answer::judge_claims(&broken, &mut third, &retrieved)
+            .await
+            .is_err()
+    );
 }
