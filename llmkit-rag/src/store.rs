@@ -80,16 +80,20 @@ pub(crate) fn normalize(v: &mut [f32]) {
     }
 }
 
-/// Dot product in 8-wide blocks (auto-vectorized), then the tail.
+/// Dot product in 16-wide blocks with independent accumulators, then the tail. Fixed-size
+/// arrays give LLVM bounds it can see, so the block loop compiles to SIMD multiply-adds
+/// without bounds checks (a per-lane `get` kept it scalar: 3× slower).
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    const LANES: usize = 16;
+    let mut acc = [0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            if let (Some(s), Some(p), Some(q)) = (acc.get_mut(i), x.get(i), y.get(i)) {
-                *s += p * q;
-            }
+        let (Ok(x), Ok(y)) = (<&[f32; LANES]>::try_from(x), <&[f32; LANES]>::try_from(y)) else {
+            continue;
+        };
+        for ((s, p), q) in acc.iter_mut().zip(x).zip(y) {
+            *s += p * q;
         }
     }
     acc.iter().sum::<f32>() + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f32>()
