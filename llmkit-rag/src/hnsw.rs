@@ -10,10 +10,14 @@
 //! skip; when tombstones outnumber live chunks the graph is rebuilt from the live rows.
 //! Metadata filters are applied inside the graph walk (`hnsw_rs`'s filtered search), so a
 //! selective filter still returns `k` hits when `k` exist, at the cost of a longer walk.
+//!
+//! Upserts and deletes run on tokio's blocking pool (linking 100k vectors takes minutes on a
+//! small machine, a rebuild likewise); searches take milliseconds and run inline. Searches
+//! wait while a write holds the graph.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use hnsw_rs::anndists::dist::Distance;
@@ -82,7 +86,24 @@ struct State {
 /// Approximate nearest-neighbour search over an HNSW graph. See the [module docs](self).
 pub struct HnswVectorStore {
     config: HnswConfig,
-    state: RwLock<State>,
+    state: Arc<RwLock<State>>,
+}
+
+/// Runs graph maintenance (linking thousands of vectors, a rebuild) on tokio's blocking pool
+/// when there is a runtime: it can take seconds to minutes, and on an async worker thread it
+/// would stall every other task scheduled there.
+async fn off_the_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle.spawn_blocking(work).await.map_err(|e| {
+            Error::new(
+                ErrorKind::Other,
+                format!("vector index maintenance task failed: {e}"),
+            )
+        })?,
+        Err(_) => work(),
+    }
 }
 
 impl std::fmt::Debug for HnswVectorStore {
@@ -117,7 +138,7 @@ impl HnswVectorStore {
         // The default configuration is valid.
         Self::with_config(HnswConfig::default()).unwrap_or_else(|_| HnswVectorStore {
             config: HnswConfig::default(),
-            state: RwLock::new(State::empty(&HnswConfig::default())),
+            state: Arc::new(RwLock::new(State::empty(&HnswConfig::default()))),
         })
     }
 
@@ -144,7 +165,7 @@ impl HnswVectorStore {
         }
         Ok(HnswVectorStore {
             config,
-            state: RwLock::new(State::empty(&config)),
+            state: Arc::new(RwLock::new(State::empty(&config))),
         })
     }
 
@@ -325,14 +346,22 @@ impl VectorStore for HnswVectorStore {
                 }
             })
             .collect();
-        let mut state = self.state.write().map_err(|_| poisoned())?;
-        state.insert_rows(&self.config, rows)
+        let (state, config) = (self.state.clone(), self.config);
+        off_the_runtime(move || {
+            let mut state = state.write().map_err(|_| poisoned())?;
+            state.insert_rows(&config, rows)
+        })
+        .await
     }
 
     async fn delete_document(&self, doc_id: &str) -> Result<()> {
-        let mut state = self.state.write().map_err(|_| poisoned())?;
-        state.delete_document(&self.config, doc_id);
-        Ok(())
+        let (state, config, doc_id) = (self.state.clone(), self.config, doc_id.to_owned());
+        off_the_runtime(move || {
+            let mut state = state.write().map_err(|_| poisoned())?;
+            state.delete_document(&config, &doc_id);
+            Ok(())
+        })
+        .await
     }
 
     async fn search(&self, query: &[f32], k: usize, filter: &Filter) -> Result<Vec<Hit>> {

@@ -219,3 +219,24 @@ async fn exact_top_k_matches_a_full_sort() {
         want
     );
 }
+
+/// Polls a future that never waits, with no runtime around.
+fn run_now<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(out) => out,
+        std::task::Poll::Pending => panic!("the store waited with no runtime"),
+    }
+}
+
+/// Outside a tokio runtime (another executor) maintenance runs inline.
+#[test]
+fn works_without_a_tokio_runtime() {
+    let approx = HnswVectorStore::new();
+    run_now(approx.upsert(corpus(50, 8, 2))).unwrap();
+    run_now(approx.delete_document("d0")).unwrap();
+    assert_eq!(approx.len(), 40);
+    let hits = run_now(approx.search(&Rng(1).vector(8), 3, &Filter::new())).unwrap();
+    assert_eq!(hits.len(), 3);
+}

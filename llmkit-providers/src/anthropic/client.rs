@@ -145,7 +145,7 @@ impl AnthropicBuilder {
         self
     }
 
-    /// Per-request timeout. Default: none here (the shared client's and the pipeline's
+    /// Per-request timeout. Default: none here (the HTTP client's and the pipeline's
     /// timeout layer apply).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
@@ -159,7 +159,8 @@ impl AnthropicBuilder {
         self
     }
 
-    /// Uses this HTTP client instead of the shared one.
+    /// Uses this HTTP client instead of building one (to share a pool between models on one
+    /// runtime; see [`http::default_client`]).
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.client = Some(client);
         self

@@ -153,7 +153,7 @@ impl OpenAiBatchLane {
 }
 
 /// A `multipart/form-data` body with `purpose=batch` and the JSONL file; built by hand so the
-/// shared client needs no extra reqwest feature.
+/// HTTP client needs no extra reqwest feature.
 fn multipart(jsonl: &str) -> (String, Vec<u8>) {
     let boundary = format!("llmkit-batch-{:016x}", boundary_nonce());
     let mut body = Vec::with_capacity(jsonl.len() + 512);

@@ -150,7 +150,7 @@ impl GeminiBuilder {
         self
     }
 
-    /// Per-request timeout. Default: none here (the shared client's applies).
+    /// Per-request timeout. Default: none here (the HTTP client's applies).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
         self
@@ -162,7 +162,8 @@ impl GeminiBuilder {
         self
     }
 
-    /// Uses this HTTP client instead of the shared one.
+    /// Uses this HTTP client instead of building one (to share a pool between models on one
+    /// runtime; see [`http::default_client`]).
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.client = Some(client);
         self

@@ -104,7 +104,7 @@ impl OllamaBuilder {
         self
     }
 
-    /// Per-request timeout. Default: none here (the shared client's applies). Local models
+    /// Per-request timeout. Default: none here (the HTTP client's applies). Local models
     /// can take long to load on the first call.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
@@ -118,7 +118,8 @@ impl OllamaBuilder {
         self
     }
 
-    /// Uses this HTTP client instead of the shared one.
+    /// Uses this HTTP client instead of building one (to share a pool between models on one
+    /// runtime; see [`http::default_client`]).
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.client = Some(client);
         self
