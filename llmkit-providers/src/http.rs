@@ -120,6 +120,92 @@ pub fn default_client() -> Result<reqwest::Client> {
     build_client(&HttpClientOptions::default())
 }
 
+/// The transport settings every provider builder shares: a per-request timeout, extra
+/// headers sent with every request (values never print), and optionally a client to share a
+/// connection pool. Builders expose them as `timeout`, `header` and `http_client`.
+#[derive(Clone, Default)]
+pub struct Transport {
+    /// Per-request timeout; `None` leaves it to the HTTP client and the pipeline's layers.
+    pub timeout: Option<Duration>,
+    /// Extra `(name, value)` headers.
+    pub headers: Vec<(String, String)>,
+    /// The client to send through; `None` builds one with [`default_client`].
+    pub client: Option<reqwest::Client>,
+}
+
+impl std::fmt::Debug for Transport {
+    /// Header names only: values may be gateway tokens.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("timeout", &self.timeout)
+            .field(
+                "headers",
+                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("shared_client", &self.client.is_some())
+            .finish()
+    }
+}
+
+/// [`Transport`] checked and ready to send with.
+#[derive(Debug, Clone)]
+pub struct ResolvedTransport {
+    /// Per-request timeout.
+    pub timeout: Option<Duration>,
+    /// Extra headers, validated.
+    pub headers: HeaderMap,
+    /// The client.
+    pub client: reqwest::Client,
+}
+
+impl Transport {
+    /// Validates the headers and picks or builds the client.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for a header name or value that is not valid HTTP (the value is
+    /// never shown), or a client that cannot be built.
+    pub fn resolve(self) -> Result<ResolvedTransport> {
+        Ok(ResolvedTransport {
+            timeout: self.timeout,
+            headers: headers_from(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())))?,
+            client: match self.client {
+                Some(c) => c,
+                None => default_client()?,
+            },
+        })
+    }
+}
+
+/// The `timeout`, `header` and `http_client` setters of a builder with a `transport: Transport`
+/// field, written once for every provider.
+#[cfg(any(feature = "anthropic", feature = "gemini", feature = "ollama"))]
+macro_rules! transport_setters {
+    () => {
+        /// Per-request timeout. Default: none here (the HTTP client's and the pipeline's
+        /// timeout layer apply).
+        pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.transport.timeout = Some(timeout);
+            self
+        }
+
+        /// Sends an extra header with every request (a gateway, proxy or auth header).
+        /// Default: none. Values never print.
+        pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+            self.transport.headers.push((name.into(), value.into()));
+            self
+        }
+
+        /// Uses this HTTP client instead of building one (to share a pool between models on
+        /// one runtime; see [`http::default_client`](crate::http::default_client)).
+        pub fn http_client(mut self, client: reqwest::Client) -> Self {
+            self.transport.client = Some(client);
+            self
+        }
+    };
+}
+#[cfg(any(feature = "anthropic", feature = "gemini", feature = "ollama"))]
+pub(crate) use transport_setters;
+
 /// The time one attempt may take: the configured per-request timeout, shortened to what is
 /// left of the request's overall deadline. Fails with [`ErrorKind::Timeout`] when the deadline
 /// has already passed, so no request is sent that cannot finish in time.

@@ -118,3 +118,26 @@ async fn errors_that_echo_the_key_are_redacted() {
         );
     }
 }
+
+/// The builders share one `Transport`; its Debug shows header names, never values.
+#[test]
+fn builders_never_print_header_values() {
+    let transport = llmkit_providers::http::Transport {
+        headers: vec![("x-gateway-auth".into(), GATEWAY.into())],
+        ..Default::default()
+    };
+    let shown = format!("{transport:?}");
+    assert!(shown.contains("x-gateway-auth"), "{shown}");
+    assert_clean("transport", &shown);
+    assert!(
+        transport.resolve().is_ok(),
+        "valid headers resolve to a sendable transport"
+    );
+    let bad = llmkit_providers::http::Transport {
+        headers: vec![("x-bad".into(), format!("{GATEWAY}\n"))],
+        ..Default::default()
+    };
+    let err = bad.resolve().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert_clean("header error", &err.to_string());
+}

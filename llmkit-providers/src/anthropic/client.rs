@@ -82,9 +82,7 @@ pub struct AnthropicBuilder {
     cache_tools: bool,
     cache_ttl: CacheTtl,
     min_cache_tokens: Option<u32>,
-    timeout: Option<Duration>,
-    headers: Vec<(String, String)>,
-    client: Option<reqwest::Client>,
+    transport: http::Transport,
 }
 
 impl fmt::Debug for AnthropicBuilder {
@@ -93,10 +91,7 @@ impl fmt::Debug for AnthropicBuilder {
             .field("model", &self.model)
             .field("api_key", &self.api_key)
             .field("base_url", &self.base_url)
-            .field(
-                "headers",
-                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
-            )
+            .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
 }
@@ -145,26 +140,7 @@ impl AnthropicBuilder {
         self
     }
 
-    /// Per-request timeout. Default: none here (the HTTP client's and the pipeline's
-    /// timeout layer apply).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// Sends an extra header with every request (a gateway or proxy header). Default: none.
-    /// Values never print.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-
-    /// Uses this HTTP client instead of building one (to share a pool between models on one
-    /// runtime; see [`http::default_client`]).
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.client = Some(client);
-        self
-    }
+    http::transport_setters!();
 
     /// Builds the model. Fails with a [`llmkit_core::ErrorKind::Config`] error naming
     /// `ANTHROPIC_API_KEY` when the key is missing.
@@ -182,6 +158,7 @@ impl AnthropicBuilder {
             embeddings: false,
             vision: true,
         });
+        let transport = self.transport.resolve()?;
         Ok(AnthropicModel {
             inner: Arc::new(Inner {
                 info,
@@ -192,14 +169,9 @@ impl AnthropicBuilder {
                 cache_tools: self.cache_tools,
                 cache_ttl: self.cache_ttl,
                 min_cache_tokens: self.min_cache_tokens,
-                timeout: self.timeout,
-                extra_headers: http::headers_from(
-                    self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-                )?,
-                client: match self.client {
-                    Some(c) => c,
-                    None => http::default_client()?,
-                },
+                timeout: transport.timeout,
+                extra_headers: transport.headers,
+                client: transport.client,
             }),
         })
     }
@@ -217,9 +189,7 @@ impl AnthropicModel {
             cache_tools: false,
             cache_ttl: CacheTtl::default(),
             min_cache_tokens: None,
-            timeout: None,
-            headers: Vec::new(),
-            client: None,
+            transport: http::Transport::default(),
         }
     }
 

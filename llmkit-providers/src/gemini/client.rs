@@ -101,9 +101,7 @@ pub struct GeminiBuilder {
     credential: Option<SecretString>,
     base_url: Option<String>,
     embedding_model: String,
-    timeout: Option<Duration>,
-    headers: Vec<(String, String)>,
-    client: Option<reqwest::Client>,
+    transport: http::Transport,
 }
 
 impl fmt::Debug for GeminiBuilder {
@@ -113,10 +111,7 @@ impl fmt::Debug for GeminiBuilder {
             .field("vertex", &self.vertex)
             .field("credential", &self.credential)
             .field("base_url", &self.base_url)
-            .field(
-                "headers",
-                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
-            )
+            .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
 }
@@ -150,24 +145,7 @@ impl GeminiBuilder {
         self
     }
 
-    /// Per-request timeout. Default: none here (the HTTP client's applies).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// Sends an extra header with every request (a gateway or proxy header). Default: none.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-
-    /// Uses this HTTP client instead of building one (to share a pool between models on one
-    /// runtime; see [`http::default_client`]).
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.client = Some(client);
-        self
-    }
+    http::transport_setters!();
 
     /// Builds the model. Fails with a [`llmkit_core::ErrorKind::Config`] error naming the
     /// variable to set when the credential or the Vertex project is missing.
@@ -225,6 +203,7 @@ impl GeminiBuilder {
             embeddings: true,
             vision: true,
         });
+        let transport = self.transport.resolve()?;
         Ok(GeminiModel {
             inner: Arc::new(Inner {
                 info,
@@ -235,14 +214,9 @@ impl GeminiBuilder {
                     .trim_end_matches('/')
                     .to_owned(),
                 embedding_model: self.embedding_model,
-                timeout: self.timeout,
-                extra_headers: http::headers_from(
-                    self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-                )?,
-                client: match self.client {
-                    Some(c) => c,
-                    None => http::default_client()?,
-                },
+                timeout: transport.timeout,
+                extra_headers: transport.headers,
+                client: transport.client,
             }),
         })
     }
@@ -257,9 +231,7 @@ impl GeminiModel {
             credential: None,
             base_url: None,
             embedding_model: DEFAULT_EMBEDDING_MODEL.to_owned(),
-            timeout: None,
-            headers: Vec::new(),
-            client: None,
+            transport: http::Transport::default(),
         }
     }
 

@@ -64,9 +64,7 @@ pub struct OllamaBuilder {
     host: String,
     keep_alive: Option<String>,
     num_ctx: Option<u32>,
-    timeout: Option<Duration>,
-    headers: Vec<(String, String)>,
-    client: Option<reqwest::Client>,
+    transport: http::Transport,
 }
 
 impl fmt::Debug for OllamaBuilder {
@@ -74,10 +72,7 @@ impl fmt::Debug for OllamaBuilder {
         f.debug_struct("OllamaBuilder")
             .field("model", &self.model)
             .field("host", &self.host)
-            .field(
-                "headers",
-                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
-            )
+            .field("transport", &self.transport)
             .finish_non_exhaustive()
     }
 }
@@ -104,26 +99,7 @@ impl OllamaBuilder {
         self
     }
 
-    /// Per-request timeout. Default: none here (the HTTP client's applies). Local models
-    /// can take long to load on the first call.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// Sends an extra header with every request (an auth proxy in front of Ollama). Default:
-    /// none.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        self.headers.push((name.into(), value.into()));
-        self
-    }
-
-    /// Uses this HTTP client instead of building one (to share a pool between models on one
-    /// runtime; see [`http::default_client`]).
-    pub fn http_client(mut self, client: reqwest::Client) -> Self {
-        self.client = Some(client);
-        self
-    }
+    http::transport_setters!();
 
     /// Builds the model. Fails with a config error on an empty host.
     pub fn build(self) -> Result<OllamaModel> {
@@ -145,20 +121,16 @@ impl OllamaBuilder {
             embeddings: true,
             vision: true,
         });
+        let transport = self.transport.resolve()?;
         Ok(OllamaModel {
             inner: Arc::new(Inner {
                 info,
                 base_url,
                 keep_alive: self.keep_alive,
                 num_ctx: self.num_ctx,
-                timeout: self.timeout,
-                extra_headers: http::headers_from(
-                    self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-                )?,
-                client: match self.client {
-                    Some(c) => c,
-                    None => http::default_client()?,
-                },
+                timeout: transport.timeout,
+                extra_headers: transport.headers,
+                client: transport.client,
             }),
         })
     }
@@ -172,9 +144,7 @@ impl OllamaModel {
             host: DEFAULT_HOST.to_owned(),
             keep_alive: None,
             num_ctx: None,
-            timeout: None,
-            headers: Vec::new(),
-            client: None,
+            transport: http::Transport::default(),
         }
     }
 
