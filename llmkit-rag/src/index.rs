@@ -84,7 +84,8 @@ fn now_ms() -> u64 {
 
 impl Index {
     /// An index embedding with `embedder`, chunking with the default [`Chunker`], storing vectors
-    /// in a [`MemoryVectorStore`]. Embeddings go in batches of 64, four batches at a time.
+    /// in a [`MemoryVectorStore`]. Embeddings go in batches of 64, four batches at a time
+    /// ([`Index::with_embedding_batches`] changes both).
     pub fn new(embedder: Arc<dyn EmbeddingModel>) -> Self {
         Index {
             chunker: Chunker::default(),
@@ -106,6 +107,16 @@ impl Index {
         self
     }
 
+    /// Sends at most `batch_size` texts per embedding call and keeps at most `concurrency`
+    /// calls in flight. Larger batches mean fewer round trips; the concurrency bound keeps a
+    /// big first index from tripping the provider's rate limit. Zero is read as one.
+    #[must_use]
+    pub fn with_embedding_batches(mut self, batch_size: usize, concurrency: usize) -> Self {
+        self.batch_size = batch_size.max(1);
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
     /// Uses another vector store (pgvector, Qdrant, ...).
     #[must_use]
     pub fn with_vector_store(mut self, store: Arc<dyn VectorStore>) -> Self {
@@ -114,22 +125,47 @@ impl Index {
     }
 
     /// Adds new and updates changed documents; unchanged ones (same content hash) are skipped.
+    ///
+    /// The chunks of every changed document are embedded together before anything is written,
+    /// so batches span documents (a thousand one-chunk documents are 16 calls, not a thousand)
+    /// and a failed embedding call leaves the index as it was. When an id appears twice in
+    /// `docs`, the last one wins.
     pub async fn upsert(&self, docs: Vec<Document>) -> Result<IndexReport> {
         let mut report = IndexReport::default();
-        for doc in docs {
+        let mut last: HashMap<String, usize> = HashMap::new();
+        for (i, doc) in docs.iter().enumerate() {
+            last.insert(doc.id.clone(), i);
+        }
+        let mut changed: Vec<(Document, bool)> = Vec::new();
+        for (i, doc) in docs.into_iter().enumerate() {
+            if last.get(&doc.id) != Some(&i) {
+                continue;
+            }
             let previous = lock(&self.docs).get(&doc.id).map(|d| d.hash.clone());
             match previous {
-                Some(h) if h == doc.content_hash => {
-                    report.unchanged += 1;
-                    continue;
-                }
+                Some(h) if h == doc.content_hash => report.unchanged += 1,
                 Some(_) => {
-                    self.remove(&doc.id).await?;
                     report.updated += 1;
+                    changed.push((doc, true));
                 }
-                None => report.added += 1,
+                None => {
+                    report.added += 1;
+                    changed.push((doc, false));
+                }
             }
-            self.index_document(doc, &mut report).await?;
+        }
+        let chunked: Vec<Vec<Chunk>> = changed
+            .iter()
+            .map(|(doc, _)| self.chunker.chunk(doc))
+            .collect();
+        let all: Vec<Chunk> = chunked.iter().flatten().cloned().collect();
+        let mut vectors = self.embed_chunks(&all, &mut report).await?.into_iter();
+        for ((doc, replaces), chunks) in changed.into_iter().zip(chunked) {
+            if replaces {
+                self.remove(&doc.id).await?;
+            }
+            let doc_vectors: Vec<Vec<f32>> = vectors.by_ref().take(chunks.len()).collect();
+            self.index_document(doc, chunks, doc_vectors).await?;
         }
         Ok(report)
     }
@@ -187,9 +223,12 @@ impl Index {
         lock(&self.chunks).len()
     }
 
-    async fn index_document(&self, doc: Document, report: &mut IndexReport) -> Result<()> {
-        let chunks = self.chunker.chunk(&doc);
-        let vectors = self.embed_chunks(&chunks, report).await?;
+    async fn index_document(
+        &self,
+        doc: Document,
+        chunks: Vec<Chunk>,
+        vectors: Vec<Vec<f32>>,
+    ) -> Result<()> {
         let items = chunks
             .iter()
             .cloned()

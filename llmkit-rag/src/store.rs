@@ -58,8 +58,8 @@ impl Rows {
     }
 }
 
-/// Exact cosine search over contiguous, pre-normalized vectors. The inner loop works on 8 lanes
-/// at a time so the compiler vectorizes it; at 100k × 384 a query is a ~150 MB scan.
+/// Exact cosine search over contiguous, pre-normalized vectors. The inner loop works on 16
+/// lanes at a time so the compiler vectorizes it; at 100k × 384 a query is a ~150 MB scan.
 #[derive(Default)]
 pub struct MemoryVectorStore {
     rows: RwLock<Rows>,
