@@ -78,11 +78,6 @@ pub fn judge_request(claims: &[&Claim], retrieved: &[Hit]) -> ChatRequest {
             }
         }
     }
-    let passages: Vec<(&str, &str)> = cited
-        .iter()
-        .map(|h| (h.chunk.id.as_str(), h.chunk.text.as_str()))
-        .collect();
-    let (note, marked) = mark_passages(&passages);
     let numbered: String = claims
         .iter()
         .enumerate()
@@ -95,13 +90,12 @@ pub fn judge_request(claims: &[&Claim], retrieved: &[Hit]) -> ChatRequest {
             )
         })
         .collect();
-    let mut req = ChatRequest::new(vec![
-        Message::system(format!("{JUDGE_INSTRUCTIONS}\n{note}")),
-        Message::user(format!("Sources:\n{marked}\n\nClaims:\n{numbered}")),
-    ])
-    .with_temperature(0.0);
-    req.meta.context_ids = cited.iter().map(|h| h.chunk.id.clone()).collect();
-    req
+    passages_request(
+        JUDGE_INSTRUCTIONS,
+        "Sources",
+        &chunk_passages(cited.into_iter()),
+        &format!("Claims:\n{numbered}"),
+    )
 }
 
 /// Asks `judge` about every claim the lexical check accepted and marks unsupported those the
@@ -325,13 +319,12 @@ impl GroundedAnswerer {
     /// The request the model sees: instructions in the system message, every chunk marked as
     /// untrusted data in the user message, the question last.
     pub fn build_request(&self, question: &str, hits: &[Hit]) -> ChatRequest {
-        let (note, context) = mark_sources(hits);
-        let system = format!("{INSTRUCTIONS}\n{note}");
-        let user = format!("Sources:\n{context}\n\nQuestion: {question}");
-        let mut req = ChatRequest::new(vec![Message::system(system), Message::user(user)])
-            .with_temperature(0.0);
-        req.meta.context_ids = hits.iter().map(|h| h.chunk.id.clone()).collect();
-        req
+        passages_request(
+            INSTRUCTIONS,
+            "Sources",
+            &chunk_passages(hits.iter()),
+            &format!("Question: {question}"),
+        )
     }
 
     /// Retrieves, asks, checks and applies the policy.
@@ -391,18 +384,36 @@ impl GroundedAnswerer {
     }
 }
 
-fn mark_sources(hits: &[Hit]) -> (String, String) {
-    let passages: Vec<(&str, &str)> = hits
-        .iter()
-        .map(|h| (h.chunk.id.as_str(), h.chunk.text.as_str()))
-        .collect();
-    mark_passages(&passages)
+/// `(id, text)` of each hit, for [`passages_request`].
+fn chunk_passages<'a>(hits: impl Iterator<Item = &'a Hit>) -> Vec<(&'a str, &'a str)> {
+    hits.map(|h| (h.chunk.id.as_str(), h.chunk.text.as_str()))
+        .collect()
+}
+
+/// The one shape of every request that shows retrieved text to a model: `instructions` and
+/// the spotlighting note in the system message; the passages, marked as untrusted data under
+/// `heading`, then `tail` (the question, the claims) in the user message; temperature 0; the
+/// passage ids as `RequestMeta.context_ids`, so traces record what the model saw.
+pub(crate) fn passages_request(
+    instructions: &str,
+    heading: &str,
+    passages: &[(&str, &str)],
+    tail: &str,
+) -> ChatRequest {
+    let (note, marked) = mark_passages(passages);
+    let mut req = ChatRequest::new(vec![
+        Message::system(format!("{instructions}\n{note}")),
+        Message::user(format!("{heading}:\n{marked}\n\n{tail}")),
+    ])
+    .with_temperature(0.0);
+    req.meta.context_ids = passages.iter().map(|(id, _)| (*id).to_owned()).collect();
+    req
 }
 
 /// Wraps `(id, text)` passages as untrusted data; returns the note for the system message and
 /// the marked text for the user message.
 #[cfg(feature = "guard")]
-pub(crate) fn mark_passages(passages: &[(&str, &str)]) -> (String, String) {
+fn mark_passages(passages: &[(&str, &str)]) -> (String, String) {
     use llmkit_guard::untrusted::{Spotlight, UntrustedDoc};
     let spot = Spotlight::delimit();
     let docs: Vec<UntrustedDoc> = passages
@@ -415,7 +426,7 @@ pub(crate) fn mark_passages(passages: &[(&str, &str)]) -> (String, String) {
 /// Wraps `(id, text)` passages as untrusted data; returns the note for the system message and
 /// the marked text for the user message.
 #[cfg(not(feature = "guard"))]
-pub(crate) fn mark_passages(passages: &[(&str, &str)]) -> (String, String) {
+fn mark_passages(passages: &[(&str, &str)]) -> (String, String) {
     // A boundary the documents cannot guess, so they cannot close the block themselves.
     let boundary = format!("{:016x}", {
         use std::hash::{BuildHasher, Hasher};

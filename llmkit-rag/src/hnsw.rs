@@ -14,6 +14,21 @@
 //! Upserts and deletes run on tokio's blocking pool (linking 100k vectors takes minutes on a
 //! small machine, a rebuild likewise); searches take milliseconds and run inline. Searches
 //! wait while a write holds the graph.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use llmkit_core::ScriptedModel;
+//! use llmkit_rag::{Document, HnswConfig, HnswVectorStore, Index, SearchMode, store::Filter};
+//!
+//! let store = HnswVectorStore::with_config(HnswConfig { ef_search: 128, ..Default::default() })?;
+//! let embedder = Arc::new(ScriptedModel::builder().embedding_dimensions(64).build());
+//! let index = Index::new(embedder).with_vector_store(Arc::new(store));
+//! index.sync(vec![Document::new("refunds", "Refunds are accepted within 30 days.")]).await?;
+//! let hits = index.search("refunds", 1, &Filter::new(), SearchMode::Vector).await?;
+//! assert_eq!(hits[0].chunk.doc_id, "refunds");
+//! # Ok::<(), llmkit_core::Error>(()) }).unwrap();
+//! ```
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -26,7 +41,9 @@ use llmkit_core::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::chunk::Chunk;
-use crate::store::{Filter, Hit, VectorStore, dot, matches, normalize};
+use crate::store::{
+    Filter, Hit, VectorStore, dot, matches, normalize, poisoned, read_file, write_atomically,
+};
 
 /// Cosine distance of unit vectors, `1 - a·b`, clamped at zero. `hnsw_rs`'s own `DistDot`
 /// asserts `a·b <= 1`, which rounding of normalized vectors can break (a panic in a search);
@@ -115,13 +132,6 @@ impl std::fmt::Debug for HnswVectorStore {
     }
 }
 
-fn poisoned() -> Error {
-    Error::new(
-        ErrorKind::Other,
-        "vector store lock poisoned by a panicking thread",
-    )
-}
-
 fn new_graph(config: &HnswConfig, capacity: usize) -> Hnsw<'static, f32, UnitCosine> {
     Hnsw::new(
         config.max_connections,
@@ -135,11 +145,15 @@ fn new_graph(config: &HnswConfig, capacity: usize) -> Hnsw<'static, f32, UnitCos
 impl HnswVectorStore {
     /// An empty store with the default [`HnswConfig`].
     pub fn new() -> Self {
-        // The default configuration is valid.
-        Self::with_config(HnswConfig::default()).unwrap_or_else(|_| HnswVectorStore {
-            config: HnswConfig::default(),
-            state: Arc::new(RwLock::new(State::empty(&HnswConfig::default()))),
-        })
+        // The default configuration is valid, so it skips `with_config`'s checks.
+        Self::unchecked(HnswConfig::default())
+    }
+
+    fn unchecked(config: HnswConfig) -> Self {
+        HnswVectorStore {
+            config,
+            state: Arc::new(RwLock::new(State::empty(&config))),
+        }
     }
 
     /// An empty store with `config`.
@@ -163,10 +177,7 @@ impl HnswVectorStore {
                 "HnswConfig::ef_construction and ef_search must be at least 1",
             ));
         }
-        Ok(HnswVectorStore {
-            config,
-            state: Arc::new(RwLock::new(State::empty(&config))),
-        })
+        Ok(Self::unchecked(config))
     }
 
     /// Live chunks stored.
@@ -201,26 +212,12 @@ impl HnswVectorStore {
     pub fn save(&self, path: &Path) -> Result<()> {
         let state = self.state.read().map_err(|_| poisoned())?;
         let rows: Vec<&Row> = state.rows.iter().flatten().collect();
-        let json = serde_json::to_vec(&rows)?;
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, json)
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Other,
-                    format!("vector store file {}: {e}", path.display()),
-                )
-            })
+        write_atomically(path, &serde_json::to_vec(&rows)?)
     }
 
     /// Reads a file written by [`save`](Self::save) and builds the graph with `config`.
     pub fn load(path: &Path, config: HnswConfig) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| {
-            Error::new(
-                ErrorKind::Other,
-                format!("vector store file {}: {e}", path.display()),
-            )
-        })?;
+        let bytes = read_file(path)?;
         let rows: Vec<Row> = serde_json::from_slice(&bytes).map_err(|e| {
             Error::new(
                 ErrorKind::InvalidRequest,

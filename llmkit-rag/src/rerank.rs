@@ -9,16 +9,37 @@
 //! Passages are sent as untrusted data (llmkit-guard's spotlighting with the `guard` feature)
 //! under short ids (`p1`, `p2`, ...), which the model copies more reliably than long chunk ids;
 //! scores for ids that were not sent are ignored.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use llmkit_core::ScriptedModel;
+//! use llmkit_rag::{Chunk, Hit, LlmReranker, Reranker};
+//!
+//! let hit = |id: &str, text: &str| Hit {
+//!     chunk: Chunk { id: id.into(), doc_id: id.into(), ordinal: 0, start: 0, end: text.len(),
+//!                    text: text.into(), heading: None },
+//!     score: 0.5,
+//! };
+//! // Offline stand-in for a cheap grading model.
+//! let grader = Arc::new(ScriptedModel::builder()
+//!     .reply(r#"{"scores":[{"id":"p1","score":1},{"id":"p2","score":9}]}"#)
+//!     .build());
+//! let hits = vec![hit("shipping", "Orders ship in two days."), hit("refunds", "Refunds within 30 days.")];
+//! let best = LlmReranker::new(grader).rerank("refund window?", hits, 1).await?;
+//! assert_eq!(best[0].chunk.id, "refunds");
+//! # Ok::<(), llmkit_core::Error>(()) }).unwrap();
+//! ```
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use llmkit_core::{ChatModel, ChatRequest, Message, Result, StructuredExt};
+use llmkit_core::{ChatModel, ChatRequest, Result, StructuredExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::answer::mark_passages;
+use crate::answer::passages_request;
 use crate::store::{Hit, Reranker};
 
 /// What the model returns: one score per passage.
@@ -103,12 +124,13 @@ impl LlmReranker {
             .zip(hits)
             .map(|(id, h)| (id.as_str(), cut(&h.chunk.text, self.max_passage_chars)))
             .collect();
-        let (note, marked) = mark_passages(&passages);
-        let mut req = ChatRequest::new(vec![
-            Message::system(format!("{INSTRUCTIONS}\n{note}")),
-            Message::user(format!("Passages:\n{marked}\n\nQuery: {query}")),
-        ])
-        .with_temperature(0.0);
+        let mut req = passages_request(
+            INSTRUCTIONS,
+            "Passages",
+            &passages,
+            &format!("Query: {query}"),
+        );
+        // Traces record the chunks, not the short ids the model saw.
         req.meta.context_ids = hits.iter().map(|h| h.chunk.id.clone()).collect();
         req
     }

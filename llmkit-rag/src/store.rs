@@ -118,16 +118,12 @@ impl MemoryVectorStore {
     /// Writes the store to a JSON file (atomically: temp file then rename).
     pub fn save(&self, path: &Path) -> Result<()> {
         let rows = self.rows.read().map_err(|_| poisoned())?;
-        let json = serde_json::to_vec(&*rows)?;
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, json)
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| io_error(path, &e))
+        write_atomically(path, &serde_json::to_vec(&*rows)?)
     }
 
     /// Reads a store written by [`save`](Self::save).
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| io_error(path, &e))?;
+        let bytes = read_file(path)?;
         let mut rows: Rows = serde_json::from_slice(&bytes).map_err(|e| {
             Error::new(
                 ErrorKind::InvalidRequest,
@@ -152,7 +148,7 @@ impl MemoryVectorStore {
     }
 }
 
-fn poisoned() -> Error {
+pub(crate) fn poisoned() -> Error {
     Error::new(
         ErrorKind::Other,
         "vector store lock poisoned by a panicking thread",
@@ -164,6 +160,20 @@ fn io_error(path: &Path, e: &std::io::Error) -> Error {
         ErrorKind::Other,
         format!("vector store file {}: {e}", path.display()),
     )
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`: a crash
+/// mid-write leaves the previous store intact, never half a file.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| io_error(path, &e))
+}
+
+/// Reads a store file; the error names the path.
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| io_error(path, &e))
 }
 
 pub(crate) fn matches(meta: &BTreeMap<String, String>, filter: &Filter) -> bool {
