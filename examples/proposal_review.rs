@@ -9,9 +9,9 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use llmkit::core::graph::{END, FileCheckpointer, Graph, NodeOutput, RunOutcome};
-use llmkit::core::review::{HitlGate, MemoryReviewQueue, ReviewQueue, Thresholds, Verdict};
 use llmkit::core::{ChatModel, ChatRequest, Error, ErrorKind, Message, Reply, ScriptedModel};
+use llmkit::graph::review::{HitlGate, MemoryReviewQueue, ReviewQueue, Thresholds, Verdict};
+use llmkit::graph::{END, FileCheckpointer, Graph, NodeOutput, RunOutcome};
 use serde::{Deserialize, Serialize};
 
 /// Fields the model extracts from a proposal.

@@ -11,6 +11,8 @@
 //! | `rag` | [`rag`]: chunking, retrieval, grounded answers |
 //! | `guard` | [`guard`]: input/output guardrails and the action gate |
 //! | `eval` | [`eval`]: datasets, evaluators, reports and the CI gate |
+//! | `graph` | [`graph`]: checkpointed graphs, crash resume, interrupts, the human-in-the-loop gate |
+//! | `postgres` | `graph::PostgresCheckpointer` (implies `graph`) |
 //! | `full` | everything |
 //!
 //! ```
@@ -30,6 +32,8 @@ pub use llmkit_providers as providers;
 
 #[cfg(feature = "eval")]
 pub use llmkit_eval as eval;
+#[cfg(feature = "graph")]
+pub use llmkit_graph as graph;
 #[cfg(feature = "guard")]
 pub use llmkit_guard as guard;
 #[cfg(feature = "rag")]

@@ -38,7 +38,6 @@ pub mod budget;
 pub mod cache;
 pub mod cost;
 pub mod error;
-pub mod graph;
 pub mod layer;
 pub mod message;
 pub mod model;
@@ -46,7 +45,6 @@ pub mod prompt;
 pub mod request;
 pub mod resilience;
 pub mod response;
-pub mod review;
 pub mod route;
 pub mod schema;
 pub mod scripted;
@@ -86,8 +84,3 @@ pub mod prelude {
 pub use async_trait::async_trait;
 /// Exact decimal type used for costs.
 pub use rust_decimal::Decimal;
-
-/// The orchestration guide (`docs/orchestration.md`), compiled as doctests so it cannot rot.
-#[cfg(doctest)]
-#[doc = include_str!("../../docs/orchestration.md")]
-pub struct OrchestrationGuide;

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use super::checkpoint::{Checkpoint, Checkpointer, RunStatus, now_ms};
-use super::{END, Graph, GraphState, NodeContext, NodeOutput, NodePolicy, invalid_state};
-use crate::error::{Error, ErrorKind, Result};
+use crate::builder::{END, Graph, GraphState, NodeContext, NodeOutput, NodePolicy, invalid_state};
+use crate::checkpoint::{Checkpoint, Checkpointer, RunStatus, now_ms};
+use llmkit_core::{Error, ErrorKind, Result};
 
 /// How a call to [`Graph::run`], [`Graph::resume`] or [`Graph::resume_with`] ended.
 #[derive(Debug, Clone, PartialEq)]

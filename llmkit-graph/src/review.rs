@@ -9,7 +9,7 @@
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! use std::sync::Arc;
-//! use llmkit_core::review::{HitlGate, MemoryReviewQueue, ReviewQueue, Thresholds, Verdict};
+//! use llmkit_graph::review::{HitlGate, MemoryReviewQueue, ReviewQueue, Thresholds, Verdict};
 //!
 //! let queue = Arc::new(MemoryReviewQueue::new());
 //! let gate = HitlGate::new(Thresholds::new(0.9, 0.3)?, queue.clone()).sample_rate(0.0)?;
@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, ErrorKind, Result};
+use llmkit_core::{Error, ErrorKind, Result};
 
 /// The two bands of a gate. `approve_at` must be ≥ `reject_below`; both within 0..=1.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use tokio_postgres::{Client, NoTls};
 
-use super::checkpoint::{Checkpoint, Checkpointer};
-use crate::error::{Error, ErrorKind, Result};
+use crate::checkpoint::{Checkpoint, Checkpointer};
+use llmkit_core::{Error, ErrorKind, Result};
 
 /// Checkpoints in a PostgreSQL table (`llmkit_checkpoints` by default), one row per checkpoint,
 /// the checkpoint as `jsonb`. Each `put` is a single `INSERT ... ON CONFLICT` statement, atomic

@@ -8,7 +8,7 @@
     clippy::indexing_slicing
 )]
 
-use llmkit_core::graph::*;
+use llmkit_graph::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, ErrorKind, Result};
+use llmkit_core::{Error, ErrorKind, Result};
 
 /// Where a run stands after a checkpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

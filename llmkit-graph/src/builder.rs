@@ -1,45 +1,5 @@
-//! Orchestration: a typed graph of checkpointed, testable steps.
-//!
-//! A [`Graph`] holds nodes (async functions or [`Node`] trait objects that take the state and
-//! return the next state), fixed and conditional edges, an entry node and a step limit. The
-//! state is your own type (`Serialize + DeserializeOwned + Clone`). After every node the runner
-//! saves a [`Checkpoint`] through a [`Checkpointer`], so:
-//!
-//! - a run restarted after a crash ([`Graph::resume`]) continues from the last checkpoint and
-//!   never re-runs (or re-bills) a completed node;
-//! - a node can pause for a human ([`NodeOutput::Interrupt`]); [`Graph::resume_with`] continues
-//!   later, possibly in another process, merging the decision through the node's resume handler
-//!   without re-running the code that ran before the pause;
-//! - history can be listed and a run forked from an earlier checkpoint ([`Graph::fork`]).
-//!
-//! Nodes get a timeout, a retry policy for retryable errors and an optional fallback node
-//! ([`NodePolicy`]). The graph is validated when built (unknown targets, unreachable nodes, nodes
-//! with no path to the end) and renders as Mermaid text ([`Graph::to_mermaid`]).
-//!
-//! ```
-//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
-//! use std::sync::Arc;
-//! use llmkit_core::graph::{Graph, MemoryCheckpointer, NodeOutput, RunOutcome, END};
-//!
-//! #[derive(Clone, serde::Serialize, serde::Deserialize)]
-//! struct Count { n: u32 }
-//!
-//! let graph = Graph::<Count>::builder("counter")
-//!     .node("inc", |mut s: Count, _ctx| async move { s.n += 1; Ok(NodeOutput::Update(s)) })
-//!     .entry("inc")
-//!     .conditional_edge("inc", |s: &Count| if s.n < 3 { "inc".into() } else { END.into() }, &["inc", END])
-//!     .build()?;
-//! let store = Arc::new(MemoryCheckpointer::new());
-//! let outcome = graph.run(store.as_ref(), "thread-1", Count { n: 0 }).await?;
-//! assert!(matches!(outcome, RunOutcome::Finished(Count { n: 3 })));
-//! println!("{}", graph.to_mermaid());
-//! # Ok::<(), llmkit_core::Error>(()) }).unwrap();
-//! ```
-
-mod checkpoint;
-#[cfg(feature = "postgres")]
-mod postgres;
-mod run;
+//! The graph's vocabulary and its builder: nodes, edges, policies, validation and the Mermaid
+//! rendering. Running a built graph lives in `run.rs`, checkpoints in `checkpoint.rs`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
@@ -49,18 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use llmkit_core::{Error, ErrorKind, Result};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-
-pub use checkpoint::{
-    Checkpoint, CheckpointStats, Checkpointer, FileCheckpointer, MemoryCheckpointer, Retention,
-    RunStatus, now_ms,
-};
-#[cfg(feature = "postgres")]
-pub use postgres::PostgresCheckpointer;
-pub use run::RunOutcome;
-
-use crate::error::{Error, ErrorKind, Result};
 
 /// The name of the end of the graph, usable as an edge target.
 pub const END: &str = "__end__";
@@ -207,10 +158,10 @@ impl NodePolicy {
     }
 }
 
-type Router<S> = Arc<dyn Fn(&S) -> String + Send + Sync>;
-type ResumeHandler<S> = Arc<dyn Fn(S, serde_json::Value) -> Result<S> + Send + Sync>;
+pub(crate) type Router<S> = Arc<dyn Fn(&S) -> String + Send + Sync>;
+pub(crate) type ResumeHandler<S> = Arc<dyn Fn(S, serde_json::Value) -> Result<S> + Send + Sync>;
 
-enum Edge<S> {
+pub(crate) enum Edge<S> {
     To(String),
     Conditional {
         route: Router<S>,
@@ -218,13 +169,13 @@ enum Edge<S> {
     },
 }
 
-struct NodeSpec<S> {
-    node: Arc<dyn Node<S>>,
-    policy: NodePolicy,
-    on_resume: Option<ResumeHandler<S>>,
+pub(crate) struct NodeSpec<S> {
+    pub(crate) node: Arc<dyn Node<S>>,
+    pub(crate) policy: NodePolicy,
+    pub(crate) on_resume: Option<ResumeHandler<S>>,
 }
 
-/// Builds a [`Graph`]. See the [module docs](self).
+/// Builds a [`Graph`]. See the [crate docs](crate).
 #[must_use]
 pub struct GraphBuilder<S: GraphState> {
     name: String,
@@ -423,17 +374,17 @@ fn edge_targets<S>(edge: &Edge<S>) -> Box<dyn Iterator<Item = &str> + '_> {
     }
 }
 
-struct GraphInner<S: GraphState> {
-    name: String,
-    nodes: BTreeMap<String, NodeSpec<S>>,
-    edges: BTreeMap<String, Edge<S>>,
-    entry: String,
-    max_steps: u64,
+pub(crate) struct GraphInner<S: GraphState> {
+    pub(crate) name: String,
+    pub(crate) nodes: BTreeMap<String, NodeSpec<S>>,
+    pub(crate) edges: BTreeMap<String, Edge<S>>,
+    pub(crate) entry: String,
+    pub(crate) max_steps: u64,
 }
 
 /// A validated graph; cheap to clone (an `Arc`). Run it with [`Graph::run`].
 pub struct Graph<S: GraphState> {
-    inner: Arc<GraphInner<S>>,
+    pub(crate) inner: Arc<GraphInner<S>>,
 }
 
 impl<S: GraphState> Clone for Graph<S> {
@@ -508,7 +459,7 @@ impl<S: GraphState> Graph<S> {
         out
     }
 
-    fn next_after(&self, node: &str, state: &S) -> Result<String> {
+    pub(crate) fn next_after(&self, node: &str, state: &S) -> Result<String> {
         match self.inner.edges.get(node) {
             Some(Edge::To(t)) => Ok(t.clone()),
             Some(Edge::Conditional { route, targets }) => {

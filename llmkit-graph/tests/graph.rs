@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use llmkit_core::graph::*;
-use llmkit_core::review::*;
 use llmkit_core::{ChatModel, ChatRequest, Error, ErrorKind, Reply, ScriptedModel};
+use llmkit_graph::review::*;
+use llmkit_graph::*;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
