@@ -13,6 +13,7 @@
 //! | `eval` | [`eval`]: datasets, evaluators, reports and the CI gate |
 //! | `graph` | [`graph`]: checkpointed graphs, crash resume, interrupts, the human-in-the-loop gate |
 //! | `postgres` | `graph::PostgresCheckpointer` (implies `graph`) |
+//! | `tower` | [`tower`]: a model as a `tower::Service`, a tower `Layer` around a model |
 //! | `full` | everything |
 //!
 //! ```
@@ -38,6 +39,13 @@ pub use llmkit_graph as graph;
 pub use llmkit_guard as guard;
 #[cfg(feature = "rag")]
 pub use llmkit_rag as rag;
+#[cfg(feature = "tower")]
+pub use llmkit_tower as tower;
+
+/// docs/tower.md, compiled as a doctest so the guide cannot drift from the code.
+#[cfg(all(doctest, feature = "tower"))]
+#[doc = include_str!("../docs/tower.md")]
+pub struct TowerGuide;
 
 /// The names most applications need, for `use llmkit::prelude::*`.
 pub mod prelude {
