@@ -7,10 +7,8 @@
 //!
 //! Run with `cargo run --example custom_provider` (exits non-zero if a case fails).
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
-use futures::StreamExt;
 use llmkit::core::{
     ChatModel, ChatRequest, ChatResponse, ChatStream, ContentPart, Error, ErrorKind, FinishReason,
     Message, ModelInfo, Result, Role, StreamEvent, ToolCall, Usage, async_trait,
@@ -19,8 +17,9 @@ use llmkit::providers::SecretString;
 use llmkit::providers::conformance::{
     CannedResponse, Case, ConformanceAdapter, RecordedRequest, expected, run_suite,
 };
+use llmkit::providers::frames::chat_stream;
 use llmkit::providers::http::{self, ErrorMapper, ErrorRule};
-use llmkit::providers::sse::sse_stream;
+use llmkit::providers::sse::{SseEvent, sse_stream};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -132,40 +131,36 @@ struct EndEvent {
     usage: AcmeUsage,
 }
 
-/// One Acme SSE event as llmkit stream events, and whether it ends the reply.
-fn acme_event(name: Option<&str>, data: &str) -> Result<(Vec<StreamEvent>, bool)> {
+/// One Acme SSE event as llmkit stream events (an `end` event ends the reply with `Done`).
+fn acme_event(name: Option<&str>, data: &str) -> Result<Vec<StreamEvent>> {
     let bad = |e: serde_json::Error| Error::invalid_response(format!("acme event: {e}"));
     Ok(match name {
         Some("text") => {
             let ev: TextEvent = serde_json::from_str(data).map_err(bad)?;
-            (vec![StreamEvent::TextDelta { text: ev.delta }], false)
+            vec![StreamEvent::TextDelta { text: ev.delta }]
         }
         Some("call") => {
             let ev: CallEvent = serde_json::from_str(data).map_err(bad)?;
-            let delta = StreamEvent::ToolCallDelta {
+            vec![StreamEvent::ToolCallDelta {
                 index: ev.index,
                 id: ev.id,
                 name: ev.name,
                 arguments: ev.args,
-            };
-            (vec![delta], false)
+            }]
         }
         Some("end") => {
             let ev: EndEvent = serde_json::from_str(data).map_err(bad)?;
             let usage = StreamEvent::Usage {
                 usage: ev.usage.to_usage(),
             };
-            (
-                vec![
-                    usage,
-                    StreamEvent::Done {
-                        finish_reason: finish(&ev.finish),
-                    },
-                ],
-                true,
-            )
+            vec![
+                usage,
+                StreamEvent::Done {
+                    finish_reason: finish(&ev.finish),
+                },
+            ]
         }
-        _ => (Vec::new(), false),
+        _ => Vec::new(),
     })
 }
 
@@ -221,46 +216,17 @@ impl ChatModel for AcmeModel {
         let events = sse_stream(response.bytes_stream(), move |e| mapper.transport_error(e));
         let model = self.info.model.clone();
         // Acme events: `text` {"delta"}, `call` {"index","id","name","args"}, `end` {"finish","usage"}.
-        // No `end` before the bytes stop means the reply was cut off.
-        let state = (Box::pin(events), VecDeque::new(), false, model);
-        let stream = futures::stream::unfold(
-            state,
-            |(mut events, mut queue, mut ended, model)| async move {
-                loop {
-                    if let Some(item) = queue.pop_front() {
-                        return Some((item, (events, queue, ended, model)));
-                    }
-                    if ended {
-                        return None;
-                    }
-                    match events.next().await {
-                        Some(Ok(ev)) => match acme_event(ev.event.as_deref(), &ev.data) {
-                            Ok((events, is_end)) => {
-                                ended = is_end;
-                                queue.extend(events.into_iter().map(Ok));
-                            }
-                            Err(e) => {
-                                ended = true;
-                                queue.push_back(Err(e));
-                            }
-                        },
-                        Some(Err(e)) => {
-                            ended = true;
-                            queue.push_back(Err(e));
-                        }
-                        None => {
-                            ended = true;
-                            queue.push_back(Err(Error::new(
-                                ErrorKind::Truncated,
-                                "acme stream ended without an end event",
-                            )
-                            .or_context("acme", &model)));
-                        }
-                    }
-                }
+        // The shared stream contract does the rest: no `end` before the bytes stop is
+        // `Truncated`, tool arguments cut off mid-JSON are an error, nothing follows `Done`.
+        Ok(chat_stream(
+            events,
+            "an end event",
+            |event: Option<SseEvent>| match event {
+                Some(ev) => acme_event(ev.event.as_deref(), &ev.data),
+                None => Ok(Vec::new()),
             },
-        );
-        Ok(Box::pin(stream))
+            move |e| e.or_context("acme", &model),
+        ))
     }
 }
 
@@ -328,6 +294,18 @@ impl ConformanceAdapter for AcmeAdapter {
             Case::TruncatedStream => {
                 CannedResponse::sse(&acme_sse(&[("text", json!({"delta": "It is"}))]))
             }
+            Case::TruncatedStreamToolCall => CannedResponse::sse(&acme_sse(&[(
+                "call",
+                json!({"index": 0, "id": "c1", "name": expected::TOOL_NAME, "args": "{\"city\":"}),
+            )])),
+            // A token limit hit mid-call: the `end` event comes, the arguments stop mid-JSON.
+            Case::TruncatedToolArguments => CannedResponse::sse(&acme_sse(&[
+                (
+                    "call",
+                    json!({"index": 0, "id": "c1", "name": expected::TOOL_NAME, "args": "{\"city\":"}),
+                ),
+                ("end", json!({"finish": "limit", "usage": usage})),
+            ])),
             Case::BadRequest400 => acme_error(400, "bad_input", "conversation is empty"),
             Case::Unauthorized401 => acme_error(
                 401,

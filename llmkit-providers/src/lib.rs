@@ -9,6 +9,9 @@
 //! - [`http`]: the one shared, tuned HTTP client and the error mapping every provider uses
 //!   ([`http::ErrorMapper`], [`http::ErrorRule`], Retry-After parsing).
 //! - [`sse`] and [`ndjson`]: incremental stream parsers over `bytes_stream()`.
+//! - [`frames::chat_stream`]: the one stream contract (exactly one `Done`, `Truncated` when the
+//!   end marker never came, no partial tool calls) every provider's streaming goes through,
+//!   public so a downstream provider gets it too.
 //! - [`SecretString`]: API keys that never print.
 //!
 //! ```
@@ -33,6 +36,7 @@ pub mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod factory;
+pub mod frames;
 pub mod http;
 pub mod ndjson;
 #[cfg(feature = "openai")]
@@ -46,8 +50,6 @@ pub use secret::SecretString;
 
 #[cfg(feature = "anthropic")]
 pub mod anthropic;
-#[cfg(any(feature = "anthropic", feature = "gemini", feature = "ollama"))]
-mod frames;
 #[cfg(feature = "gemini")]
 pub mod gemini;
 #[cfg(feature = "ollama")]

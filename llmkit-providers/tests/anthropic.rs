@@ -234,6 +234,44 @@ async fn stream_error_event_and_early_end() {
     assert_eq!(err.kind(), ErrorKind::Truncated);
 }
 
+/// Issue 17 item 2: a stream cut off before `message_stop` must end with `Err(Truncated)` from
+/// the stream itself (not only from a collector that notices the missing `Done`), and never
+/// with a `Done`.
+#[tokio::test]
+async fn stream_cut_before_message_stop_ends_with_a_truncated_error() {
+    let cut: String = fixture("stream-text-tool.sse")
+        .split("\n\n")
+        .take(4)
+        .map(|e| format!("{e}\n\n"))
+        .collect();
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("content-type", "text/event-stream")
+                .set_body_string(cut),
+        )
+        .mount(&server)
+        .await;
+    let m = model(&server);
+    let events: Vec<_> = m
+        .stream(ChatRequest::user("x").with_request_id("req-cut"))
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert!(
+        events
+            .iter()
+            .all(|e| !matches!(e, Ok(StreamEvent::Done { .. }))),
+        "{events:?}"
+    );
+    let err = events.last().unwrap().as_ref().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Truncated);
+    assert_eq!(err.provider(), Some("anthropic"));
+    assert_eq!(err.request_id(), Some("req-cut"));
+}
+
 #[tokio::test]
 async fn error_classes() {
     let cases: Vec<(u16, String, Option<&str>, ErrorKind)> = vec![

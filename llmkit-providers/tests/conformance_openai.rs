@@ -80,6 +80,8 @@ impl ConformanceAdapter for OpenAiFamily {
             Case::Streaming => sse("streaming.sse"),
             Case::StreamingToolCall => sse("streaming_tool_call.sse"),
             Case::TruncatedStream => sse("truncated_stream.sse"),
+            Case::TruncatedStreamToolCall => sse("truncated_stream_tool_call.sse"),
+            Case::TruncatedToolArguments => sse("truncated_tool_arguments.sse"),
             Case::BadRequest400 => json("error_400.response.json", 400),
             Case::Unauthorized401 => json("error_401.response.json", 401),
             Case::NotFound404 => json("error_404.response.json", 404),
@@ -169,7 +171,10 @@ impl ConformanceAdapter for OpenAiFamily {
                     "system message first",
                 )?;
             }
-            Case::ToolCall | Case::StreamingToolCall => {
+            Case::ToolCall
+            | Case::StreamingToolCall
+            | Case::TruncatedStreamToolCall
+            | Case::TruncatedToolArguments => {
                 ensure(body["tools"][0]["type"] == "function", "tool type")?;
                 ensure(
                     body["tools"][0]["function"]["name"] == expected::TOOL_NAME,

@@ -98,6 +98,26 @@ mod anthropic {
         sse(&events)
     }
 
+    /// A streamed tool call in these argument fragments; with `stop`, the block, the message
+    /// delta with that stop reason and `message_stop` follow.
+    fn stream_tool_call(fragments: &[&str], stop: Option<&str>) -> Vec<Value> {
+        let mut events = vec![
+            json!({"type": "message_start", "message": {"id": "msg_c", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5", "content": [], "usage": {"input_tokens": 20, "output_tokens": 1}}}),
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_c3", "name": TOOL_NAME, "input": {}}}),
+        ];
+        for f in fragments {
+            events.push(json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": f}}));
+        }
+        if let Some(stop) = stop {
+            events.extend([
+                json!({"type": "content_block_stop", "index": 0}),
+                json!({"type": "message_delta", "delta": {"stop_reason": stop}, "usage": {"output_tokens": 9}}),
+                json!({"type": "message_stop"}),
+            ]);
+        }
+        events
+    }
+
     impl ConformanceAdapter for Adapter {
         fn name(&self) -> &str {
             "anthropic"
@@ -145,15 +165,18 @@ mod anthropic {
                 )),
                 Case::Streaming => Some(CannedResponse::sse(&stream_text(true))),
                 Case::TruncatedStream => Some(CannedResponse::sse(&stream_text(false))),
-                Case::StreamingToolCall => Some(CannedResponse::sse(&sse(&[
-                    json!({"type": "message_start", "message": {"id": "msg_c", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5", "content": [], "usage": {"input_tokens": 20, "output_tokens": 1}}}),
-                    json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_c3", "name": TOOL_NAME, "input": {}}}),
-                    json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{\"city\": \"Pa"}}),
-                    json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "ris\"}"}}),
-                    json!({"type": "content_block_stop", "index": 0}),
-                    json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}}),
-                    json!({"type": "message_stop"}),
-                ]))),
+                Case::StreamingToolCall => Some(CannedResponse::sse(&sse(&stream_tool_call(
+                    &["{\"city\": \"Pa", "ris\"}"],
+                    Some("tool_use"),
+                )))),
+                Case::TruncatedStreamToolCall => Some(CannedResponse::sse(&sse(
+                    &stream_tool_call(&["{\"city\": \"Pa"], None),
+                ))),
+                // max_tokens hit mid-call: the end marker comes, the arguments stop mid-JSON.
+                Case::TruncatedToolArguments => Some(CannedResponse::sse(&sse(&stream_tool_call(
+                    &["{\"city\": \"Pa"],
+                    Some("max_tokens"),
+                )))),
                 Case::BadRequest400 => error("invalid_request_error", "max_tokens: field required"),
                 Case::Unauthorized401 => error("authentication_error", "invalid x-api-key"),
                 Case::NotFound404 => error("not_found_error", "model: claude-nope"),
@@ -206,7 +229,10 @@ mod anthropic {
                         format!("system {}", b["system"])
                     })?;
                 }
-                Case::ToolCall | Case::StreamingToolCall => {
+                Case::ToolCall
+                | Case::StreamingToolCall
+                | Case::TruncatedStreamToolCall
+                | Case::TruncatedToolArguments => {
                     ensure(b["tools"][0]["name"] == TOOL_NAME, || {
                         format!("tools {}", b["tools"])
                     })?;
@@ -363,6 +389,14 @@ mod gemini {
                     Some("STOP"),
                     usage(),
                 )]))),
+                // The call arrives whole, but no chunk carries a finish reason.
+                Case::TruncatedStreamToolCall => Some(CannedResponse::sse(&sse(&[reply(
+                    json!([{"functionCall": {"name": TOOL_NAME, "args": tool_arguments()}}]),
+                    None,
+                    json!({"promptTokenCount": 20}),
+                )]))),
+                // Gemini sends each call whole: its arguments cannot stop mid-JSON.
+                Case::TruncatedToolArguments => None,
                 Case::BadRequest400 => error("INVALID_ARGUMENT", "Invalid JSON payload received."),
                 Case::Unauthorized401 => error(
                     "UNAUTHENTICATED",
@@ -435,7 +469,7 @@ mod gemini {
                     };
                     ensure(roles == want, || format!("roles {roles:?}"))?;
                 }
-                Case::ToolCall | Case::StreamingToolCall => {
+                Case::ToolCall | Case::StreamingToolCall | Case::TruncatedStreamToolCall => {
                     let decl = &b["tools"][0]["functionDeclarations"][0];
                     ensure(decl["name"] == TOOL_NAME, || {
                         format!("tools {}", b["tools"])
@@ -479,8 +513,8 @@ mod gemini {
         let report = report.into_result().unwrap();
         assert_eq!(
             report.skipped(),
-            1,
-            "only the 529 case, which Google does not have"
+            2,
+            "only the 529 case and cut tool arguments, which Google does not have"
         );
     }
 
@@ -572,6 +606,15 @@ mod ollama {
                     chunk("", Some(calls()), None, (0, 0)),
                     chunk("", None, Some("stop"), (20, 12)),
                 ]))),
+                // The call arrives whole, but no line says `done: true`.
+                Case::TruncatedStreamToolCall => Some(CannedResponse::ndjson(&ndjson(&[chunk(
+                    "",
+                    Some(calls()),
+                    None,
+                    (0, 0),
+                )]))),
+                // Ollama sends each call whole: its arguments cannot stop mid-JSON.
+                Case::TruncatedToolArguments => None,
                 Case::BadRequest400 => error("invalid options"),
                 Case::Unauthorized401 => error("unauthorized"),
                 Case::NotFound404 => error("model \"llama3.2\" not found, try pulling it first"),
@@ -609,7 +652,7 @@ mod ollama {
                         || format!("messages {}", b["messages"]),
                     )?;
                 }
-                Case::ToolCall | Case::StreamingToolCall => {
+                Case::ToolCall | Case::StreamingToolCall | Case::TruncatedStreamToolCall => {
                     ensure(
                         b["tools"][0]["type"] == "function"
                             && b["tools"][0]["function"]["name"] == TOOL_NAME,
@@ -650,8 +693,8 @@ mod ollama {
         let report = report.into_result().unwrap();
         assert_eq!(
             report.skipped(),
-            1,
-            "only the 529 case, which Ollama does not have"
+            2,
+            "only the 529 case and cut tool arguments, which Ollama does not have"
         );
     }
 }

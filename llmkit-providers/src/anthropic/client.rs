@@ -311,15 +311,14 @@ impl ChatModel for AnthropicModel {
         let this = self.clone();
         Ok(crate::frames::chat_stream(
             frames,
-            move |event: Option<SseEvent>| {
-                match event {
-                    Some(event) => state.on_data(&event.data),
-                    // A stream that ends before `message_stop` yields no `Done`: callers see it
-                    // as truncated.
-                    None => Ok(Vec::new()),
-                }
-                .map_err(|e| this.context(e, &request))
+            "message_stop",
+            move |event: Option<SseEvent>| match event {
+                Some(event) => state.on_data(&event.data),
+                // `Done` comes only from `message_stop`; the shared contract turns its absence
+                // into a truncation error.
+                None => Ok(Vec::new()),
             },
+            move |e| this.context(e, &request),
         ))
     }
 }

@@ -2,13 +2,20 @@
 //!
 //! One table of [`Case`]s — plain chat, system prompt, multi-turn, tool call and tool result,
 //! structured output, streaming assembly (text and tool calls), usage, and every error class
-//! (400, 401, 404, 429 with `Retry-After`, 500, 503, 529, a malformed body, a truncated
-//! stream) — runs against a local [`FakeServer`]. A provider plugs in through a
+//! (400, 401, 404, 429 with `Retry-After`, 500, 503, 529, a malformed body, streams cut off
+//! before the end marker, tool arguments cut off) — runs against a local [`FakeServer`]. A provider plugs in through a
 //! [`ConformanceAdapter`]: how to build its model from a base URL, its canned wire response for
 //! each case (written so the reply carries the values in [`expected`]), and extra assertions on
 //! the request it sent. The suite itself checks the parsed response, the error
 //! classification, that exactly one request was sent (providers never retry), and that the
 //! API key never shows up in a body or an error.
+//!
+//! Every streaming case also holds the provider to the one stream contract (see
+//! `docs/providers.md`): a successful stream ends with exactly one [`StreamEvent::Done`] and
+//! nothing after it; a stream cut off before the provider's end marker ends with an `Err` of
+//! kind [`ErrorKind::Truncated`] yielded by the stream itself (not merely a missing `Done`);
+//! a tool call whose arguments were cut off is an error, never a partial call; and nothing
+//! follows an error.
 //!
 //! Third parties run it for their own provider:
 //!
@@ -159,13 +166,21 @@ pub enum Case {
     Overloaded529,
     /// A 200 whose body is not JSON → [`ErrorKind::InvalidResponse`].
     MalformedJson,
-    /// A stream that stops before its end marker → [`ErrorKind::Truncated`].
+    /// A stream that stops before its end marker → the stream itself ends with an
+    /// [`ErrorKind::Truncated`] error.
     TruncatedStream,
+    /// A stream that stops in the middle of a tool call, before its end marker →
+    /// [`ErrorKind::Truncated`] from the stream, never a partial call.
+    TruncatedStreamToolCall,
+    /// A streamed tool call whose arguments stop mid-JSON, followed by the provider's end
+    /// marker (a token limit hit mid-call) → [`ErrorKind::Truncated`], never a partial call.
+    /// Skip it for a provider that only sends whole calls (Gemini, Ollama).
+    TruncatedToolArguments,
 }
 
 impl Case {
     /// Every case, in table order.
-    pub const ALL: [Case; 18] = [
+    pub const ALL: [Case; 20] = [
         Case::PlainChat,
         Case::SystemPrompt,
         Case::MultiTurn,
@@ -184,6 +199,8 @@ impl Case {
         Case::Overloaded529,
         Case::MalformedJson,
         Case::TruncatedStream,
+        Case::TruncatedStreamToolCall,
+        Case::TruncatedToolArguments,
     ];
 
     /// A stable snake_case name (used in reports and fixture file names).
@@ -207,6 +224,8 @@ impl Case {
             Case::Overloaded529 => "error_529",
             Case::MalformedJson => "malformed_json",
             Case::TruncatedStream => "truncated_stream",
+            Case::TruncatedStreamToolCall => "truncated_stream_tool_call",
+            Case::TruncatedToolArguments => "truncated_tool_arguments",
         }
     }
 
@@ -214,7 +233,11 @@ impl Case {
     pub fn is_stream(self) -> bool {
         matches!(
             self,
-            Case::Streaming | Case::StreamingToolCall | Case::TruncatedStream
+            Case::Streaming
+                | Case::StreamingToolCall
+                | Case::TruncatedStream
+                | Case::TruncatedStreamToolCall
+                | Case::TruncatedToolArguments
         )
     }
 
@@ -229,7 +252,9 @@ impl Case {
             Case::Unavailable503 => &[ErrorKind::Server, ErrorKind::Overloaded],
             Case::Overloaded529 => &[ErrorKind::Overloaded],
             Case::MalformedJson => &[ErrorKind::InvalidResponse],
-            Case::TruncatedStream => &[ErrorKind::Truncated],
+            Case::TruncatedStream
+            | Case::TruncatedStreamToolCall
+            | Case::TruncatedToolArguments => &[ErrorKind::Truncated],
             _ => &[],
         }
     }
@@ -280,7 +305,11 @@ impl Case {
             .with_max_tokens(256);
         if matches!(
             self,
-            Case::ToolCall | Case::StreamingToolCall | Case::ToolResult
+            Case::ToolCall
+                | Case::StreamingToolCall
+                | Case::ToolResult
+                | Case::TruncatedStreamToolCall
+                | Case::TruncatedToolArguments
         ) {
             request = request.with_tool(tool);
         }
@@ -302,7 +331,10 @@ impl Case {
         match self {
             Case::SystemPrompt => needles.push(SYSTEM_TEXT),
             Case::MultiTurn => needles.extend([SYSTEM_TEXT, FIRST_USER_TEXT, FIRST_ASSISTANT_TEXT]),
-            Case::ToolCall | Case::StreamingToolCall => needles.extend([TOOL_NAME, "City name"]),
+            Case::ToolCall
+            | Case::StreamingToolCall
+            | Case::TruncatedStreamToolCall
+            | Case::TruncatedToolArguments => needles.extend([TOOL_NAME, "City name"]),
             Case::ToolResult => needles.extend([TOOL_NAME, "sunny"]),
             Case::StructuredOutput => needles.push("temperature_c"),
             _ => {}
@@ -463,7 +495,8 @@ pub async fn run_case(
     let request = case.request();
     let outcome = tokio::time::timeout(Duration::from_secs(10), call(&*model, case, request))
         .await
-        .map_err(|_| "no answer within 10s".to_owned())?;
+        .map_err(|_| "no answer within 10s".to_owned())?
+        .map_err(|why| format!("stream contract: {why}"))?;
 
     let requests = server.requests();
     if requests.len() != 1 {
@@ -486,22 +519,54 @@ async fn call(
     model: &dyn ChatModel,
     case: Case,
     request: ChatRequest,
-) -> Result<(ChatResponse, Option<usize>), Error> {
+) -> Result<Result<(ChatResponse, Option<usize>), Error>, String> {
     if !case.is_stream() {
-        return model.chat(request).await.map(|r| (r, None));
+        return Ok(model.chat(request).await.map(|r| (r, None)));
     }
-    let mut stream = model.stream(request).await?;
+    let stream = match model.stream(request).await {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
+    };
+    let items: Vec<llmkit_core::Result<StreamEvent>> = stream.collect().await;
+    check_stream_contract(&items)?;
     let mut acc = StreamAccumulator::new();
     let mut text_deltas = 0;
-    while let Some(event) = stream.next().await {
-        let event = event?;
+    for item in items {
+        let event = match item {
+            Ok(event) => event,
+            // The stream's own error, not one the accumulator infers.
+            Err(e) => return Ok(Err(e)),
+        };
         if matches!(event, StreamEvent::TextDelta { .. }) {
             text_deltas += 1;
         }
         acc.push(&event);
     }
     // The folded response plus how many text deltas arrived.
-    Ok((acc.finish(model.info())?, Some(text_deltas)))
+    Ok(acc
+        .finish(model.info())
+        .map(|response| (response, Some(text_deltas))))
+}
+
+/// The stream contract every provider keeps, whatever the case: it ends with exactly one
+/// terminal item, a [`StreamEvent::Done`] or an error, and nothing follows it.
+fn check_stream_contract(items: &[llmkit_core::Result<StreamEvent>]) -> Result<(), String> {
+    let terminal = |item: &llmkit_core::Result<StreamEvent>| {
+        matches!(item, Err(_) | Ok(StreamEvent::Done { .. }))
+    };
+    let terminals = items.iter().filter(|i| terminal(i)).count();
+    match items.last() {
+        None => Err("the stream ended without any item (no Done, no error)".into()),
+        Some(last) if !terminal(last) => Err(
+            "the stream ended without a Done or an error: a cut-off stream must yield \
+             Err(Truncated) itself"
+                .into(),
+        ),
+        Some(_) if terminals > 1 => Err(format!(
+            "{terminals} terminal items (Done or error); a stream ends with exactly one"
+        )),
+        Some(_) => Ok(()),
+    }
 }
 
 fn check_common_request(case: Case, sent: &RecordedRequest) -> Result<(), String> {
@@ -638,6 +703,31 @@ fn check_error(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_contract_table() {
+        let text = || Ok(StreamEvent::TextDelta { text: "a".into() });
+        let done = || {
+            Ok(StreamEvent::Done {
+                finish_reason: FinishReason::Stop,
+            })
+        };
+        let cut = || Err(Error::new(ErrorKind::Truncated, "cut"));
+        let cases: Vec<(Vec<llmkit_core::Result<StreamEvent>>, bool)> = vec![
+            (vec![text(), done()], true),
+            (vec![text(), cut()], true),
+            (vec![cut()], true),
+            // The Anthropic bug of issue 17: cut off, yet neither Done nor an error.
+            (vec![text()], false),
+            (vec![], false),
+            (vec![text(), done(), done()], false),
+            (vec![done(), text()], false),
+            (vec![cut(), done()], false),
+        ];
+        for (items, ok) in cases {
+            assert_eq!(check_stream_contract(&items).is_ok(), ok, "{items:?}");
+        }
+    }
 
     #[test]
     fn names_are_unique_and_requests_carry_the_user_text() {

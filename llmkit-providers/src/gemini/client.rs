@@ -422,13 +422,12 @@ impl ChatModel for GeminiModel {
         let this = self.clone();
         Ok(crate::frames::chat_stream(
             frames,
-            move |event: Option<SseEvent>| {
-                match event {
-                    Some(event) => state.on_data(&event.data, &model),
-                    None => Ok(state.on_end()),
-                }
-                .map_err(|e| this.context(e, req_id.as_ref()))
+            "a chunk with a finishReason",
+            move |event: Option<SseEvent>| match event {
+                Some(event) => state.on_data(&event.data, &model),
+                None => Ok(state.on_end()),
             },
+            move |e| this.context(e, req_id.as_ref()),
         ))
     }
 }

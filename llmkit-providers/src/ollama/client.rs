@@ -253,14 +253,17 @@ impl ChatModel for OllamaModel {
             mapper.transport_error(e)
         });
         let this = self.clone();
-        Ok(crate::frames::chat_stream(lines, move |chunk| {
-            match chunk {
+        Ok(crate::frames::chat_stream(
+            lines,
+            "a line with done: true",
+            move |chunk| match chunk {
                 Some(chunk) => state.on_chunk(chunk),
-                // Ended before `done: true`: no `Done` event, so callers see a truncation.
+                // `Done` comes only from `done: true`; the shared contract turns its absence
+                // into a truncation error.
                 None => Ok(Vec::new()),
-            }
-            .map_err(|e| this.context(e, req_id.as_ref()))
-        }))
+            },
+            move |e| this.context(e, req_id.as_ref()),
+        ))
     }
 }
 

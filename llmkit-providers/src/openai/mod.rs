@@ -30,15 +30,13 @@
 
 pub(crate) mod wire;
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use llmkit_core::{
     Capabilities, ChatModel, ChatRequest, ChatResponse, ChatStream, EmbeddingModel,
-    EmbeddingRequest, EmbeddingResponse, Error, ModelInfo, Result, StreamEvent, async_trait,
+    EmbeddingRequest, EmbeddingResponse, Error, ModelInfo, Result, async_trait,
 };
 use reqwest::header::HeaderMap;
 use serde_json::json;
@@ -359,73 +357,24 @@ impl ChatModel for OpenAiModel {
             .model
             .clone()
             .unwrap_or_else(|| inner.info.model.clone());
-        let state =
-            wire::StreamState::new(http::provider_request_id(response.headers()), model.clone());
+        let mut state =
+            wire::StreamState::new(http::provider_request_id(response.headers()), model);
         let mapper = inner.mapper.clone();
         let events = sse_stream(response.bytes_stream(), move |e| mapper.transport_error(e));
-        Ok(drive_stream(
-            Box::pin(events),
-            state,
-            inner.mapper.clone(),
-            model,
+        let mapper = inner.mapper.clone();
+        let this = self.clone();
+        Ok(crate::frames::chat_stream(
+            events,
+            "[DONE] or a finish reason",
+            move |event: Option<crate::sse::SseEvent>| match event {
+                Some(event) => {
+                    state.on_data(&event.data, &|body| mapper.error_from_stream_event(body))
+                }
+                None => Ok(state.on_end()),
+            },
+            move |e| this.context(&request)(e),
         ))
     }
-}
-
-type SseEvents =
-    std::pin::Pin<Box<dyn futures::Stream<Item = Result<crate::sse::SseEvent>> + Send>>;
-
-/// Runs the SSE events through the stream state machine, stamping errors with context.
-fn drive_stream(
-    events: SseEvents,
-    state: wire::StreamState,
-    mapper: ErrorMapper,
-    model: String,
-) -> ChatStream {
-    struct Driver {
-        events: SseEvents,
-        state: wire::StreamState,
-        mapper: ErrorMapper,
-        model: String,
-        queue: VecDeque<Result<StreamEvent>>,
-        finished: bool,
-    }
-    let driver = Driver {
-        events,
-        state,
-        mapper,
-        model,
-        queue: VecDeque::new(),
-        finished: false,
-    };
-    Box::pin(futures::stream::unfold(driver, |mut d| async move {
-        loop {
-            if let Some(item) = d.queue.pop_front() {
-                let item = item.map_err(|e| e.or_context(d.mapper.provider(), &d.model));
-                return Some((item, d));
-            }
-            if d.finished || d.state.is_done() {
-                return None;
-            }
-            match d.events.next().await {
-                Some(Ok(event)) => {
-                    let mapper = d.mapper.clone();
-                    let items = d
-                        .state
-                        .on_data(&event.data, &|body| mapper.error_from_stream_event(body));
-                    d.queue.extend(items);
-                }
-                Some(Err(e)) => {
-                    d.finished = true;
-                    d.queue.push_back(Err(e));
-                }
-                None => {
-                    d.finished = true;
-                    d.queue.extend(d.state.on_end());
-                }
-            }
-        }
-    }))
 }
 
 /// OpenAI (or compatible) embeddings over `/embeddings`. Cheap to clone.

@@ -167,32 +167,43 @@ fn no_error(_: &str) -> llmkit_core::Error {
     llmkit_core::Error::new(ErrorKind::Server, "stream error")
 }
 
-fn run(datas: &[&str]) -> Vec<Result<StreamEvent, ErrorKind>> {
+/// The payloads through the state machine and the shared stream contract.
+async fn run(datas: &[&str]) -> Vec<Result<StreamEvent, ErrorKind>> {
     let mut s = StreamState::new(None, "asked-model".into());
-    let mut out = Vec::new();
-    for d in datas {
-        out.extend(s.on_data(d, &no_error));
-    }
-    out.extend(s.on_end());
-    out.into_iter().map(|r| r.map_err(|e| e.kind())).collect()
+    let frames: Vec<llmkit_core::Result<String>> =
+        datas.iter().map(|d| Ok((*d).to_owned())).collect();
+    let stream = crate::frames::chat_stream(
+        futures::stream::iter(frames),
+        "[DONE]",
+        move |d: Option<String>| match d {
+            Some(d) => s.on_data(&d, &no_error),
+            None => Ok(s.on_end()),
+        },
+        |e| e,
+    );
+    futures::StreamExt::collect::<Vec<_>>(stream)
+        .await
+        .into_iter()
+        .map(|r| r.map_err(|e| e.kind()))
+        .collect()
 }
 
-#[test]
-fn stream_state_machine() {
+#[tokio::test]
+async fn stream_state_machine() {
     let chunk = |delta: serde_json::Value, finish: serde_json::Value| {
         json!({"id": "c1", "model": "gpt-4o", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}).to_string()
     };
     let a = chunk(json!({"role": "assistant", "content": ""}), json!(null));
     let b = chunk(json!({"content": "Hi"}), json!(null));
     let t = chunk(
-        json!({"tool_calls": [{"index": 1, "id": "call_9", "function": {"name": "f", "arguments": "{\"a\""}}]}),
+        json!({"tool_calls": [{"index": 1, "id": "call_9", "function": {"name": "f", "arguments": "{\"a\":1}"}}]}),
         json!(null),
     );
     let f = chunk(json!({}), json!("tool_calls"));
     let u =
         json!({"id": "c1", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4}})
             .to_string();
-    let events = run(&[&a, &b, &t, &f, &u, "[DONE]"]);
+    let events = run(&[&a, &b, &t, &f, &u, "[DONE]"]).await;
     assert!(matches!(&events[0], Ok(StreamEvent::Start { model, .. }) if model == "gpt-4o"));
     assert_eq!(events[1], Ok(StreamEvent::TextDelta { text: "Hi".into() }));
     assert!(
@@ -208,25 +219,37 @@ fn stream_state_machine() {
     assert_eq!(events.len(), 5);
 
     // A finish reason without [DONE] still finishes; nothing at all is a truncation.
-    let events = run(&[&b, &chunk(json!({}), json!("stop"))]);
+    let events = run(&[&b, &chunk(json!({}), json!("stop"))]).await;
     assert_eq!(
         events.last(),
         Some(&Ok(StreamEvent::Done {
             finish_reason: FinishReason::Stop
         }))
     );
-    let events = run(&[&b]);
+    let events = run(&[&b]).await;
     assert_eq!(events.last(), Some(&Err(ErrorKind::Truncated)));
     // Error payloads and garbage end the stream with an error.
-    let events = run(&[&b, r#"{"error":{"message":"boom"}}"#, &b]);
+    let events = run(&[&b, r#"{"error":{"message":"boom"}}"#, &b]).await;
     assert_eq!(events.last(), Some(&Err(ErrorKind::Server)));
     assert_eq!(
-        run(&["{not json"]).last(),
+        run(&["{not json"]).await.last(),
         Some(&Err(ErrorKind::InvalidResponse))
+    );
+    // Tool arguments cut off by a token limit: the finish reason arrives, the call is partial.
+    let cut = chunk(
+        json!({"tool_calls": [{"index": 0, "id": "call_1", "function": {"name": "f", "arguments": "{\"a\": "}}]}),
+        json!(null),
+    );
+    let events = run(&[&a, &cut, &chunk(json!({}), json!("length")), "[DONE]"]).await;
+    assert_eq!(events.last(), Some(&Err(ErrorKind::Truncated)));
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Ok(StreamEvent::Done { .. })))
     );
     // Refusal deltas end as a content filter.
     let r = chunk(json!({"refusal": "No."}), json!(null));
-    let events = run(&[&r, &chunk(json!({}), json!("stop")), "[DONE]"]);
+    let events = run(&[&r, &chunk(json!({}), json!("stop")), "[DONE]"]).await;
     assert_eq!(
         events.last(),
         Some(&Ok(StreamEvent::Done {

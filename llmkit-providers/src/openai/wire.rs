@@ -389,15 +389,13 @@ pub(crate) fn parse_response(
     })
 }
 
-/// Turns SSE `data:` payloads into [`StreamEvent`]s, remembering what it has seen so the end of
-/// the stream can be judged: `[DONE]` or a finish reason ends normally; anything else is
-/// [`ErrorKind::Truncated`].
+/// Turns SSE `data:` payloads into [`StreamEvent`]s. `[DONE]` or a finish reason is the end
+/// marker; how a stream without one ends is decided by the shared contract in `frames.rs`.
 #[derive(Debug, Default)]
 pub(crate) struct StreamState {
     started: bool,
     finish: Option<FinishReason>,
     refused: bool,
-    done: bool,
     /// Provider request id from the response headers, preferred over the chunk id.
     header_request_id: Option<String>,
     /// Reported as the answering model when chunks do not name one (some compatible servers).
@@ -413,64 +411,39 @@ impl StreamState {
         }
     }
 
-    pub(crate) fn is_done(&self) -> bool {
-        self.done
-    }
-
     /// One `data:` payload. `on_error` classifies an `{"error": ...}` payload sent mid-stream.
     pub(crate) fn on_data(
         &mut self,
         data: &str,
         on_error: &dyn Fn(&str) -> Error,
-    ) -> Vec<Result<StreamEvent>> {
-        let mut out = Vec::new();
-        if self.done {
-            return out;
-        }
+    ) -> Result<Vec<StreamEvent>> {
         if data.trim() == "[DONE]" {
-            self.done = true;
-            out.push(Ok(StreamEvent::Done {
+            return Ok(vec![StreamEvent::Done {
                 finish_reason: self.final_reason(),
-            }));
-            return out;
+            }]);
         }
-        let value: Value = match serde_json::from_str(data) {
-            Ok(v) => v,
-            Err(e) => {
-                self.done = true;
-                out.push(Err(Error::invalid_response(format!(
-                    "stream chunk is not json: {e}"
-                ))
-                .with_body_excerpt(data)));
-                return out;
-            }
-        };
+        let value: Value = serde_json::from_str(data).map_err(|e| {
+            Error::invalid_response(format!("stream chunk is not json: {e}"))
+                .with_body_excerpt(data)
+        })?;
         if value.get("error").is_some() {
-            self.done = true;
-            out.push(Err(on_error(data)));
-            return out;
+            return Err(on_error(data));
         }
-        let chunk: WireResponse = match serde_json::from_value(value) {
-            Ok(c) => c,
-            Err(e) => {
-                self.done = true;
-                out.push(Err(Error::invalid_response(format!(
-                    "stream chunk has an unexpected shape: {e}"
-                ))
-                .with_body_excerpt(data)));
-                return out;
-            }
-        };
+        let chunk: WireResponse = serde_json::from_value(value).map_err(|e| {
+            Error::invalid_response(format!("stream chunk has an unexpected shape: {e}"))
+                .with_body_excerpt(data)
+        })?;
+        let mut out = Vec::new();
         if !self.started {
             self.started = true;
-            out.push(Ok(StreamEvent::Start {
+            out.push(StreamEvent::Start {
                 model: chunk
                     .model
                     .clone()
                     .filter(|m| !m.is_empty())
                     .unwrap_or_else(|| self.requested_model.clone()),
                 provider_request_id: self.header_request_id.clone().or(chunk.id.clone()),
-            }));
+            });
         }
         // llmkit asks for one choice (`n` is never sent); should a server send several anyway,
         // only choice 0 is followed so their deltas never interleave.
@@ -481,23 +454,23 @@ impl StreamState {
         {
             if let Some(delta) = choice.delta {
                 if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
-                    out.push(Ok(StreamEvent::TextDelta { text }));
+                    out.push(StreamEvent::TextDelta { text });
                 }
                 if let Some(refusal) = delta.refusal.filter(|t| !t.is_empty()) {
                     self.refused = true;
-                    out.push(Ok(StreamEvent::TextDelta { text: refusal }));
+                    out.push(StreamEvent::TextDelta { text: refusal });
                 }
                 for (pos, call) in delta.tool_calls.into_iter().enumerate() {
                     let (name, arguments) = call
                         .function
                         .map(|f| (f.name, f.arguments.unwrap_or_default()))
                         .unwrap_or_default();
-                    out.push(Ok(StreamEvent::ToolCallDelta {
+                    out.push(StreamEvent::ToolCallDelta {
                         index: call.index.unwrap_or(pos),
                         id: call.id,
                         name,
                         arguments,
-                    }));
+                    });
                 }
             }
             if let Some(reason) = choice.finish_reason {
@@ -505,11 +478,11 @@ impl StreamState {
             }
         }
         if let Some(usage) = chunk.usage {
-            out.push(Ok(StreamEvent::Usage {
+            out.push(StreamEvent::Usage {
                 usage: usage.to_usage(),
-            }));
+            });
         }
-        out
+        Ok(out)
     }
 
     fn final_reason(&self) -> FinishReason {
@@ -519,22 +492,16 @@ impl StreamState {
         self.finish.clone().unwrap_or(FinishReason::Stop)
     }
 
-    /// The byte stream ended. Some compatible servers omit `[DONE]` after a finish reason; that
-    /// still counts as finished. Without either, the reply was cut off.
-    pub(crate) fn on_end(&mut self) -> Option<Result<StreamEvent>> {
-        if self.done {
-            return None;
-        }
-        self.done = true;
-        if self.finish.is_some() {
-            return Some(Ok(StreamEvent::Done {
+    /// The byte stream ended without `[DONE]`. Some compatible servers omit it after a finish
+    /// reason; that still counts as finished. Without either, no `Done`: the shared contract
+    /// reports the truncation.
+    pub(crate) fn on_end(&mut self) -> Vec<StreamEvent> {
+        match self.finish {
+            Some(_) => vec![StreamEvent::Done {
                 finish_reason: self.final_reason(),
-            }));
+            }],
+            None => Vec::new(),
         }
-        Some(Err(Error::new(
-            ErrorKind::Truncated,
-            "stream ended before a finish reason or [DONE]",
-        )))
     }
 }
 
