@@ -307,3 +307,68 @@ fn config_validation_and_debug() {
     assert_eq!(m.chat_url(), "https://api.openai.com/v1/chat/completions");
     assert_eq!(m.info().provider, "openai");
 }
+
+/// The bytes of the request body, pinned: the typed wire structs must send exactly what the
+/// former hand-built `json!` bodies sent (keys in sorted order, the same number formatting).
+#[test]
+fn request_bytes_are_pinned() {
+    let strict_tool = ToolDefinition::new("lookup", "", json!({"type": "object"}));
+    let mut strict_tool = strict_tool;
+    strict_tool.strict = true;
+    let full = ChatRequest::new(vec![
+        Message::system("Be brief."),
+        Message::user("What is in this image?").with_image(ImageSource::Url {
+            url: "https://example.com/a.png".into(),
+        }),
+        Message::assistant_tool_calls(
+            Some("Checking.".into()),
+            vec![ToolCall {
+                id: "call_1".into(),
+                name: "get_weather".into(),
+                arguments: json!({"city": "Paris"}),
+            }],
+        ),
+        Message::tool_result("call_1", "18C"),
+        Message::assistant("Sunny."),
+        Message {
+            name: Some("ada".into()),
+            ..Message::user("Thanks")
+        },
+    ])
+    .with_temperature(0.7)
+    .with_max_tokens(50)
+    .with_seed(7)
+    .with_tool(ToolDefinition::new(
+        "get_weather",
+        "weather",
+        json!({"type": "object", "properties": {"city": {"type": "string"}}}),
+    ))
+    .with_tool(strict_tool)
+    .with_tool_choice(ToolChoice::Required)
+    .with_response_format(ResponseFormat::JsonSchema {
+        name: "answer".into(),
+        schema: json!({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}),
+        strict: true,
+    });
+    let mut full = full;
+    full.top_p = Some(0.9);
+    full.stop = vec!["END".into()];
+    let body = wire::chat_body(&full, "gpt-4o-mini", true, OPENAI).unwrap();
+    assert_eq!(
+        serde_json::to_string(&body).unwrap(),
+        r#"{"max_completion_tokens":50,"messages":[{"content":"Be brief.","role":"system"},{"content":[{"text":"What is in this image?","type":"text"},{"image_url":{"url":"https://example.com/a.png"},"type":"image_url"}],"role":"user"},{"content":"Checking.","role":"assistant","tool_calls":[{"function":{"arguments":"{\"city\":\"Paris\"}","name":"get_weather"},"id":"call_1","type":"function"}]},{"content":"18C","role":"tool","tool_call_id":"call_1"},{"content":"Sunny.","role":"assistant"},{"content":"Thanks","name":"ada","role":"user"}],"model":"gpt-4o-mini","response_format":{"json_schema":{"name":"answer","schema":{"additionalProperties":false,"properties":{"a":{"type":"string"}},"required":["a"],"type":"object"},"strict":true},"type":"json_schema"},"seed":7,"stop":["END"],"stream":true,"stream_options":{"include_usage":true},"temperature":0.699999988079071,"tool_choice":"required","tools":[{"function":{"description":"weather","name":"get_weather","parameters":{"properties":{"city":{"type":"string"}},"type":"object"}},"type":"function"},{"function":{"description":"","name":"lookup","parameters":{"type":"object"},"strict":true},"type":"function"}],"top_p":0.8999999761581421}"#
+    );
+    let compatible = BodyOptions {
+        max_tokens_field: "max_tokens",
+        strict_schemas: false,
+    };
+    let small = ChatRequest::user("hi")
+        .with_max_tokens(5)
+        .with_tool_choice(ToolChoice::Tool { name: "f".into() })
+        .with_response_format(ResponseFormat::Json);
+    let body = wire::chat_body(&small, "qwen", false, compatible).unwrap();
+    assert_eq!(
+        serde_json::to_string(&body).unwrap(),
+        r#"{"max_tokens":5,"messages":[{"content":"hi","role":"user"}],"model":"qwen","response_format":{"type":"json_object"},"tool_choice":{"function":{"name":"f"},"type":"function"}}"#
+    );
+}
