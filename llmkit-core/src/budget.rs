@@ -7,6 +7,12 @@
 //! fast with [`ErrorKind::BudgetExceeded`] or is downgraded to a cheaper model, by policy.
 //! Reserving before the call keeps concurrent calls from overspending together.
 //!
+//! **Money fails closed.** The layer prices what will actually be called: the
+//! [`candidates`](crate::ChatModel::candidates) of the model it wraps (a router's routes and
+//! escalation paths, a fallback's links), reserving for the most expensive one. A candidate the
+//! pricer does not know is refused with [`ErrorKind::Config`] naming it, unless
+//! [`BudgetLayer::allow_unpriced`] says otherwise; it is never reserved at $0 silently.
+//!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! use std::sync::Arc;
@@ -36,7 +42,7 @@ use rust_decimal::Decimal;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::layer::Layer;
-use crate::model::{ChatModel, ChatStream, ModelInfo};
+use crate::model::{Candidate, ChatModel, ChatStream, ModelInfo};
 use crate::request::ChatRequest;
 use crate::response::{ChatResponse, Cost, Usage};
 use crate::scripted::estimate_tokens;
@@ -132,6 +138,7 @@ pub struct BudgetLayer {
     global: Option<(Decimal, Duration)>,
     default_output_tokens: u64,
     on_exceed: OverBudget,
+    allow_unpriced: bool,
     ledger: Arc<Mutex<Ledger>>,
 }
 
@@ -142,6 +149,7 @@ impl std::fmt::Debug for BudgetLayer {
             .field("per_tenant", &self.per_tenant)
             .field("global", &self.global)
             .field("on_exceed", &self.on_exceed)
+            .field("allow_unpriced", &self.allow_unpriced)
             .finish_non_exhaustive()
     }
 }
@@ -156,6 +164,7 @@ impl BudgetLayer {
             global: None,
             default_output_tokens: 1024,
             on_exceed: OverBudget::Fail,
+            allow_unpriced: false,
             ledger: Arc::new(Mutex::new(Ledger::default())),
         }
     }
@@ -191,6 +200,17 @@ impl BudgetLayer {
         self
     }
 
+    /// Admit calls that may reach a model the pricer does not know, counting that model at $0
+    /// before the call (default: refuse them with [`ErrorKind::Config`] naming the model).
+    ///
+    /// Off by default because a $0 estimate reserves nothing, so concurrent calls to an unpriced
+    /// model can overspend every limit together. A call that answers with a priced model or a
+    /// response carrying its own cost still settles at its real cost.
+    pub fn allow_unpriced(mut self, allow: bool) -> Self {
+        self.allow_unpriced = allow;
+        self
+    }
+
     /// Spend recorded for a tenant in its current period.
     pub fn tenant_spend(&self, tenant: &str) -> Decimal {
         self.lock()
@@ -205,17 +225,61 @@ impl BudgetLayer {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The estimated cost of `request` on `info`'s model.
+    /// The estimated cost of `request` on `info`'s model, or `None` when the pricer does not know
+    /// that model.
     pub fn estimate(&self, info: &ModelInfo, request: &ChatRequest) -> Option<Cost> {
         let model = request.model.as_deref().unwrap_or(&info.model);
-        let usage = Usage {
+        self.pricer
+            .price(&info.provider, model, &self.estimated_usage(request))
+    }
+
+    fn estimated_usage(&self, request: &ChatRequest) -> Usage {
+        Usage {
             input_tokens: estimate_tokens(&request.text()),
             output_tokens: request
                 .max_tokens
                 .map_or(self.default_output_tokens, u64::from),
             ..Default::default()
-        };
-        self.pricer.price(&info.provider, model, &usage)
+        }
+    }
+
+    /// What `request` may cost on `model` at worst: the most expensive of its
+    /// [`candidates`](ChatModel::candidates), each path summed over the models it may bill.
+    ///
+    /// Fails with [`ErrorKind::Config`] naming the first model the pricer does not know, unless
+    /// [`allow_unpriced`](Self::allow_unpriced) is on (then that model counts as $0).
+    pub fn worst_case(&self, model: &dyn ChatModel, request: &ChatRequest) -> Result<Decimal> {
+        let mut worst = Decimal::ZERO;
+        for candidate in model.candidates() {
+            let mut path = Decimal::ZERO;
+            for info in &candidate.models {
+                match self.estimate(info, request) {
+                    Some(cost) => path += cost.total_usd,
+                    None if self.allow_unpriced => {}
+                    None => {
+                        let name = request.model.as_deref().unwrap_or(&info.model);
+                        return Err(Error::config(format!(
+                            "budget cannot price model `{}/{name}`: add it to the price table, \
+                             or opt in with BudgetLayer::allow_unpriced(true)",
+                            info.provider
+                        ))
+                        .or_context(&info.provider, name));
+                    }
+                }
+            }
+            worst = worst.max(path);
+        }
+        Ok(worst)
+    }
+
+    /// The real cost of a finished call: its own cost, or its usage priced for the model that
+    /// answered; `None` when neither is known.
+    fn actual(&self, resp: &ChatResponse) -> Option<Decimal> {
+        resp.cost.as_ref().map(|c| c.total_usd).or_else(|| {
+            self.pricer
+                .price(&resp.provider, &resp.model, &resp.usage)
+                .map(|c| c.total_usd)
+        })
     }
 
     /// Reserves `amount` for `tenant` against every limit, or says which limit it would cross.
@@ -305,21 +369,16 @@ struct Budgeted {
 }
 
 impl Budgeted {
-    /// Picks the model that fits the budget and reserves its estimate.
+    /// Picks the model that fits the budget and reserves its worst-case estimate.
     fn admit(&self, request: &ChatRequest) -> Result<(Arc<dyn ChatModel>, Decimal, bool)> {
         let tenant = request.meta.tenant.as_deref().unwrap_or("");
-        let estimate = |m: &Arc<dyn ChatModel>| {
-            self.budget
-                .estimate(m.info(), request)
-                .map_or(Decimal::ZERO, |c| c.total_usd)
-        };
-        let primary = estimate(&self.inner);
+        let primary = self.budget.worst_case(self.inner.as_ref(), request)?;
         let refusal = match self.budget.reserve(tenant, primary) {
             Ok(()) => return Ok((self.inner.clone(), primary, false)),
             Err(why) => why,
         };
         if let OverBudget::Downgrade(cheaper) = &self.budget.on_exceed {
-            let amount = estimate(cheaper);
+            let amount = self.budget.worst_case(cheaper.as_ref(), request)?;
             if self.budget.reserve(tenant, amount).is_ok() {
                 tracing::info!(reason = %refusal, to = %cheaper.info().model, "llmkit.budget.downgraded");
                 return Ok((cheaper.clone(), amount, true));
@@ -336,22 +395,22 @@ impl ChatModel for Budgeted {
         self.inner.info()
     }
 
+    /// The wrapped model's candidates, plus the downgrade target's when one is configured.
+    fn candidates(&self) -> Vec<Candidate> {
+        let mut all = self.inner.candidates();
+        if let OverBudget::Downgrade(cheaper) = &self.budget.on_exceed {
+            all.extend(cheaper.candidates());
+        }
+        all
+    }
+
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
         let tenant = request.meta.tenant.clone().unwrap_or_default();
         let (model, reserved, downgraded) = self.admit(&request)?;
         match model.chat(request).await {
             Ok(mut resp) => {
-                let actual = resp
-                    .cost
-                    .as_ref()
-                    .map(|c| c.total_usd)
-                    .or_else(|| {
-                        self.budget
-                            .pricer
-                            .price(&resp.provider, &resp.model, &resp.usage)
-                            .map(|c| c.total_usd)
-                    })
-                    .unwrap_or(reserved);
+                // Unknown real cost: the reservation stands (fail closed).
+                let actual = self.budget.actual(&resp).unwrap_or(reserved);
                 self.budget.settle(&tenant, actual - reserved);
                 if downgraded {
                     resp.trail
@@ -372,9 +431,33 @@ impl ChatModel for Budgeted {
     }
 
     async fn stream(&self, request: ChatRequest) -> Result<ChatStream> {
-        // Streams are admitted on the estimate; the reservation stands as the settled amount.
-        let (model, _reserved, _) = self.admit(&request)?;
-        model.stream(request).await
+        let tenant = request.meta.tenant.clone().unwrap_or_default();
+        let (model, reserved, _) = self.admit(&request)?;
+        let stream = match model.stream(request).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                self.budget.settle(&tenant, -reserved);
+                return Err(e);
+            }
+        };
+        // Settle when the stream completes, priced for the model that answered (named by its
+        // `Start` event). A stream that failed or was dropped may have been billed for what it
+        // produced, so its reservation stands.
+        let budget = self.budget.clone();
+        let candidates = model.candidates();
+        Ok(crate::resilience::observe(stream, move |end| {
+            if let crate::resilience::StreamEnd::Completed(usage, Some(answered)) = end {
+                let actual = candidates
+                    .iter()
+                    .flat_map(|c| c.models.iter())
+                    .find(|m| m.model == answered)
+                    .and_then(|m| budget.pricer.price(&m.provider, &answered, &usage))
+                    .map(|c| c.total_usd);
+                if let Some(actual) = actual {
+                    budget.settle(&tenant, actual - reserved);
+                }
+            }
+        }))
     }
 }
 

@@ -168,6 +168,10 @@ impl ChatModel for Stamp {
         self.inner.info()
     }
 
+    fn candidates(&self) -> Vec<crate::model::Candidate> {
+        self.inner.candidates()
+    }
+
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
         let request = Self::prepare(request);
         let request_id = request.meta.request_id.clone();
@@ -247,6 +251,10 @@ where
 {
     fn info(&self) -> &ModelInfo {
         self.inner.info()
+    }
+
+    fn candidates(&self) -> Vec<crate::model::Candidate> {
+        self.inner.candidates()
     }
 
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {

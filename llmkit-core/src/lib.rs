@@ -58,7 +58,7 @@ pub use message::{
     ContentPart, ImageSource, Message, Role, ToolCall, ToolChoice, ToolDefinition, ToolResult,
 };
 pub use model::{
-    Capabilities, ChatModel, ChatStream, EmbeddingModel, ModelInfo, StreamAccumulator,
+    Candidate, Capabilities, ChatModel, ChatStream, EmbeddingModel, ModelInfo, StreamAccumulator,
     collect_stream, response_to_events,
 };
 pub use prompt::{PromptRegistry, RenderedPrompt};

@@ -79,6 +79,32 @@ impl ModelInfo {
     }
 }
 
+/// One way a call may be answered and billed: the models it may reach, in call order.
+///
+/// A provider is one candidate of one model. A router lists one candidate per route, and an
+/// escalating router adds the path "cheap, then strong" as one candidate of two models, because
+/// that call pays for both. Budgets reserve for the most expensive candidate (issue 17: a budget
+/// that priced a router's own name reserved $0 and let 100 calls spend 44× the limit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// The models billed on this path, in call order (never empty when built by llmkit).
+    pub models: Vec<ModelInfo>,
+}
+
+impl Candidate {
+    /// A path through one model.
+    pub fn single(info: ModelInfo) -> Self {
+        Candidate { models: vec![info] }
+    }
+
+    /// This path followed by `next` (both are billed).
+    #[must_use]
+    pub fn then(mut self, next: &Candidate) -> Self {
+        self.models.extend(next.models.iter().cloned());
+        self
+    }
+}
+
 /// A streamed reply: a boxed stream of events that ends after [`StreamEvent::Done`] or with an
 /// error. A stream that ends without `Done` was cut off; [`collect_stream`] reports it as
 /// [`ErrorKind::Truncated`].
@@ -88,7 +114,10 @@ pub type ChatStream = Pin<Box<dyn Stream<Item = Result<StreamEvent>> + Send>>;
 ///
 /// Implementors must provide [`info`](ChatModel::info) and [`chat`](ChatModel::chat);
 /// [`stream`](ChatModel::stream) defaults to replaying the full reply as events, so a provider
-/// without native streaming still works with streaming callers.
+/// without native streaming still works with streaming callers, and
+/// [`candidates`](ChatModel::candidates) defaults to `info()` alone, which is right for a
+/// provider. A layer that wraps one model forwards `candidates` to it; a layer that chooses among
+/// models lists every choice.
 ///
 /// The trait is object-safe: application code holds `Arc<dyn ChatModel>`.
 #[diagnostic::on_unimplemented(
@@ -112,6 +141,14 @@ pub trait ChatModel: Send + Sync {
         let events = response_to_events(&response);
         Ok(Box::pin(futures::stream::iter(events.into_iter().map(Ok))))
     }
+
+    /// Every way a call to this model may be answered (see [`Candidate`]): what a budget must
+    /// price before the call. The default is [`info`](ChatModel::info) alone, right for a
+    /// provider; a wrapping layer that does not forward it reports its own `info`, which a budget
+    /// cannot price and therefore refuses (fail closed, never $0).
+    fn candidates(&self) -> Vec<Candidate> {
+        vec![Candidate::single(self.info().clone())]
+    }
 }
 
 #[async_trait]
@@ -125,6 +162,9 @@ impl<M: ChatModel + ?Sized> ChatModel for Arc<M> {
     async fn stream(&self, request: ChatRequest) -> Result<ChatStream> {
         (**self).stream(request).await
     }
+    fn candidates(&self) -> Vec<Candidate> {
+        (**self).candidates()
+    }
 }
 
 #[async_trait]
@@ -137,6 +177,9 @@ impl<M: ChatModel + ?Sized> ChatModel for Box<M> {
     }
     async fn stream(&self, request: ChatRequest) -> Result<ChatStream> {
         (**self).stream(request).await
+    }
+    fn candidates(&self) -> Vec<Candidate> {
+        (**self).candidates()
     }
 }
 

@@ -38,7 +38,7 @@ use async_trait::async_trait;
 use rust_decimal::Decimal;
 
 use crate::error::{Error, Result};
-use crate::model::{Capabilities, ChatModel, ChatStream, ModelInfo};
+use crate::model::{Candidate, Capabilities, ChatModel, ChatStream, ModelInfo};
 use crate::request::ChatRequest;
 use crate::response::ChatResponse;
 use crate::scripted::estimate_tokens;
@@ -399,6 +399,21 @@ impl Router {
 impl ChatModel for Router {
     fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    /// Every route's candidates, plus "escalation source, then target" paths: an escalated call
+    /// pays for the rejected reply and the strong one.
+    fn candidates(&self) -> Vec<Candidate> {
+        let mut all: Vec<Candidate> = self.routes.values().flat_map(|m| m.candidates()).collect();
+        if let Some(e) = &self.escalation {
+            if let (Some(from), Some(to)) = (self.routes.get(&e.from), self.routes.get(&e.to)) {
+                let targets = to.candidates();
+                for first in from.candidates() {
+                    all.extend(targets.iter().map(|t| first.clone().then(t)));
+                }
+            }
+        }
+        all
     }
 
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {

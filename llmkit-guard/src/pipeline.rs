@@ -414,6 +414,10 @@ impl ChatModel for Guarded {
         self.inner.info()
     }
 
+    fn candidates(&self) -> Vec<llmkit_core::model::Candidate> {
+        self.inner.candidates()
+    }
+
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
         let span = Self::span(&request);
         async {

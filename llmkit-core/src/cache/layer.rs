@@ -311,6 +311,10 @@ impl ChatModel for Cached {
         self.inner.info()
     }
 
+    fn candidates(&self) -> Vec<crate::model::Candidate> {
+        self.inner.candidates()
+    }
+
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
         if !self.policy.admits(&request) {
             self.counters.bypassed.fetch_add(1, Ordering::Relaxed);

@@ -196,6 +196,10 @@ impl ChatModel for SemanticCached {
         self.inner.info()
     }
 
+    fn candidates(&self) -> Vec<crate::model::Candidate> {
+        self.inner.candidates()
+    }
+
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
         let opted_in = request
             .meta

@@ -527,6 +527,10 @@ impl ChatModel for Breaker {
         self.inner.info()
     }
 
+    fn candidates(&self) -> Vec<crate::model::Candidate> {
+        self.inner.candidates()
+    }
+
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
         let (permit, opened) = self.breaker(&request).acquire()?;
         match self.inner.chat(request).await {
@@ -549,7 +553,7 @@ impl ChatModel for Breaker {
         match self.inner.stream(request).await {
             Ok(stream) => Ok(observe(stream, move |end| {
                 permit.finish(match end {
-                    StreamEnd::Completed(_) => Health::Healthy,
+                    StreamEnd::Completed(..) => Health::Healthy,
                     StreamEnd::Failed(e) => health_of(&e),
                     StreamEnd::Abandoned(_) => Health::Unknown,
                 });

@@ -368,6 +368,12 @@ impl ChatModel for Fallback {
         }
     }
 
+    /// Every link's candidates: any link may answer. The cached answer and the static default
+    /// cost nothing, so they add none.
+    fn candidates(&self) -> Vec<crate::model::Candidate> {
+        self.links.iter().flat_map(|l| l.candidates()).collect()
+    }
+
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
         match self
             .walk(&request, |link, req| async move { link.chat(req).await })

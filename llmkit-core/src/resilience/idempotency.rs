@@ -379,6 +379,10 @@ impl ChatModel for Idempotent {
         self.inner.info()
     }
 
+    fn candidates(&self) -> Vec<crate::model::Candidate> {
+        self.inner.candidates()
+    }
+
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
         let Some(key) = request.meta.idempotency_key.clone() else {
             return self.inner.chat(request).await;

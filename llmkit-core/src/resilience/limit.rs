@@ -434,6 +434,10 @@ impl ChatModel for Limit {
         self.inner.info()
     }
 
+    fn candidates(&self) -> Vec<crate::model::Candidate> {
+        self.inner.candidates()
+    }
+
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
         let (ticket, waited) = self.admit(&request).await?;
         match self.inner.chat(request).await {
@@ -463,7 +467,7 @@ impl ChatModel for Limit {
         };
         Ok(observe(stream, move |end| {
             let used = match end {
-                StreamEnd::Completed(u) | StreamEnd::Abandoned(u) if u.total_tokens() > 0 => {
+                StreamEnd::Completed(u, _) | StreamEnd::Abandoned(u) if u.total_tokens() > 0 => {
                     Some(u.total_tokens())
                 }
                 StreamEnd::Failed(_) => None,

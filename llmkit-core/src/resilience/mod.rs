@@ -203,8 +203,8 @@ pub(crate) async fn first_content(mut stream: ChatStream) -> Result<ChatStream> 
 
 /// How a stream ended, reported once to an [`observe`] callback.
 pub(crate) enum StreamEnd {
-    /// `Done` arrived; the last usage event seen, if any.
-    Completed(crate::response::Usage),
+    /// `Done` arrived; the last usage event seen and the model its `Start` event named.
+    Completed(crate::response::Usage, Option<String>),
     /// The stream yielded an error.
     Failed(Error),
     /// It ended without `Done` or was dropped by the caller before the end.
@@ -222,6 +222,7 @@ pub(crate) fn observe(
     Box::pin(Observed {
         inner: stream,
         usage: crate::response::Usage::default(),
+        model: None,
         on_end: Some(Box::new(on_end)),
     })
 }
@@ -229,6 +230,7 @@ pub(crate) fn observe(
 struct Observed {
     inner: ChatStream,
     usage: crate::response::Usage,
+    model: Option<String>,
     on_end: Option<OnEnd>,
 }
 
@@ -250,10 +252,11 @@ impl Stream for Observed {
             Poll::Ready(item) => item,
         };
         match &item {
+            Some(Ok(StreamEvent::Start { model, .. })) => this.model = Some(model.clone()),
             Some(Ok(StreamEvent::Usage { usage })) => this.usage = *usage,
             Some(Ok(StreamEvent::Done { .. })) => {
-                let usage = this.usage;
-                this.finish(StreamEnd::Completed(usage));
+                let (usage, model) = (this.usage, this.model.take());
+                this.finish(StreamEnd::Completed(usage, model));
             }
             Some(Err(e)) => this.finish(StreamEnd::Failed(e.clone())),
             None => {

@@ -135,6 +135,10 @@ impl ChatModel for Timeout {
         self.inner.info()
     }
 
+    fn candidates(&self) -> Vec<crate::model::Candidate> {
+        self.inner.candidates()
+    }
+
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
         let info = self.inner.info();
         let deadline = request.meta.deadline.map(Instant::from_std);

@@ -465,6 +465,10 @@ impl ChatModel for Traced {
         self.inner.info()
     }
 
+    fn candidates(&self) -> Vec<crate::model::Candidate> {
+        self.inner.candidates()
+    }
+
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
         let ctx = self.shared.begin(self.inner.info(), &request, false);
         let result = self.inner.chat(request).instrument(ctx.span.clone()).await;

@@ -236,6 +236,10 @@ impl ChatModel for Retry {
         self.inner.info()
     }
 
+    fn candidates(&self) -> Vec<crate::model::Candidate> {
+        self.inner.candidates()
+    }
+
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
         let inner = &self.inner;
         let (mut resp, errors) = self.run(&request, |req| inner.chat(req)).await?;
