@@ -40,6 +40,17 @@ fn model(name: &str, reply: &str) -> Arc<ScriptedModel> {
     )
 }
 
+/// Routes to `small` unless tagged `hard=yes`.
+fn small_or_large() -> Router {
+    Router::builder("r")
+        .route("cheap", model("small", "ok"))
+        .route("strong", model("large", "ok"))
+        .rule(RouteRule::tag("hard", "yes"), "strong")
+        .default_route("cheap")
+        .build()
+        .unwrap()
+}
+
 /// 1,000 output tokens + "hi" (1 token) at $100/M = $0.1001 on `large`.
 fn request() -> ChatRequest {
     ChatRequest::user("hi").with_max_tokens(1_000)
@@ -47,13 +58,7 @@ fn request() -> ChatRequest {
 
 #[tokio::test]
 async fn router_is_priced_by_its_most_expensive_route() {
-    let router = Router::builder("r")
-        .route("cheap", model("small", "ok"))
-        .route("strong", model("large", "ok"))
-        .rule(RouteRule::tag("hard", "yes"), "strong")
-        .default_route("cheap")
-        .build()
-        .unwrap();
+    let router = small_or_large();
     let budget = BudgetLayer::new(pricer()).per_request_usd(Decimal::new(5, 2)); // $0.05
     assert_eq!(
         budget.worst_case(&router, &request()).unwrap(),
@@ -135,13 +140,7 @@ async fn candidates_pass_through_resilience_layers_and_pipelines() {
 async fn settles_with_the_answering_models_real_usage() {
     // Reserve for `large` (the router may pick it), answer on `small`: the tenant is charged
     // what `small` really cost, not the reservation.
-    let router = Router::builder("r")
-        .route("cheap", model("small", "ok"))
-        .route("strong", model("large", "ok"))
-        .rule(RouteRule::tag("hard", "yes"), "strong")
-        .default_route("cheap")
-        .build()
-        .unwrap();
+    let router = small_or_large();
     let budget = BudgetLayer::new(pricer()).per_tenant_usd(Decimal::ONE, Duration::from_secs(60));
     let stack = budget.layer(Arc::new(router));
     let resp = stack.chat(request().with_tenant("t")).await.unwrap();
