@@ -45,7 +45,8 @@ use std::task::{Context, Poll};
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 use llmkit_core::{
-    ChatModel, ChatRequest, ChatResponse, ChatStream, Error, ErrorKind, Layer, ModelInfo, Result,
+    Candidate, ChatModel, ChatRequest, ChatResponse, ChatStream, Error, ErrorKind, Layer,
+    ModelInfo, Result,
 };
 use tower_service::Service;
 
@@ -225,9 +226,12 @@ where
 {
     fn layer(&self, inner: Arc<dyn ChatModel>) -> Arc<dyn ChatModel> {
         let info = inner.info().clone();
+        // Budgets price what the inner model may call, which tower middleware cannot change.
+        let candidates = inner.candidates();
         let service = self.layer.layer(CallService::new(inner));
         Arc::new(TowerModel {
             info,
+            candidates,
             service: tokio::sync::Mutex::new(service),
         })
     }
@@ -236,6 +240,7 @@ where
 /// A tower service of [`ModelCall`]s seen as a [`ChatModel`]; what [`TowerLayer`] builds.
 pub struct TowerModel<S> {
     info: ModelInfo,
+    candidates: Vec<Candidate>,
     service: tokio::sync::Mutex<S>,
 }
 
@@ -258,6 +263,7 @@ where
     /// model's, so pricing and tracing see the model that really answers).
     pub fn new(info: ModelInfo, service: S) -> Self {
         TowerModel {
+            candidates: vec![Candidate::single(info.clone())],
             info,
             service: tokio::sync::Mutex::new(service),
         }
@@ -284,6 +290,10 @@ where
 {
     fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    fn candidates(&self) -> Vec<Candidate> {
+        self.candidates.clone()
     }
 
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
