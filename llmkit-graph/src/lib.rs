@@ -65,8 +65,3 @@ pub use checkpoint::{
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresCheckpointer;
 pub use run::RunOutcome;
-
-/// The orchestration guide (`docs/orchestration.md`), compiled as doctests so it cannot rot.
-#[cfg(doctest)]
-#[doc = include_str!("../../docs/orchestration.md")]
-pub struct OrchestrationGuide;
