@@ -9,6 +9,9 @@
 //!   `None` ("cost unknown") and one `tracing` warning per model, never a silent zero.
 //! - [`TokenSplit`] is the single place usage is normalized: cache-read and cache-write tokens
 //!   are part of `input_tokens`, so uncached = input − cached − cache writes.
+//! - [`caching`] holds each provider's prompt-caching rules (minimum prefix, increments,
+//!   lifetime, write premium) and a [`PromptCacheSimulator`](caching::PromptCacheSimulator)
+//!   that applies them to projected traffic.
 //!
 //! ```
 //! use llmkit_core::cost::PriceTable;
@@ -24,6 +27,7 @@
 //! assert!(table.cost("openai", "my-finetune", &usage).is_none(), "unknown is None, never zero");
 //! ```
 
+pub mod caching;
 pub mod price;
 
 pub use price::{ModelPrice, PriceTable, PricingMode, TokenSplit};

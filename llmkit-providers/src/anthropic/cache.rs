@@ -84,21 +84,13 @@ pub(crate) fn plan(sites: &[(BreakpointSite, usize)], min_tokens: u32, max: usiz
 }
 
 /// The minimum cacheable prompt length of a model, in tokens, from Anthropic's published
-/// table: 4096 for Claude Haiku 4.5 and Opus 4.5 and later, 2048 for Haiku 3/3.5 and Sonnet
-/// 4.6, 1024 for the rest. Unknown names get 1024; override with the provider's
-/// `min_cache_tokens` setting when a new model differs.
+/// table, kept with the other providers' caching rules in
+/// [`llmkit_core::cost::caching::anthropic_min_prefix_tokens`]: 4096 for Claude Haiku 4.5 and
+/// Opus 4.5 and later, 2048 for Haiku 3/3.5 and Sonnet 4.6, 1024 for the rest. Unknown names
+/// get 1024; override with the provider's `min_cache_tokens` setting when a new model differs.
 pub fn min_cacheable_tokens(model: &str) -> u32 {
-    let m = model.to_ascii_lowercase();
-    let newer_opus = [
-        "opus-4-5", "opus-4-6", "opus-4-7", "opus-4-8", "opus-4-9", "opus-5",
-    ];
-    if m.contains("haiku-4") || newer_opus.iter().any(|v| m.contains(v)) {
-        4096
-    } else if m.contains("haiku") || m.contains("sonnet-4-6") {
-        2048
-    } else {
-        1024
-    }
+    let min = llmkit_core::cost::caching::anthropic_min_prefix_tokens(model);
+    u32::try_from(min).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
