@@ -369,32 +369,27 @@ mod tests {
     #[test]
     fn simulator_gives_no_discount_below_the_minimum_or_when_unsupported() {
         let mut sim = PromptCacheSimulator::new(Retention::Default);
-        for secs in [0, 1] {
-            let mut u = usage(900);
+        let mut call = |provider: &str, model: &str, prefix: u64, input: u64, secs: u64| {
+            let mut u = usage(input);
             let ev = sim.apply(
-                "openai",
-                "gpt-4.1",
+                provider,
+                model,
                 "p",
-                750,
+                prefix,
                 Duration::from_secs(secs),
                 &mut u,
             );
+            (ev, u)
+        };
+        for secs in [0, 1] {
+            let (ev, u) = call("openai", "gpt-4.1", 750, 900, secs);
             assert_eq!(ev, CacheEvent::TooShort);
             assert_eq!(u.cached_input_tokens, 0);
         }
-        let mut u = usage(5_000);
-        let ev = sim.apply("openai", "gpt-4.1", "q", 4_000, Duration::ZERO, &mut u);
+        let (ev, u) = call("openai", "gpt-4.1-mini", 4_000, 5_000, 0);
         assert_eq!(ev, CacheEvent::Written { tokens: 3_968 });
         assert_eq!(u.cache_write_tokens, 0, "OpenAI bills no write premium");
-        let mut u = usage(5_000);
-        let ev = sim.apply(
-            "gcp.gemini",
-            "gemini-2.0-flash",
-            "q",
-            4_000,
-            Duration::ZERO,
-            &mut u,
-        );
+        let (ev, _) = call("gcp.gemini", "gemini-2.0-flash", 4_000, 5_000, 0);
         assert_eq!(ev, CacheEvent::Unsupported);
     }
 }
