@@ -24,14 +24,15 @@
 //! ```
 
 use llmkit_core::{
-    Capabilities, ChatModel, ChatRequest, ChatResponse, ChatStream, EmbeddingModel,
-    EmbeddingRequest, EmbeddingResponse, Error, ErrorKind, ModelInfo, Result, async_trait,
+    ChatModel, ChatRequest, ChatResponse, ChatStream, EmbeddingModel, EmbeddingRequest,
+    EmbeddingResponse, Error, ErrorKind, ModelInfo, Result, async_trait,
 };
 
 use crate::config::{ProviderConfig, ProviderKind};
 use crate::http::{self, ErrorRule};
 use crate::openai::{
-    BodyOptions, Endpoint, OpenAiEmbeddings, OpenAiModel, base_url, config_headers, header_secrets,
+    BodyOptions, CAPABILITIES, Endpoint, MaxTokensField, OpenAiEmbeddings, OpenAiModel, base_url,
+    config_transport,
 };
 
 /// Provider name of Azure OpenAI (OpenTelemetry `gen_ai.provider.name`).
@@ -76,7 +77,7 @@ fn azure_endpoint(config: &ProviderConfig, embeddings: bool) -> Result<Endpoint>
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .unwrap_or(DEFAULT_API_VERSION);
-    let mut headers = config_headers(config)?;
+    let mut headers = reqwest::header::HeaderMap::new();
     let secret = if let Some(token) = config.access_token.as_ref().filter(|t| !t.is_empty()) {
         http::insert_secret_header(&mut headers, "authorization", "Bearer ", token)?;
         token.clone()
@@ -92,26 +93,14 @@ fn azure_endpoint(config: &ProviderConfig, embeddings: bool) -> Result<Endpoint>
         chat_url: format!("{base}/chat/completions?api-version={version}"),
         embeddings_url: format!("{base}/embeddings?api-version={version}"),
         headers,
-        secrets: {
-            let mut all = header_secrets(config);
-            all.push(secret);
-            all
-        },
+        secrets: vec![secret],
         rules: AZURE_RULES,
         body: BodyOptions {
-            max_tokens_field: "max_completion_tokens",
+            max_tokens_field: MaxTokensField::MaxCompletionTokens,
             strict_schemas: true,
         },
-        timeout: config.timeout,
-        capabilities: Capabilities {
-            json_schema: true,
-            tools: true,
-            streaming: true,
-            prompt_caching: false,
-            batch: false,
-            embeddings: true,
-            vision: true,
-        },
+        capabilities: CAPABILITIES,
+        transport: config_transport(config),
     })
 }
 

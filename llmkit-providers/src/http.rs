@@ -178,7 +178,12 @@ impl Transport {
 
 /// The `timeout`, `header` and `http_client` setters of a builder with a `transport: Transport`
 /// field, written once for every provider.
-#[cfg(any(feature = "anthropic", feature = "gemini", feature = "ollama"))]
+#[cfg(any(
+    feature = "openai",
+    feature = "anthropic",
+    feature = "gemini",
+    feature = "ollama"
+))]
 macro_rules! transport_setters {
     () => {
         /// Per-request timeout. Default: none here (the HTTP client's and the pipeline's
@@ -203,7 +208,12 @@ macro_rules! transport_setters {
         }
     };
 }
-#[cfg(any(feature = "anthropic", feature = "gemini", feature = "ollama"))]
+#[cfg(any(
+    feature = "openai",
+    feature = "anthropic",
+    feature = "gemini",
+    feature = "ollama"
+))]
 pub(crate) use transport_setters;
 
 /// The time one attempt may take: the configured per-request timeout, shortened to what is

@@ -6,9 +6,22 @@ use serde_json::json;
 
 use super::wire::{self, BodyOptions, StreamState};
 use super::*;
+use crate::{ProviderConfig, ProviderKind};
+
+/// The body as a JSON value, to index into.
+fn chat_body(
+    request: &ChatRequest,
+    model: &str,
+    stream: bool,
+    opts: BodyOptions,
+) -> llmkit_core::Result<serde_json::Value> {
+    Ok(serde_json::to_value(wire::chat_body(
+        request, model, stream, opts,
+    )?)?)
+}
 
 const OPENAI: BodyOptions = BodyOptions {
-    max_tokens_field: "max_completion_tokens",
+    max_tokens_field: wire::MaxTokensField::MaxCompletionTokens,
     strict_schemas: true,
 };
 
@@ -40,7 +53,7 @@ fn body_maps_every_message_kind() {
     .with_tool_choice(ToolChoice::Tool {
         name: "get_weather".into(),
     });
-    let body = wire::chat_body(&request, "gpt-4o-mini", false, OPENAI).unwrap();
+    let body = chat_body(&request, "gpt-4o-mini", false, OPENAI).unwrap();
     assert_eq!(body["model"], "gpt-4o-mini");
     assert_eq!(
         body["messages"][0],
@@ -65,10 +78,10 @@ fn body_maps_every_message_kind() {
     assert!(body.get("stream").is_none());
 
     let compat = BodyOptions {
-        max_tokens_field: "max_tokens",
+        max_tokens_field: wire::MaxTokensField::MaxTokens,
         strict_schemas: false,
     };
-    let body = wire::chat_body(&request, "m", true, compat).unwrap();
+    let body = chat_body(&request, "m", true, compat).unwrap();
     assert_eq!(body["max_tokens"], 50);
     assert_eq!(body["stream_options"]["include_usage"], true);
 }
@@ -85,7 +98,7 @@ fn strict_json_schema_is_transformed() {
         schema: schema.clone(),
         strict: true,
     });
-    let body = wire::chat_body(&request, "m", false, OPENAI).unwrap();
+    let body = chat_body(&request, "m", false, OPENAI).unwrap();
     let format = &body["response_format"];
     assert_eq!(format["type"], "json_schema");
     assert_eq!(format["json_schema"]["name"], "weather_report");
@@ -106,11 +119,11 @@ fn strict_json_schema_is_transformed() {
         schema: map.clone(),
         strict: true,
     });
-    let body = wire::chat_body(&request, "m", false, OPENAI).unwrap();
+    let body = chat_body(&request, "m", false, OPENAI).unwrap();
     assert_eq!(body["response_format"]["json_schema"]["strict"], false);
     assert_eq!(body["response_format"]["json_schema"]["schema"], map);
 
-    let body = wire::chat_body(
+    let body = chat_body(
         &ChatRequest::user("x").with_response_format(ResponseFormat::Json),
         "m",
         false,
@@ -124,7 +137,7 @@ fn strict_json_schema_is_transformed() {
 fn tool_message_with_stray_text_is_rejected() {
     let mut m = Message::tool_result("c", "r");
     m.content.push(llmkit_core::ContentPart::text("oops"));
-    let e = wire::chat_body(&ChatRequest::new(vec![m]), "m", false, OPENAI).unwrap_err();
+    let e = chat_body(&ChatRequest::new(vec![m]), "m", false, OPENAI).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidRequest);
 }
 
@@ -359,7 +372,7 @@ fn request_bytes_are_pinned() {
         r#"{"max_completion_tokens":50,"messages":[{"content":"Be brief.","role":"system"},{"content":[{"text":"What is in this image?","type":"text"},{"image_url":{"url":"https://example.com/a.png"},"type":"image_url"}],"role":"user"},{"content":"Checking.","role":"assistant","tool_calls":[{"function":{"arguments":"{\"city\":\"Paris\"}","name":"get_weather"},"id":"call_1","type":"function"}]},{"content":"18C","role":"tool","tool_call_id":"call_1"},{"content":"Sunny.","role":"assistant"},{"content":"Thanks","name":"ada","role":"user"}],"model":"gpt-4o-mini","response_format":{"json_schema":{"name":"answer","schema":{"additionalProperties":false,"properties":{"a":{"type":"string"}},"required":["a"],"type":"object"},"strict":true},"type":"json_schema"},"seed":7,"stop":["END"],"stream":true,"stream_options":{"include_usage":true},"temperature":0.699999988079071,"tool_choice":"required","tools":[{"function":{"description":"weather","name":"get_weather","parameters":{"properties":{"city":{"type":"string"}},"type":"object"}},"type":"function"},{"function":{"description":"","name":"lookup","parameters":{"type":"object"},"strict":true},"type":"function"}],"top_p":0.8999999761581421}"#
     );
     let compatible = BodyOptions {
-        max_tokens_field: "max_tokens",
+        max_tokens_field: wire::MaxTokensField::MaxTokens,
         strict_schemas: false,
     };
     let small = ChatRequest::user("hi")
@@ -370,5 +383,48 @@ fn request_bytes_are_pinned() {
     assert_eq!(
         serde_json::to_string(&body).unwrap(),
         r#"{"max_tokens":5,"messages":[{"content":"hi","role":"user"}],"model":"qwen","response_format":{"type":"json_object"},"tool_choice":{"function":{"name":"f"},"type":"function"}}"#
+    );
+}
+
+#[test]
+fn builder_defaults_and_errors() {
+    let e = OpenAiModel::builder("gpt-4o-mini").build().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Config);
+    assert!(e.message().contains("OPENAI_API_KEY"), "{e}");
+    let e = OpenAiModel::compatible_builder("not a url", "m")
+        .build()
+        .unwrap_err();
+    assert!(e.message().contains("OPENAI_BASE_URL"), "{e}");
+    let m = OpenAiModel::builder("gpt-4o-mini")
+        .api_key("sk-builder-secret")
+        .base_url("https://gateway.example/v1/")
+        .project("proj_1")
+        .header("x-gateway", "gw-builder-secret")
+        .timeout(std::time::Duration::from_secs(3))
+        .build()
+        .unwrap();
+    assert_eq!(m.chat_url(), "https://gateway.example/v1/chat/completions");
+    assert_eq!(m.info().provider, "openai");
+    assert_eq!(m.inner.timeout, Some(std::time::Duration::from_secs(3)));
+    assert_eq!(m.inner.headers["x-gateway"], "gw-builder-secret");
+    assert_eq!(m.inner.headers["openai-project"], "proj_1");
+    assert!(m.inner.headers["authorization"].is_sensitive());
+    // Extra header values are redacted from errors like the key.
+    let e = m.inner.mapper.error_from_parts(
+        401,
+        &reqwest::header::HeaderMap::new(),
+        r#"{"error":{"message":"bad sk-builder-secret gw-builder-secret"}}"#,
+    );
+    assert!(!e.to_string().contains("builder-secret"), "{e}");
+    let debug = format!("{m:?}");
+    assert!(!debug.contains("builder-secret"), "{debug}");
+    let c = OpenAiModel::compatible_builder("http://127.0.0.1:8000/v1", "qwen")
+        .build()
+        .unwrap();
+    assert_eq!(c.info().provider, "openai_compatible");
+    assert!(c.inner.headers.get("authorization").is_none());
+    assert_eq!(
+        c.inner.body.max_tokens_field,
+        wire::MaxTokensField::MaxTokens
     );
 }

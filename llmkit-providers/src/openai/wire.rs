@@ -1,108 +1,263 @@
-//! Pure conversions between llmkit's types and the Chat Completions / Embeddings wire format.
-//! No I/O here, so every mapping is unit-tested against the shared real payloads.
+//! The OpenAI wire format: typed serde structs for the Chat Completions / Embeddings request
+//! and response bodies, and pure conversions to and from llmkit's types. No I/O here, so every
+//! mapping is unit-tested against the shared real payloads.
 
 use llmkit_core::schema::{SchemaDialect, to_dialect};
 use llmkit_core::{
     ChatRequest, ChatResponse, ContentPart, Error, ErrorKind, FinishReason, ImageSource, Message,
     Result, Role, StreamEvent, ToolCall, ToolChoice, Usage,
 };
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Which field carries the output-token limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MaxTokensField {
+    /// `max_completion_tokens` (OpenAI, Azure).
+    MaxCompletionTokens,
+    /// `max_tokens` (most compatible servers only know the older name).
+    MaxTokens,
+}
 
 /// What differs between OpenAI, Azure and OpenAI-compatible servers in the request body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct BodyOptions {
-    /// `max_completion_tokens` (OpenAI, Azure) or `max_tokens` (most compatible servers).
-    pub max_tokens_field: &'static str,
+    /// The output-token limit's field.
+    pub max_tokens_field: MaxTokensField,
     /// Transform `json_schema` response formats for OpenAI strict mode.
     pub strict_schemas: bool,
 }
 
+// ---------------------------------------------------------------------------------------------
+// Request bodies. Every struct declares its fields in sorted order: serde writes fields in
+// declaration order, and the `json!` bodies these replace were `serde_json::Map`s, which write
+// sorted keys, so requests stay byte-identical (pinned by `request_bytes_are_pinned`).
+// ---------------------------------------------------------------------------------------------
+
+/// A `POST /chat/completions` body.
+#[derive(Debug, Serialize)]
+pub(crate) struct ChatCompletionRequest<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    messages: Vec<RequestMessage<'a>>,
+    model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<WireResponseFormat<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop: &'a [String],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+    /// Widened from llmkit's `f32` exactly as the former `json!` bodies did (`0.7` goes out
+    /// as `0.699999988079071`), so request bytes did not change with the typed structs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<WireToolChoice<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<RequestTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f64>,
+}
+
+/// `stream_options`: llmkit always asks for the usage chunk.
+#[derive(Debug, Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+/// One message of `messages`, whatever its role.
+#[derive(Debug, Serialize)]
+struct RequestMessage<'a> {
+    /// `null` for an assistant turn that only calls tools.
+    content: Option<MessageContent<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    role: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<RequestToolCall<'a>>,
+}
+
+/// Message content: plain text, or parts when a user turn carries images.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum MessageContent<'a> {
+    Text(std::borrow::Cow<'a, str>),
+    Parts(Vec<ContentPartOut<'a>>),
+}
+
+/// A content part (`text` or `image_url`); a struct rather than a tagged enum so the keys stay
+/// in sorted order.
+#[derive(Debug, Serialize)]
+struct ContentPartOut<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    image_url: Option<ImageUrl>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    text: Option<&'a str>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct ImageUrl {
+    url: String,
+}
+
+/// A tool call in an assistant turn of the history.
+#[derive(Debug, Serialize)]
+struct RequestToolCall<'a> {
+    function: RequestFunctionCall<'a>,
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct RequestFunctionCall<'a> {
+    /// JSON text, as the API wants it.
+    arguments: String,
+    name: &'a str,
+}
+
+/// A tool definition.
+#[derive(Debug, Serialize)]
+struct RequestTool<'a> {
+    function: RequestFunction<'a>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct RequestFunction<'a> {
+    description: &'a str,
+    name: &'a str,
+    parameters: &'a Value,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    strict: bool,
+}
+
+/// `tool_choice`: a mode string or one named function.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum WireToolChoice<'a> {
+    Mode(&'static str),
+    Function {
+        function: FunctionName<'a>,
+        #[serde(rename = "type")]
+        kind: &'static str,
+    },
+}
+
+#[derive(Debug, Serialize)]
+struct FunctionName<'a> {
+    name: &'a str,
+}
+
+/// `response_format`.
+#[derive(Debug, Serialize)]
+struct WireResponseFormat<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    json_schema: Option<JsonSchemaFormat<'a>>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonSchemaFormat<'a> {
+    name: std::borrow::Cow<'a, str>,
+    schema: Value,
+    strict: bool,
+}
+
+/// A `POST /embeddings` body.
+#[derive(Debug, Serialize)]
+pub(crate) struct EmbeddingsRequest<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) dimensions: Option<usize>,
+    pub(crate) encoding_format: &'static str,
+    pub(crate) input: &'a [String],
+    pub(crate) model: &'a str,
+}
+
 /// Builds the Chat Completions request body.
-pub(crate) fn chat_body(
-    request: &ChatRequest,
-    model: &str,
+pub(crate) fn chat_body<'a>(
+    request: &'a ChatRequest,
+    model: &'a str,
     stream: bool,
     opts: BodyOptions,
-) -> Result<Value> {
-    let mut body = Map::new();
-    body.insert(
-        "model".into(),
-        json!(request.model.as_deref().unwrap_or(model)),
-    );
-    body.insert(
-        "messages".into(),
-        Value::Array(messages(&request.messages)?),
-    );
-    if let Some(t) = request.temperature {
-        body.insert("temperature".into(), json!(t));
-    }
-    if let Some(p) = request.top_p {
-        body.insert("top_p".into(), json!(p));
-    }
-    if let Some(n) = request.max_tokens {
-        body.insert(opts.max_tokens_field.into(), json!(n));
-    }
-    if !request.stop.is_empty() {
-        body.insert("stop".into(), json!(request.stop));
-    }
-    if let Some(seed) = request.seed {
-        body.insert("seed".into(), json!(seed));
-    }
-    if !request.tools.is_empty() {
-        let tools: Vec<Value> = request
-            .tools
-            .iter()
-            .map(|t| {
-                let mut function = json!({
-                    "name": t.name,
-                    "description": t.description,
-                    "parameters": t.parameters,
-                });
-                if t.strict
-                    && let Some(f) = function.as_object_mut()
-                {
-                    f.insert("strict".into(), json!(true));
-                }
-                json!({ "type": "function", "function": function })
-            })
-            .collect();
-        body.insert("tools".into(), Value::Array(tools));
-    }
-    if let Some(choice) = &request.tool_choice {
-        let v = match choice {
-            ToolChoice::Auto => json!("auto"),
-            ToolChoice::None => json!("none"),
-            ToolChoice::Required => json!("required"),
-            ToolChoice::Tool { name } => json!({"type": "function", "function": {"name": name}}),
-        };
-        body.insert("tool_choice".into(), v);
-    }
-    match &request.response_format {
-        llmkit_core::ResponseFormat::Text => {}
-        llmkit_core::ResponseFormat::Json => {
-            body.insert("response_format".into(), json!({"type": "json_object"}));
-        }
+) -> Result<ChatCompletionRequest<'a>> {
+    let (max_completion_tokens, max_tokens) = match opts.max_tokens_field {
+        MaxTokensField::MaxCompletionTokens => (request.max_tokens, None),
+        MaxTokensField::MaxTokens => (None, request.max_tokens),
+    };
+    let tools = request
+        .tools
+        .iter()
+        .map(|t| RequestTool {
+            function: RequestFunction {
+                description: &t.description,
+                name: &t.name,
+                parameters: &t.parameters,
+                strict: t.strict,
+            },
+            kind: "function",
+        })
+        .collect();
+    let tool_choice = request.tool_choice.as_ref().map(|choice| match choice {
+        ToolChoice::Auto => WireToolChoice::Mode("auto"),
+        ToolChoice::None => WireToolChoice::Mode("none"),
+        ToolChoice::Required => WireToolChoice::Mode("required"),
+        ToolChoice::Tool { name } => WireToolChoice::Function {
+            function: FunctionName { name },
+            kind: "function",
+        },
+    });
+    let response_format = match &request.response_format {
+        llmkit_core::ResponseFormat::Text => None,
+        llmkit_core::ResponseFormat::Json => Some(WireResponseFormat {
+            json_schema: None,
+            kind: "json_object",
+        }),
         llmkit_core::ResponseFormat::JsonSchema {
             name,
             schema,
             strict,
         } => {
             let (schema, strict) = wire_schema(schema, *strict && opts.strict_schemas);
-            body.insert(
-                "response_format".into(),
-                json!({
-                    "type": "json_schema",
-                    "json_schema": { "name": llmkit_core::schema::wire_name(name, "response"), "schema": schema, "strict": strict },
+            Some(WireResponseFormat {
+                json_schema: Some(JsonSchemaFormat {
+                    name: llmkit_core::schema::wire_name(name, "response").into(),
+                    schema,
+                    strict,
                 }),
-            );
+                kind: "json_schema",
+            })
         }
-    }
-    if stream {
-        body.insert("stream".into(), json!(true));
-        body.insert("stream_options".into(), json!({"include_usage": true}));
-    }
-    Ok(Value::Object(body))
+    };
+    Ok(ChatCompletionRequest {
+        max_completion_tokens,
+        max_tokens,
+        messages: messages(&request.messages)?,
+        model: request.model.as_deref().unwrap_or(model),
+        response_format,
+        seed: request.seed,
+        stop: &request.stop,
+        stream,
+        stream_options: stream.then_some(StreamOptions {
+            include_usage: true,
+        }),
+        temperature: request.temperature.map(f64::from),
+        tool_choice,
+        tools,
+        top_p: request.top_p.map(f64::from),
+    })
 }
 
 /// The schema to send and whether strict mode stays on. A schema strict mode cannot express
@@ -126,18 +281,20 @@ fn image_url(source: &ImageSource) -> String {
     }
 }
 
-fn messages(messages: &[Message]) -> Result<Vec<Value>> {
+fn messages(messages: &[Message]) -> Result<Vec<RequestMessage<'_>>> {
     let mut out = Vec::with_capacity(messages.len());
     for m in messages {
         match m.role {
             Role::Tool => {
                 for part in &m.content {
                     match part {
-                        ContentPart::ToolResult(r) => out.push(json!({
-                            "role": "tool",
-                            "tool_call_id": r.call_id,
-                            "content": r.content,
-                        })),
+                        ContentPart::ToolResult(r) => out.push(RequestMessage {
+                            content: Some(MessageContent::Text(r.content.as_str().into())),
+                            name: None,
+                            role: "tool",
+                            tool_call_id: Some(&r.call_id),
+                            tool_calls: Vec::new(),
+                        }),
                         ContentPart::Text { text, .. } => {
                             return Err(Error::new(
                                 ErrorKind::InvalidRequest,
@@ -152,34 +309,26 @@ fn messages(messages: &[Message]) -> Result<Vec<Value>> {
                 }
             }
             Role::Assistant => {
-                let mut msg = Map::new();
-                msg.insert("role".into(), json!("assistant"));
                 let text = m.text();
-                let calls: Vec<Value> = m
+                let tool_calls: Vec<RequestToolCall<'_>> = m
                     .tool_calls()
-                    .map(|c| {
-                        json!({
-                            "id": c.id,
-                            "type": "function",
-                            "function": { "name": c.name, "arguments": c.arguments.to_string() },
-                        })
+                    .map(|c| RequestToolCall {
+                        function: RequestFunctionCall {
+                            arguments: c.arguments.to_string(),
+                            name: &c.name,
+                        },
+                        id: &c.id,
+                        kind: "function",
                     })
                     .collect();
-                msg.insert(
-                    "content".into(),
-                    if text.is_empty() && !calls.is_empty() {
-                        Value::Null
-                    } else {
-                        json!(text)
-                    },
-                );
-                if !calls.is_empty() {
-                    msg.insert("tool_calls".into(), Value::Array(calls));
-                }
-                if let Some(name) = &m.name {
-                    msg.insert("name".into(), json!(name));
-                }
-                out.push(Value::Object(msg));
+                out.push(RequestMessage {
+                    content: (!text.is_empty() || tool_calls.is_empty())
+                        .then(|| MessageContent::Text(text.into())),
+                    name: m.name.as_deref(),
+                    role: "assistant",
+                    tool_call_id: None,
+                    tool_calls,
+                });
             }
             Role::System | Role::User => {
                 let only_text = m
@@ -187,29 +336,36 @@ fn messages(messages: &[Message]) -> Result<Vec<Value>> {
                     .iter()
                     .all(|p| matches!(p, ContentPart::Text { .. }));
                 let content = if only_text || m.role == Role::System {
-                    json!(m.text())
+                    MessageContent::Text(m.text().into())
                 } else {
-                    let parts: Vec<Value> = m
-                        .content
-                        .iter()
-                        .filter_map(|p| match p {
-                            ContentPart::Text { text, .. } => {
-                                Some(json!({"type": "text", "text": text}))
-                            }
-                            ContentPart::Image { source } => Some(json!({
-                                "type": "image_url",
-                                "image_url": { "url": image_url(source) },
-                            })),
-                            _ => None,
-                        })
-                        .collect();
-                    Value::Array(parts)
+                    MessageContent::Parts(
+                        m.content
+                            .iter()
+                            .filter_map(|p| match p {
+                                ContentPart::Text { text, .. } => Some(ContentPartOut {
+                                    image_url: None,
+                                    text: Some(text),
+                                    kind: "text",
+                                }),
+                                ContentPart::Image { source } => Some(ContentPartOut {
+                                    image_url: Some(ImageUrl {
+                                        url: image_url(source),
+                                    }),
+                                    text: None,
+                                    kind: "image_url",
+                                }),
+                                _ => None,
+                            })
+                            .collect(),
+                    )
                 };
-                let mut msg = json!({ "role": m.role.as_str(), "content": content });
-                if let (Some(name), Some(obj)) = (&m.name, msg.as_object_mut()) {
-                    obj.insert("name".into(), json!(name));
-                }
-                out.push(msg);
+                out.push(RequestMessage {
+                    content: Some(content),
+                    name: m.name.as_deref(),
+                    role: m.role.as_str(),
+                    tool_call_id: None,
+                    tool_calls: Vec::new(),
+                });
             }
         }
     }
