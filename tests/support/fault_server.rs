@@ -1,11 +1,12 @@
 //! A scripted HTTP/1.1 server on `127.0.0.1:0` for fault injection, shared by
-//! `tests/fault_injection.rs` and `examples/resilience.rs`.
+//! `tests/fault_injection.rs`, `tests/fault_matrix.rs` and `examples/resilience.rs`.
 //!
 //! Each connection serves one request (`Connection: close`) with the next scripted [`Fault`],
 //! then the fallback fault. Raw TCP instead of a framework, because the faults worth testing
-//! (a reset connection, a body that stalls after the headers, a chunked stream cut before its
-//! last chunk) are exactly what frameworks are built to prevent. Accepted sockets get
-//! `TCP_NODELAY` (without it a flat ~40 ms appears per response).
+//! (a reset connection, a reset halfway through a body, a body that stalls after the headers,
+//! a chunked stream cut before its last chunk) are exactly what frameworks are built to
+//! prevent. Accepted sockets get `TCP_NODELAY` (without it a flat ~40 ms appears per
+//! response).
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
@@ -49,6 +50,32 @@ pub enum Fault {
         /// Cut the stream before its end.
         truncate: bool,
     },
+    /// [`Fault::Sse`] with any content type (`application/x-ndjson` for Ollama): a chunked
+    /// `200`, one chunk per frame. `truncate` resets the connection instead of sending the
+    /// terminating chunk; a frame list without the provider's end marker and `truncate: false`
+    /// is a stream that ends cleanly at the HTTP level but is cut at the provider level.
+    Chunked {
+        /// `content-type` of the response.
+        content_type: String,
+        /// Frames, each sent as one chunk.
+        frames: Vec<String>,
+        /// Pause between frames.
+        gap: Duration,
+        /// Reset the connection instead of ending the body.
+        truncate: bool,
+    },
+    /// Announce a complete response (`content-length` of the whole body), send only the first
+    /// `keep` bytes of the body, then reset the connection: a reset mid-body.
+    CutBody {
+        /// HTTP status.
+        status: u16,
+        /// `content-type` of the response.
+        content_type: String,
+        /// The whole body the headers announce.
+        body: String,
+        /// Bytes of the body actually sent before the reset.
+        keep: usize,
+    },
 }
 
 impl Fault {
@@ -57,6 +84,15 @@ impl Fault {
         Fault::Respond {
             status,
             headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+
+    /// A complete response with an explicit `content-type` (an HTML error page, plain text).
+    pub fn respond(status: u16, content_type: &str, body: impl Into<String>) -> Self {
+        Fault::Respond {
+            status,
+            headers: vec![("content-type".to_owned(), content_type.to_owned())],
             body: body.into(),
         }
     }
@@ -151,6 +187,12 @@ impl FaultServer {
         *lock(&self.state.fallback) = Some(fault);
     }
 
+    /// `http://127.0.0.1:PORT`, for providers whose base URL is the host (Anthropic, Gemini,
+    /// Vertex AI, Azure, Ollama).
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     /// Base URL of an OpenAI-style API (`http://127.0.0.1:PORT/v1`).
     pub fn base_url(&self) -> String {
         format!("http://{}/v1", self.addr)
@@ -221,6 +263,7 @@ fn reason(status: u16) -> &'static str {
         429 => "Too Many Requests",
         500 => "Internal Server Error",
         503 => "Service Unavailable",
+        529 => "Overloaded",
         _ => "Status",
     }
 }
@@ -285,11 +328,23 @@ async fn serve(mut socket: TcpStream, state: &State) -> std::io::Result<()> {
                 gap,
                 truncate,
             } => {
-                socket
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n",
-                    )
-                    .await?;
+                fault = Fault::Chunked {
+                    content_type: "text/event-stream".to_owned(),
+                    frames,
+                    gap,
+                    truncate,
+                };
+            }
+            Fault::Chunked {
+                content_type,
+                frames,
+                gap,
+                truncate,
+            } => {
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
+                );
+                socket.write_all(head.as_bytes()).await?;
                 for frame in frames {
                     socket
                         .write_all(format!("{:x}\r\n{frame}\r\n", frame.len()).as_bytes())
@@ -304,6 +359,28 @@ async fn serve(mut socket: TcpStream, state: &State) -> std::io::Result<()> {
                 }
                 socket.write_all(b"0\r\n\r\n").await?;
                 socket.shutdown().await?;
+                return Ok(());
+            }
+            Fault::CutBody {
+                status,
+                content_type,
+                body,
+                keep,
+            } => {
+                let head = format!(
+                    "HTTP/1.1 {status} {}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    reason(status),
+                    body.len()
+                );
+                socket.write_all(head.as_bytes()).await?;
+                socket
+                    .write_all(body.as_bytes().get(..keep).unwrap_or(body.as_bytes()))
+                    .await?;
+                socket.flush().await?;
+                // Let the client read what was sent before the reset discards it.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                socket.set_zero_linger()?;
+                drop(socket);
                 return Ok(());
             }
         }

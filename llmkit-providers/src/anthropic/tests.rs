@@ -471,6 +471,12 @@ fn error_table() {
         ),
         (500, "api_error", "internal", ErrorKind::Server),
         (402, "billing_error", "credit", ErrorKind::QuotaExhausted),
+        (
+            400,
+            "invalid_request_error",
+            "Your credit balance is too low to access the Anthropic API.",
+            ErrorKind::QuotaExhausted,
+        ),
         (503, "", "", ErrorKind::Server),
         (529, "", "", ErrorKind::Overloaded),
     ];

@@ -857,6 +857,9 @@ pub(crate) static ERROR_RULES: &[ErrorRule] = &[
     ErrorRule::code("billing_error", ErrorKind::QuotaExhausted),
     ErrorRule::code("request_too_large", ErrorKind::ContextLength),
     ErrorRule::message("prompt is too long", ErrorKind::ContextLength),
+    // Out of prepaid credit is a 400 `invalid_request_error`: match it before that code, or
+    // the money being gone reads as a malformed request (tests/fault_matrix.rs).
+    ErrorRule::message("credit balance is too low", ErrorKind::QuotaExhausted),
     ErrorRule::code("invalid_request_error", ErrorKind::InvalidRequest),
     ErrorRule::code("api_error", ErrorKind::Server),
     ErrorRule::code("timeout_error", ErrorKind::Timeout),
