@@ -375,12 +375,13 @@ struct Wire {
 
 const SECRET: &str = "sk-fault-matrix-0000000000000000";
 
-fn openai_like_errors(wire_ok: &'static str, ok_text: String, config: ProviderConfig) -> Wire {
+/// OpenAI, Azure and compatible servers share the wire and the error vocabulary.
+fn openai_like(path: &str, ok_body: &'static str, config: ProviderConfig) -> Wire {
     Wire {
-        path: String::new(),
+        path: path.to_owned(),
         config,
-        ok_body: wire_ok,
-        ok_text,
+        ok_body,
+        ok_text: text_at(ok_body, "/choices/0/message/content"),
         stream: OPENAI_STREAM,
         rate_limited: openai_error(
             "Rate limit reached for gpt-4o-mini in organization org-fault on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in 20s.",
@@ -428,7 +429,6 @@ fn text_at(body: &str, pointer: &str) -> String {
 
 fn wire(p: Provider, server: &FaultServer) -> Wire {
     let timeout = Duration::from_secs(30);
-    let openai_text = |body| text_at(body, "/choices/0/message/content");
     let google = |config: ProviderConfig, ok_body: &'static str, path: String| Wire {
         path,
         config,
@@ -474,47 +474,29 @@ fn wire(p: Provider, server: &FaultServer) -> Wire {
         ),
     };
     match p {
-        Provider::OpenAi => {
-            let ok = fixture!("openai/chat-basic.response.json");
-            Wire {
-                path: "/v1/chat/completions".into(),
-                ..openai_like_errors(
-                    ok,
-                    openai_text(ok),
-                    ProviderConfig::new(ProviderKind::OpenAi, "gpt-4o-mini")
-                        .with_api_key(SECRET)
-                        .with_base_url(server.base_url())
-                        .with_timeout(timeout),
-                )
-            }
-        }
-        Provider::Azure => {
-            let ok = fixture!("azure/chat-completion.response.json");
-            Wire {
-                path: "/openai/deployments/gpt-4o/chat/completions?api-version=".into(),
-                ..openai_like_errors(
-                    ok,
-                    openai_text(ok),
-                    ProviderConfig::new(ProviderKind::Azure, "gpt-4o")
-                        .with_api_key(SECRET)
-                        .with_base_url(server.origin())
-                        .with_timeout(timeout),
-                )
-            }
-        }
-        Provider::Compatible => {
-            let ok = fixture!("ollama/v1-chat-structured-output.response.json");
-            Wire {
-                path: "/v1/chat/completions".into(),
-                ..openai_like_errors(
-                    ok,
-                    openai_text(ok),
-                    ProviderConfig::new(ProviderKind::OpenAiCompatible, "qwen3:0.6b")
-                        .with_base_url(server.base_url())
-                        .with_timeout(timeout),
-                )
-            }
-        }
+        Provider::OpenAi => openai_like(
+            "/v1/chat/completions",
+            fixture!("openai/chat-basic.response.json"),
+            ProviderConfig::new(ProviderKind::OpenAi, "gpt-4o-mini")
+                .with_api_key(SECRET)
+                .with_base_url(server.base_url())
+                .with_timeout(timeout),
+        ),
+        Provider::Azure => openai_like(
+            "/openai/deployments/gpt-4o/chat/completions?api-version=",
+            fixture!("azure/chat-completion.response.json"),
+            ProviderConfig::new(ProviderKind::Azure, "gpt-4o")
+                .with_api_key(SECRET)
+                .with_base_url(server.origin())
+                .with_timeout(timeout),
+        ),
+        Provider::Compatible => openai_like(
+            "/v1/chat/completions",
+            fixture!("ollama/v1-chat-structured-output.response.json"),
+            ProviderConfig::new(ProviderKind::OpenAiCompatible, "qwen3:0.6b")
+                .with_base_url(server.base_url())
+                .with_timeout(timeout),
+        ),
         Provider::Anthropic => {
             let ok = fixture!("anthropic/messages-tool-result.response.json");
             Wire {
