@@ -164,9 +164,6 @@ struct Row {
     except: &'static [(Provider, ErrorKind)],
     /// Providers for which the fault has no equivalent, with the reason.
     not_applicable: &'static [(Provider, &'static str)],
-    /// Providers whose cell is known to break the contract on main until a fix owned elsewhere
-    /// lands (listed, printed as `pending`, never silently dropped).
-    pending: &'static [(Provider, &'static str)],
     requests: usize,
     /// The row must take at least this long (a Retry-After that must be waited out).
     min_elapsed: Duration,
@@ -178,7 +175,6 @@ const fn row(fault: FaultCase, outcome: Outcome, requests: usize) -> Row {
         outcome,
         except: &[],
         not_applicable: &[],
-        pending: &[],
         requests,
         min_elapsed: Duration::ZERO,
     }
@@ -243,10 +239,7 @@ const MATRIX: &[Row] = &[
         ATTEMPTS,
     ),
     row(FaultCase::NotJson, failed(ErrorKind::InvalidResponse), 1),
-    Row {
-        pending: PENDING_TRUNCATION,
-        ..row(FaultCase::TruncatedStream, failed(ErrorKind::Truncated), 1)
-    },
+    row(FaultCase::TruncatedStream, failed(ErrorKind::Truncated), 1),
     row(
         FaultCase::StreamResetAfterTokens,
         failed(ErrorKind::Transport),
@@ -258,16 +251,6 @@ const MATRIX: &[Row] = &[
         failed(ErrorKind::OutputInvalid),
         STRUCTURED_ATTEMPTS,
     ),
-];
-
-/// Providers whose cut-off streams still end silently on main; the uniform stream semantics of
-/// issue 17 (one `Done`, or `Err(Truncated)`) are being written once for every provider, and
-/// these rows join the matrix when that lands.
-const PENDING_TRUNCATION: &[(Provider, &str)] = &[
-    (Provider::Anthropic, "pending the shared stream-end fix"),
-    (Provider::Gemini, "pending the shared stream-end fix"),
-    (Provider::Vertex, "pending the shared stream-end fix"),
-    (Provider::Ollama, "pending the shared stream-end fix"),
 ];
 
 /// Attempts `Structured` makes in the schema rows.
@@ -906,12 +889,7 @@ async fn every_provider_under_every_fault() {
     let cells: Vec<(Provider, &Row)> = MATRIX
         .iter()
         .flat_map(|row| PROVIDERS.iter().map(move |p| (*p, row)))
-        .filter(|(p, row)| {
-            !row.not_applicable
-                .iter()
-                .chain(row.pending)
-                .any(|(q, _)| q == p)
-        })
+        .filter(|(p, row)| !row.not_applicable.iter().any(|(q, _)| q == p))
         .collect();
     let observed: Vec<(Option<Observed>, &Row, Provider)> = futures::stream::iter(
         cells
@@ -935,12 +913,7 @@ async fn every_provider_under_every_fault() {
                 .iter()
                 .find(|(_, r, q)| std::ptr::eq(*r, row) && *q == p)
                 .and_then(|(o, _, _)| o.as_ref());
-            let skipped = if row.pending.iter().any(|(q, _)| *q == p) {
-                "pending"
-            } else {
-                "n/a"
-            };
-            let text = cell.map_or(skipped.to_owned(), |o| {
+            let text = cell.map_or("n/a".to_owned(), |o| {
                 format!("{} ×{}", o.outcome, o.requests)
             });
             let _ = write!(table, "{text:<22}");
