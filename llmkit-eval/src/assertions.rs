@@ -25,7 +25,7 @@ use serde_json::Value;
 use crate::dataset::Case;
 use crate::error::EvalError;
 use crate::evaluator::{Evaluator, Score};
-use crate::runner::TargetOutput;
+use crate::target::TargetOutput;
 
 type Check = dyn Fn(&Case, &TargetOutput) -> Score + Send + Sync;
 

@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::runner::RunResult;
+use crate::result::RunResult;
 
 /// McNemar's test on paired pass/fail outcomes.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -23,6 +23,9 @@ use serde_json::{Map, Value};
 
 use crate::error::sha256_hex;
 
+// The error type sits with the crate's other errors, so `error` imports nothing from here.
+pub use crate::error::DatasetError;
+
 /// One eval case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,53 +104,6 @@ impl Case {
     }
 }
 
-/// A bad dataset file: which line and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DatasetError {
-    /// The file could not be read.
-    #[error("cannot read dataset {path}: {message}")]
-    Io {
-        /// The file.
-        path: String,
-        /// The OS error.
-        message: String,
-    },
-    /// A line is not a valid case (bad JSON, missing `id` or `inputs`, unknown field, wrong type).
-    #[error("line {line}: {message}")]
-    BadRow {
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong.
-        message: String,
-    },
-    /// A case id was already used on an earlier line.
-    #[error("line {line}: duplicate case id `{id}` (first used on line {first_line})")]
-    DuplicateId {
-        /// 1-based line of the duplicate.
-        line: usize,
-        /// The id.
-        id: String,
-        /// Line where the id first appeared.
-        first_line: usize,
-    },
-    /// The file holds no case.
-    #[error("dataset has no cases: add one JSON object per line")]
-    Empty,
-}
-
-impl DatasetError {
-    /// The 1-based line the error is about, when it has one.
-    pub fn line(&self) -> Option<usize> {
-        match self {
-            DatasetError::BadRow { line, .. } | DatasetError::DuplicateId { line, .. } => {
-                Some(*line)
-            }
-            _ => None,
-        }
-    }
-}
-
 /// A loaded dataset: its cases in file order, a name and the sha256 of its content.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
@@ -184,7 +140,7 @@ impl Dataset {
         let path = path.as_ref();
         let text = std::fs::read_to_string(path).map_err(|e| DatasetError::Io {
             path: path.display().to_string(),
-            message: e.to_string().to_lowercase(),
+            source: e,
         })?;
         let name = path
             .file_stem()
@@ -291,11 +247,5 @@ fn strip_serde_position(msg: &str) -> String {
             format!("{} (column {col})", msg.get(..i).unwrap_or(msg))
         }
         None => msg.to_owned(),
-    }
-}
-
-impl From<DatasetError> for llmkit_core::Error {
-    fn from(e: DatasetError) -> Self {
-        crate::error::EvalError::from(e).into()
     }
 }

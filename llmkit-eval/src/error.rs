@@ -1,23 +1,28 @@
-//! [`EvalError`]: what can go wrong outside a model call (datasets, files, configuration, gates).
+//! [`EvalError`] and [`DatasetError`]: what can go wrong outside a model call (datasets, files,
+//! configuration, gates), and the file helpers that produce them.
+//!
+//! I/O failures keep the [`std::io::Error`] as their [`source`](std::error::Error::source); the
+//! message names the file and the error's kind in lower case.
 
 use llmkit_core::{Error, ErrorKind};
 
 /// Failures of the eval harness itself. Model-call failures stay [`llmkit_core::Error`]s; this
 /// enum converts into one (`Config`, `InvalidRequest`, `NotFound` or `Other`) so `?` works in
 /// code that mixes both.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EvalError {
-    /// A dataset file could not be read or parsed; see [`crate::dataset::DatasetError`].
+    /// A dataset file could not be read or parsed; see [`DatasetError`].
     #[error(transparent)]
-    Dataset(#[from] crate::dataset::DatasetError),
+    Dataset(#[from] DatasetError),
     /// A file could not be read or written.
-    #[error("{path}: {message}")]
+    #[error("{path}: {}", source.kind())]
     Io {
         /// The file.
         path: String,
-        /// What went wrong.
-        message: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
     },
     /// A file had the wrong shape (run results, baseline, outputs, labels).
     #[error("{path}:{line}: {message}")]
@@ -46,11 +51,46 @@ pub enum EvalError {
     GateFailed(String),
 }
 
+// As for `DatasetError`: I/O variants compare by path and `io::ErrorKind`.
+impl PartialEq for EvalError {
+    fn eq(&self, other: &Self) -> bool {
+        use EvalError::*;
+        match (self, other) {
+            (Dataset(a), Dataset(b)) => a == b,
+            (Io { path, source }, Io { path: p, source: s }) => {
+                path == p && source.kind() == s.kind()
+            }
+            (
+                Format {
+                    path,
+                    line,
+                    message,
+                },
+                Format {
+                    path: p,
+                    line: l,
+                    message: m,
+                },
+            ) => path == p && line == l && message == m,
+            (Config(a), Config(b)) | (GateFailed(a), GateFailed(b)) => a == b,
+            (
+                UntrustedJudge { judge, reason },
+                UntrustedJudge {
+                    judge: j,
+                    reason: r,
+                },
+            ) => judge == j && reason == r,
+            _ => false,
+        }
+    }
+}
+
 impl EvalError {
-    pub(crate) fn io(path: impl AsRef<std::path::Path>, e: impl std::fmt::Display) -> Self {
+    /// An I/O failure on `path`, keeping the OS error as the source.
+    pub fn io(path: impl AsRef<std::path::Path>, e: std::io::Error) -> Self {
         EvalError::Io {
             path: path.as_ref().display().to_string(),
-            message: e.to_string().to_lowercase(),
+            source: e,
         }
     }
 
@@ -71,7 +111,97 @@ impl From<EvalError> for Error {
             EvalError::Config(_) | EvalError::UntrustedJudge { .. } => ErrorKind::Config,
             EvalError::GateFailed(_) => ErrorKind::Other,
         };
-        Error::new(kind, e.to_string())
+        let message = e.to_string();
+        Error::new(kind, message).with_source(e)
+    }
+}
+
+impl From<DatasetError> for Error {
+    fn from(e: DatasetError) -> Self {
+        EvalError::from(e).into()
+    }
+}
+
+/// A bad dataset file: which line and why.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DatasetError {
+    /// The file could not be read.
+    #[error("cannot read dataset {path}: {}", source.kind())]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line is not a valid case (bad JSON, missing `id` or `inputs`, unknown field, wrong type).
+    #[error("line {line}: {message}")]
+    BadRow {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A case id was already used on an earlier line.
+    #[error("line {line}: duplicate case id `{id}` (first used on line {first_line})")]
+    DuplicateId {
+        /// 1-based line of the duplicate.
+        line: usize,
+        /// The id.
+        id: String,
+        /// Line where the id first appeared.
+        first_line: usize,
+    },
+    /// The file holds no case.
+    #[error("dataset has no cases: add one JSON object per line")]
+    Empty,
+}
+
+// OS errors have no equality of their own: I/O variants compare by path and `io::ErrorKind`.
+impl PartialEq for DatasetError {
+    fn eq(&self, other: &Self) -> bool {
+        use DatasetError::*;
+        match (self, other) {
+            (Io { path, source }, Io { path: p, source: s }) => {
+                path == p && source.kind() == s.kind()
+            }
+            (
+                BadRow { line, message },
+                BadRow {
+                    line: l,
+                    message: m,
+                },
+            ) => line == l && message == m,
+            (
+                DuplicateId {
+                    line,
+                    id,
+                    first_line,
+                },
+                DuplicateId {
+                    line: l,
+                    id: i,
+                    first_line: f,
+                },
+            ) => line == l && id == i && first_line == f,
+            (Empty, Empty) => true,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for DatasetError {}
+
+impl DatasetError {
+    /// The 1-based line the error is about, when it has one.
+    pub fn line(&self) -> Option<usize> {
+        match self {
+            DatasetError::BadRow { line, .. } | DatasetError::DuplicateId { line, .. } => {
+                Some(*line)
+            }
+            _ => None,
+        }
     }
 }
 

@@ -20,9 +20,9 @@ use std::sync::Arc;
 use llmkit_core::async_trait;
 use serde::{Deserialize, Serialize};
 
+use crate::calibration::JudgeInfo;
 use crate::dataset::Case;
-use crate::judge::JudgeInfo;
-use crate::runner::TargetOutput;
+use crate::target::TargetOutput;
 
 /// One evaluator's verdict on one case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -19,7 +19,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::EvalError;
-use crate::runner::RunResult;
+use crate::result::RunResult;
 
 /// Exit code of a passing gate.
 pub const EXIT_PASS: i32 = 0;

@@ -43,8 +43,12 @@ use serde_json::json;
 use crate::dataset::Case;
 use crate::error::EvalError;
 use crate::evaluator::{Evaluator, Score};
+use crate::result::RunResult;
 use crate::review::HumanLabel;
-use crate::runner::{RunResult, TargetOutput};
+use crate::target::TargetOutput;
+
+// Calibration and JudgeInfo are plain data in their own module; these paths stay.
+pub use crate::calibration::{Calibration, JudgeInfo};
 
 /// Source of the built-in rubric, `llmkit_eval_judge@1`.
 pub const DEFAULT_RUBRIC: &str = include_str!("judge_rubric_v1.prompt");
@@ -57,20 +61,6 @@ pub struct JudgeVerdict {
     pub score: u8,
     /// Why, in one or two sentences.
     pub rationale: String,
-}
-
-/// A judge's identity and trust, recorded in run results for the gate.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JudgeInfo {
-    /// Evaluator name.
-    pub name: String,
-    /// The rubric prompt.
-    pub prompt: PromptRef,
-    /// The judge model.
-    pub model: String,
-    /// Agreement with human labels, when calibrated.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub calibration: Option<Calibration>,
 }
 
 /// Grades outputs with a model and a rubric prompt. Defaults: name `judge`, pass at score 4,
@@ -227,70 +217,7 @@ impl Evaluator for Judge {
     }
 }
 
-/// How well a judge's pass/fail agrees with human labels.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Calibration {
-    /// The judge evaluated.
-    pub judge: String,
-    /// Labelled cases compared.
-    pub n: usize,
-    /// Share of cases where judge and human agree.
-    pub agreement: f64,
-    /// Cohen's kappa: agreement beyond chance, `(p_o - p_e) / (1 - p_e)`; 0 when chance
-    /// agreement is 1 (every label the same), where kappa is undefined.
-    pub kappa: f64,
-    /// Judge pass, human pass.
-    pub both_pass: usize,
-    /// Judge pass, human fail: the judge is too lenient here.
-    pub judge_pass_human_fail: usize,
-    /// Judge fail, human pass: the judge is too strict here.
-    pub judge_fail_human_pass: usize,
-    /// Judge fail, human fail.
-    pub both_fail: usize,
-}
-
 impl Calibration {
-    /// From `(judge_passed, human_passed)` pairs.
-    pub fn from_pairs(
-        judge: impl Into<String>,
-        pairs: impl IntoIterator<Item = (bool, bool)>,
-    ) -> Self {
-        let (mut a, mut b, mut c, mut d) = (0usize, 0usize, 0usize, 0usize);
-        for pair in pairs {
-            match pair {
-                (true, true) => a += 1,
-                (true, false) => b += 1,
-                (false, true) => c += 1,
-                (false, false) => d += 1,
-            }
-        }
-        let n = a + b + c + d;
-        let (agreement, kappa) = if n == 0 {
-            (0.0, 0.0)
-        } else {
-            let nf = n as f64;
-            let po = (a + d) as f64 / nf;
-            let pe =
-                ((a + b) as f64 * (a + c) as f64 + (c + d) as f64 * (b + d) as f64) / (nf * nf);
-            let kappa = if (1.0 - pe).abs() < f64::EPSILON {
-                0.0
-            } else {
-                (po - pe) / (1.0 - pe)
-            };
-            (po, kappa)
-        };
-        Calibration {
-            judge: judge.into(),
-            n,
-            agreement,
-            kappa,
-            both_pass: a,
-            judge_pass_human_fail: b,
-            judge_fail_human_pass: c,
-            both_fail: d,
-        }
-    }
-
     /// Compares the verdicts evaluator `judge` gave in `run` with human `labels` (cases
     /// without both are skipped). Fails when no labelled case was judged.
     pub fn from_run(
@@ -313,20 +240,5 @@ impl Calibration {
             )));
         }
         Ok(Self::from_pairs(judge, pairs))
-    }
-
-    /// `Ok` when agreement reaches `floor`.
-    pub fn check(&self, floor: f64) -> Result<(), EvalError> {
-        if self.n > 0 && self.agreement >= floor {
-            Ok(())
-        } else {
-            Err(EvalError::UntrustedJudge {
-                judge: self.judge.clone(),
-                reason: format!(
-                    "agreement {:.3} with {} human labels is below the floor {floor} (kappa {:.3})",
-                    self.agreement, self.n, self.kappa
-                ),
-            })
-        }
     }
 }

@@ -10,7 +10,12 @@
 //!   [`evaluator::all`]/[`any`](evaluator::any)/[`weighted`](evaluator::weighted).
 //!   [`retrieval`] metrics (recall@k, precision@k, MRR, nDCG@k, hit rate) are reported apart.
 //! - The [`Runner`] runs a [`Target`] (any async function, or an [`OutputsFile`]) with bounded
-//!   concurrency and an [`OutputCache`], producing a [`RunResult`].
+//!   concurrency and an [`OutputCache`], producing a [`RunResult`] ([`result`]: per-case
+//!   results, summary, stats).
+//!
+//! Modules import only from lower layers (`tests/module_graph.rs` checks there is no cycle):
+//! `error`; `dataset`; `target`, `calibration`, `retrieval`; `evaluator`; `result`; then
+//! `cache`, `review`, the evaluators, `runner`, `judge`, `compare`, `gate` and `report`.
 //! - [`report`] renders it (terminal, JSON, Markdown, JUnit XML); [`compare`] pairs two runs
 //!   (bootstrap CI, McNemar, regressed cases); [`gate`] turns thresholds and a stored
 //!   [`Baseline`] into an exit code; [`review`] exports samples for humans and
@@ -41,6 +46,8 @@
 //! ```
 
 pub mod assertions;
+pub mod cache;
+pub mod calibration;
 pub mod compare;
 pub mod dataset;
 pub mod error;
@@ -49,22 +56,26 @@ pub mod gate;
 pub mod judge;
 pub mod reference;
 pub mod report;
+pub mod result;
 pub mod retrieval;
 pub mod review;
 pub mod runner;
+pub mod target;
 
 /// The evals guide (`docs/evals.md`); its example is compiled and run by the facade crate
 /// (facade paths), so it is not collected as a doctest here.
 #[cfg_attr(not(doctest), doc = include_str!("../../docs/evals.md"))]
 pub mod guide {}
 
+pub use cache::OutputCache;
+pub use calibration::{Calibration, JudgeInfo};
 pub use compare::{CompareOptions, Comparison};
 pub use dataset::{Case, Dataset, DatasetError};
 pub use error::EvalError;
 pub use evaluator::{Evaluator, Score};
 pub use gate::{Baseline, GateConfig, GateOutcome};
-pub use judge::{Calibration, Judge, JudgeVerdict};
+pub use judge::{Judge, JudgeVerdict};
+pub use result::{CaseResult, GroupStats, NamedScore, RunResult, RunStats, Summary};
 pub use retrieval::RetrievalMetrics;
-pub use runner::{
-    OutputCache, OutputsFile, RunResult, Runner, Target, TargetId, TargetOutput, target_fn,
-};
+pub use runner::Runner;
+pub use target::{OutputsFile, Target, TargetId, TargetOutput, target_fn};

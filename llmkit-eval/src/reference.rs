@@ -19,7 +19,7 @@ use llmkit_core::{EmbeddingModel, EmbeddingRequest, Error, ErrorKind, async_trai
 
 use crate::dataset::Case;
 use crate::evaluator::{Evaluator, Score};
-use crate::runner::TargetOutput;
+use crate::target::TargetOutput;
 
 /// Lower-cased alphanumeric words.
 pub fn tokens(text: &str) -> Vec<String> {

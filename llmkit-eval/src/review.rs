@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::Dataset;
 use crate::error::EvalError;
-use crate::runner::{CaseResult, RunResult};
+use crate::result::{CaseResult, RunResult};
 
 /// How to pick cases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

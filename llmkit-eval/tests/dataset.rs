@@ -92,6 +92,29 @@ fn empty_file_and_missing_file_are_errors() {
 }
 
 #[test]
+fn io_errors_keep_the_os_error_as_source() {
+    let err = Dataset::load("/nonexistent/cases.jsonl").unwrap_err();
+    let source = std::error::Error::source(&err).expect("an io source");
+    let io = source
+        .downcast_ref::<std::io::Error>()
+        .expect("an io::Error");
+    assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+    assert_eq!(
+        err.to_string(),
+        "cannot read dataset /nonexistent/cases.jsonl: entity not found"
+    );
+    // Converted into the crate's and core's errors, the chain still reaches the io::Error.
+    let core: llmkit_core::Error = err.into();
+    let mut chain = std::error::Error::source(&core);
+    let mut found = false;
+    while let Some(e) = chain {
+        found |= e.downcast_ref::<std::io::Error>().is_some();
+        chain = e.source();
+    }
+    assert!(found, "{core:?}");
+}
+
+#[test]
 fn hash_names_the_exact_content() {
     let a = Dataset::from_jsonl("x", GOOD).unwrap();
     let crlf = Dataset::from_jsonl("x", &GOOD.replace('\n', "\r\n")).unwrap();

@@ -149,6 +149,43 @@ async fn rate_limits_wait_for_retry_after_then_retry() {
     assert!(run.cases[0].passed);
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_custom_retry_layer_owns_target_retries() {
+    // Server errors are not retried by default; a RetryLayer with its own policy retries them.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let target = target_fn(TargetId::new("p", "m"), move |_| {
+        let n = c.fetch_add(1, Ordering::SeqCst);
+        async move {
+            if n < 2 {
+                Err(Error::new(ErrorKind::Server, "boom"))
+            } else {
+                Ok(TargetOutput::text("ok"))
+            }
+        }
+    });
+    let by_default = Runner::new().run("d", &dataset(1), &*target).await.unwrap();
+    assert_eq!(by_default.stats.target_calls, 1);
+    assert!(
+        by_default.cases[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("boom")
+    );
+
+    let retry = llmkit_core::resilience::RetryLayer::new()
+        .max_attempts(5)
+        .no_budget();
+    let run = Runner::new()
+        .retry(retry)
+        .run("r", &dataset(1), &*target)
+        .await
+        .unwrap();
+    assert_eq!(run.stats.target_calls, 2);
+    assert!(run.cases[0].passed);
+}
+
 #[tokio::test]
 async fn target_and_evaluator_errors_are_recorded_not_fatal() {
     let target = target_fn(TargetId::new("p", "m"), |case| async move {

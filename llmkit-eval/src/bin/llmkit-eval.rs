@@ -180,10 +180,7 @@ fn evaluators(a: &RunArgs) -> Result<Vec<Arc<dyn Evaluator>>, EvalError> {
         out.push(assertions::valid_json());
     }
     if let Some(path) = &a.schema {
-        let text = std::fs::read_to_string(path).map_err(|e| EvalError::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| EvalError::io(path, e))?;
         let schema: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| EvalError::Config(format!("{}: {e}", path.display())))?;
         out.push(assertions::matches_schema(&schema)?);
@@ -287,10 +284,7 @@ fn gate(a: GateArgs) -> Result<u8, EvalError> {
     print!("{}", outcome.report());
     if let Some(path) = &a.json {
         let text = serde_json::to_string_pretty(&outcome).unwrap_or_default();
-        std::fs::write(path, text).map_err(|e| EvalError::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
+        std::fs::write(path, text).map_err(|e| EvalError::io(path, e))?;
     }
     if let Some(path) = &a.write_baseline {
         Baseline::from_run(&run).save(path)?;

@@ -2,7 +2,7 @@ use std::fmt::Write;
 
 use quick_xml::escape::escape;
 
-use crate::runner::RunResult;
+use crate::result::RunResult;
 
 /// XML 1.0 forbids most control characters even when escaped; model output may contain them.
 fn xml_text(s: &str) -> String {
@@ -79,7 +79,7 @@ pub fn junit(run: &RunResult) -> String {
             let _ = writeln!(
                 out,
                 "      <error message=\"{}\" type=\"target\">{}</error>",
-                xml_text(&super::clip(e, 200)),
+                xml_text(&super::text::clip(e, 200)),
                 xml_text(e)
             );
         } else {
@@ -89,7 +89,7 @@ pub fn junit(run: &RunResult) -> String {
                 .filter(|x| !x.passed)
                 .map(|x| format!("{} ({:.3}): {}", x.evaluator, x.value, x.reason))
                 .collect();
-            let message = super::clip(&failing.join("; "), 200);
+            let message = super::text::clip(&failing.join("; "), 200);
             let mut body = failing.join("\n");
             if let Some(o) = &c.output {
                 body.push_str("\n--- output ---\n");

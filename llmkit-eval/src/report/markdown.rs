@@ -2,9 +2,9 @@ use std::fmt::Write;
 
 use crate::compare::Comparison;
 use crate::gate::GateOutcome;
-use crate::runner::RunResult;
+use crate::result::RunResult;
 
-use super::clip;
+use super::text::clip;
 
 fn cell(s: &str) -> String {
     clip(s, 120).replace('|', "\\|")
@@ -107,7 +107,7 @@ pub fn markdown(
     let table =
         |out: &mut String,
          title: &str,
-         rows: &std::collections::BTreeMap<String, crate::runner::GroupStats>| {
+         rows: &std::collections::BTreeMap<String, crate::result::GroupStats>| {
             if rows.is_empty() {
                 return;
             }

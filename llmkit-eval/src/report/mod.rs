@@ -17,6 +17,7 @@
 mod junit;
 mod markdown;
 mod terminal;
+mod text;
 
 use std::path::{Path, PathBuf};
 
@@ -27,7 +28,7 @@ pub use terminal::terminal;
 use crate::compare::Comparison;
 use crate::error::EvalError;
 use crate::gate::GateOutcome;
-use crate::runner::RunResult;
+use crate::result::RunResult;
 
 /// The run as pretty JSON (the format [`RunResult::load`] reads back).
 pub fn json(run: &RunResult) -> String {
@@ -68,13 +69,4 @@ pub fn write_all(
         written.push(path);
     }
     Ok(written)
-}
-
-/// One-line text: newlines and tabs become spaces, and long text is clipped with `…`.
-pub(crate) fn clip(s: &str, max: usize) -> String {
-    let one = s.replace(['\n', '\r', '\t'], " ");
-    match one.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", one.get(..i).unwrap_or_default()),
-        None => one,
-    }
 }

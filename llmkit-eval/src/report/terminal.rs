@@ -1,8 +1,8 @@
 use std::fmt::Write;
 
-use crate::runner::{GroupStats, RunResult};
+use crate::result::{GroupStats, RunResult};
 
-use super::clip;
+use super::text::clip;
 
 fn row(out: &mut String, name: &str, g: &GroupStats) {
     let _ = writeln!(

@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use llmkit_core::Role;
 
 use crate::guard::{Action, Decision, Finding, Guard, GuardContext};
-use crate::untrusted::random_token;
+use crate::untrusted::spotlight::random_token;
 
 /// A random token to plant in a system prompt.
 #[derive(Clone, PartialEq, Eq)]

@@ -31,7 +31,7 @@ use llmkit_core::{ChatRequest, Result, Role};
 use serde::{Deserialize, Serialize};
 
 use crate::guard::{Action, Decision, Guard, GuardContext, Verdict};
-use crate::injection::sentence_ranges;
+use crate::injection::scorer::sentence_ranges;
 
 /// A moderation verdict.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

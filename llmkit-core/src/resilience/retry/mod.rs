@@ -22,7 +22,7 @@ use super::{deadline_error, first_content, remaining};
 use crate::error::{Error, Result};
 use crate::layer::Layer;
 use crate::model::{ChatModel, ChatStream, ModelInfo};
-use crate::request::ChatRequest;
+use crate::request::{ChatRequest, RequestMeta};
 use crate::response::ChatResponse;
 
 /// Retries failed attempts with backoff, within the deadline and a [`RetryBudget`].
@@ -136,29 +136,61 @@ enum Next {
     Stop(&'static str),
 }
 
-impl Retry {
+impl RetryLayer {
+    /// Runs any fallible async operation under this layer's policy, backoff and budget, as the
+    /// layer runs model calls: for work that is not a [`ChatModel`] call but must not grow a
+    /// retry loop of its own (llmkit-eval's runner retries its targets with it). `info` names
+    /// what is called in logs and deadline errors; `meta`'s deadline bounds the retries. The
+    /// error, when every attempt failed, is the last one with [`Error::attempts`] filled in.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use llmkit_core::resilience::RetryLayer;
+    /// use llmkit_core::{Error, ErrorKind, ModelInfo, RequestMeta};
+    ///
+    /// let calls = AtomicU32::new(0);
+    /// let value = RetryLayer::new()
+    ///     .call(&ModelInfo::new("job", "nightly"), &RequestMeta::default(), || async {
+    ///         match calls.fetch_add(1, Ordering::SeqCst) {
+    ///             0 => Err(Error::new(ErrorKind::Overloaded, "busy")),
+    ///             _ => Ok(42),
+    ///         }
+    ///     })
+    ///     .await?;
+    /// assert_eq!((value, calls.load(Ordering::SeqCst)), (42, 2));
+    /// # Ok::<(), llmkit_core::Error>(()) }).unwrap();
+    /// ```
+    pub async fn call<T, F, Fut>(&self, info: &ModelInfo, meta: &RequestMeta, call: F) -> Result<T>
+    where
+        F: FnMut() -> Fut + Send,
+        Fut: std::future::Future<Output = Result<T>> + Send,
+        T: Send,
+    {
+        self.run(info, meta, call).await.map(|(value, _)| value)
+    }
+
     fn decide(
         &self,
         error: &Error,
         attempt: u32,
         schedule: &mut Schedule,
-        request: &ChatRequest,
+        meta: &RequestMeta,
     ) -> Next {
-        if !self.config.policy.should_retry(error, attempt) {
+        if !self.policy.should_retry(error, attempt) {
             return Next::Stop(if error.is_retryable() {
                 "attempts exhausted"
             } else {
                 "not retryable"
             });
         }
-        let wait = self.config.policy.wait(
-            error,
-            schedule.next().unwrap_or(self.config.backoff.max_delay()),
-        );
-        if remaining(&request.meta).is_some_and(|left| left <= wait) {
+        let wait = self
+            .policy
+            .wait(error, schedule.next().unwrap_or(self.backoff.max_delay()));
+        if remaining(meta).is_some_and(|left| left <= wait) {
             return Next::Stop("deadline would pass before the next attempt");
         }
-        if let Some(budget) = &self.config.budget {
+        if let Some(budget) = &self.budget {
             if !budget.try_withdraw() {
                 return Next::Stop("retry budget exhausted");
             }
@@ -183,29 +215,33 @@ impl Retry {
     }
 
     /// Runs attempts of `call` until one succeeds or the policy stops.
-    async fn run<T, F, Fut>(&self, request: &ChatRequest, mut call: F) -> Result<(T, Vec<Error>)>
+    async fn run<T, F, Fut>(
+        &self,
+        info: &ModelInfo,
+        meta: &RequestMeta,
+        mut call: F,
+    ) -> Result<(T, Vec<Error>)>
     where
-        F: FnMut(ChatRequest) -> Fut + Send,
+        F: FnMut() -> Fut + Send,
         Fut: std::future::Future<Output = Result<T>> + Send,
         T: Send,
     {
-        let info = self.inner.info();
-        let mut schedule = self.config.backoff.schedule();
+        let mut schedule = self.backoff.schedule();
         let mut errors: Vec<Error> = Vec::new();
-        if let Some(budget) = &self.config.budget {
+        if let Some(budget) = &self.budget {
             budget.deposit();
         }
         for attempt in 1u32.. {
-            if remaining(&request.meta).is_some_and(|left| left.is_zero()) {
+            if remaining(meta).is_some_and(|left| left.is_zero()) {
                 let e = deadline_error(info, &format!("before attempt {attempt}"));
                 errors.push(e);
                 return Err(Self::give_up(info, errors, "deadline"));
             }
             let span = tracing::info_span!("llmkit.attempt", attempt);
-            match call(request.clone()).instrument(span).await {
+            match call().instrument(span).await {
                 Ok(value) => return Ok((value, errors)),
                 Err(e) => {
-                    let next = self.decide(&e, attempt, &mut schedule, request);
+                    let next = self.decide(&e, attempt, &mut schedule, meta);
                     errors.push(e);
                     match next {
                         Next::Stop(why) => return Err(Self::give_up(info, errors, why)),
@@ -242,7 +278,10 @@ impl ChatModel for Retry {
 
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
         let inner = &self.inner;
-        let (mut resp, errors) = self.run(&request, |req| inner.chat(req)).await?;
+        let (mut resp, errors) = self
+            .config
+            .run(inner.info(), &request.meta, || inner.chat(request.clone()))
+            .await?;
         for (i, e) in errors.iter().enumerate() {
             resp.trail
                 .push("retry", "attempt_failed", format!("attempt {}: {e}", i + 1));
@@ -257,8 +296,9 @@ impl ChatModel for Retry {
     async fn stream(&self, request: ChatRequest) -> Result<ChatStream> {
         let inner = &self.inner;
         let (stream, _) = self
-            .run(&request, |req| async move {
-                first_content(inner.stream(req).await?).await
+            .config
+            .run(inner.info(), &request.meta, || async {
+                first_content(inner.stream(request.clone()).await?).await
             })
             .await?;
         Ok(stream)
