@@ -276,9 +276,7 @@ impl LocalBatchLane {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, LocalResults)>> {
-        self.batches
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::sync::lock(&self.batches)
     }
 }
 
@@ -308,9 +306,7 @@ impl BatchLane for LocalBatchLane {
             }))
             .buffer_unordered(concurrency);
             while let Some((custom_id, result)) = calls.next().await {
-                let mut guard = batches
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut guard = crate::sync::lock(&batches);
                 match guard.get_mut(&batch_id) {
                     Some((_, results)) => {
                         results.insert(custom_id, result);

@@ -220,9 +220,7 @@ impl BudgetLayer {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Ledger> {
-        self.ledger
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::sync::lock(&self.ledger)
     }
 
     /// The estimated cost of `request` on `info`'s model, or `None` when the pricer does not know

@@ -509,8 +509,8 @@ pub fn scrub_excerpt(body: &str) -> String {
 /// letters and digits and has no spaces: the shape of API keys and bearer tokens.
 fn looks_like_secret(token: &str) -> bool {
     let core = token.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    const PREFIXES: [&str; 6] = ["sk-", "sk_", "AIza", "xoxb-", "ghp_", "Bearer"];
-    if core.len() >= 12 && PREFIXES.iter().any(|p| core.starts_with(p)) {
+    // Key prefixes come from the one table of credential shapes (`crate::secrets`).
+    if core.len() >= 12 && (crate::secrets::has_key_prefix(core) || core.starts_with("Bearer")) {
         return true;
     }
     if core.len() < 24 {

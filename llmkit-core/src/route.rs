@@ -362,9 +362,7 @@ impl Router {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, RouterStats> {
-        self.stats
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::sync::lock(&self.stats)
     }
 
     fn model(&self, route: &str) -> Result<&Arc<dyn ChatModel>> {

@@ -377,10 +377,7 @@ impl ScriptedModel {
 
     fn state(&self) -> MutexGuard<'_, State> {
         // A poisoned lock only means a panicking test thread; the recorded data is still fine.
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::sync::lock(&self.inner.state)
     }
 
     /// Every chat request received, in order (streamed ones included).

@@ -205,20 +205,10 @@ impl DatasetError {
     }
 }
 
-/// Lower-case hex of bytes (sha256 digests).
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
 /// Hex sha256 of `data`.
 pub(crate) fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
-    hex(&sha2::Sha256::digest(data))
+    llmkit_core::hex::encode(sha2::Sha256::digest(data))
 }
 
 /// Writes `value` as pretty JSON plus a newline, creating parent directories.

@@ -113,23 +113,10 @@ pub fn rouge_l_f1(candidate: &str, reference: &str) -> f64 {
     2.0 * p * r / (p + r)
 }
 
-/// Cosine similarity; 0 when either vector is zero or the lengths differ.
+/// Cosine similarity; 0 when either vector is zero or the lengths differ
+/// ([`llmkit_core::vector::cosine`], widened to `f64` like every other score here).
 pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    if a.len() != b.len() {
-        return 0.0;
-    }
-    let (mut dot, mut na, mut nb) = (0f64, 0f64, 0f64);
-    for (x, y) in a.iter().zip(b) {
-        let (x, y) = (f64::from(*x), f64::from(*y));
-        dot += x * y;
-        na += x * x;
-        nb += y * y;
-    }
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        dot / (na.sqrt() * nb.sqrt())
-    }
+    f64::from(llmkit_core::vector::cosine(a, b))
 }
 
 #[derive(Debug, Clone, Copy)]

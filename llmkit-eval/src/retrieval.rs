@@ -2,111 +2,20 @@
 //! quality: [`recall_at_k`], [`precision_at_k`], [`mrr`], [`ndcg_at_k`], [`hit_rate_at_k`], and
 //! [`RetrievalMetrics`] holding all five for a case or averaged over a run.
 //!
-//! Relevance is binary (an id is relevant when it is expected). Repeated retrieved ids count
-//! once, at their first position.
+//! The per-query functions are llmkit-core's ([`llmkit_core::retrieval`], re-exported here),
+//! so RAG's own evaluation computes the very same numbers.
 //!
 //! ```
-//! use llmkit_eval::retrieval::{ndcg_at_k, recall_at_k};
-//! let retrieved = ["d3", "d1", "d9"];
-//! let expected = ["d1", "d2"];
-//! assert_eq!(recall_at_k(&retrieved, &expected, 3), 0.5);
-//! // DCG = 1/log2(3); ideal = 1 + 1/log2(3).
-//! let want = (1.0 / 3f64.log2()) / (1.0 + 1.0 / 3f64.log2());
-//! assert!((ndcg_at_k(&retrieved, &expected, 3) - want).abs() < 1e-12);
+//! use llmkit_eval::retrieval::RetrievalMetrics;
+//! let m = RetrievalMetrics::compute(&["d3", "d1", "d9"], &["d1", "d2"], 3);
+//! assert_eq!((m.recall, m.mrr, m.hit_rate), (0.5, 0.5, 1.0));
 //! ```
-
-use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-/// Retrieved ids up to `k`, duplicates removed (first position kept).
-fn top_k<S: AsRef<str>>(retrieved: &[S], k: usize) -> Vec<&str> {
-    let mut seen = HashSet::new();
-    retrieved
-        .iter()
-        .map(AsRef::as_ref)
-        .filter(|id| seen.insert(*id))
-        .take(k)
-        .collect()
-}
-
-fn expected_set<S: AsRef<str>>(expected: &[S]) -> HashSet<&str> {
-    expected.iter().map(AsRef::as_ref).collect()
-}
-
-/// Share of expected ids found in the top `k`; 1 when nothing was expected.
-pub fn recall_at_k<S: AsRef<str>, T: AsRef<str>>(retrieved: &[S], expected: &[T], k: usize) -> f64 {
-    let want = expected_set(expected);
-    if want.is_empty() {
-        return 1.0;
-    }
-    let found = top_k(retrieved, k)
-        .iter()
-        .filter(|id| want.contains(*id))
-        .count();
-    found as f64 / want.len() as f64
-}
-
-/// Share of the top `k` slots holding an expected id (divided by `k`, so returning fewer than
-/// `k` ids does not inflate precision); 0 when `k` is 0.
-pub fn precision_at_k<S: AsRef<str>, T: AsRef<str>>(
-    retrieved: &[S],
-    expected: &[T],
-    k: usize,
-) -> f64 {
-    if k == 0 {
-        return 0.0;
-    }
-    let want = expected_set(expected);
-    let found = top_k(retrieved, k)
-        .iter()
-        .filter(|id| want.contains(*id))
-        .count();
-    found as f64 / k as f64
-}
-
-/// Reciprocal rank of the first expected id (over the whole list); 0 when none is retrieved.
-pub fn mrr<S: AsRef<str>, T: AsRef<str>>(retrieved: &[S], expected: &[T]) -> f64 {
-    let want = expected_set(expected);
-    top_k(retrieved, usize::MAX)
-        .iter()
-        .position(|id| want.contains(*id))
-        .map_or(0.0, |i| 1.0 / (i as f64 + 1.0))
-}
-
-/// nDCG@k with binary relevance and a log2 discount: `DCG = Σ rel_i / log2(i + 1)` over ranks
-/// `i = 1..=k`, divided by the DCG of a perfect ranking of `min(k, |expected|)` relevant ids.
-/// 1 when nothing was expected.
-pub fn ndcg_at_k<S: AsRef<str>, T: AsRef<str>>(retrieved: &[S], expected: &[T], k: usize) -> f64 {
-    let want = expected_set(expected);
-    if want.is_empty() {
-        return 1.0;
-    }
-    let discount = |rank: usize| 1.0 / ((rank as f64) + 1.0).log2();
-    let dcg: f64 = top_k(retrieved, k)
-        .iter()
-        .enumerate()
-        .filter(|(_, id)| want.contains(*id))
-        .map(|(i, _)| discount(i + 1))
-        .sum();
-    let ideal: f64 = (1..=k.min(want.len())).map(discount).sum();
-    if ideal == 0.0 { 0.0 } else { dcg / ideal }
-}
-
-/// 1 when any expected id is in the top `k`, else 0; 1 when nothing was expected.
-pub fn hit_rate_at_k<S: AsRef<str>, T: AsRef<str>>(
-    retrieved: &[S],
-    expected: &[T],
-    k: usize,
-) -> f64 {
-    let want = expected_set(expected);
-    if want.is_empty() {
-        return 1.0;
-    }
-    f64::from(u8::from(
-        top_k(retrieved, k).iter().any(|id| want.contains(*id)),
-    ))
-}
+// One definition of each metric, in core, so llmkit-rag uses the same ones without depending
+// on this crate.
+pub use llmkit_core::retrieval::{hit_rate_at_k, mrr, ndcg_at_k, precision_at_k, recall_at_k};
 
 /// The five retrieval metrics for one case, or their means over a run.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]

@@ -222,9 +222,7 @@ impl MemoryCheckpointer {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<Checkpoint>>> {
-        self.threads
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        llmkit_core::sync::lock(&self.threads)
     }
 }
 

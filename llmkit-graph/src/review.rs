@@ -146,9 +146,7 @@ impl MemoryReviewQueue {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<ReviewItem>> {
-        self.items
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        llmkit_core::sync::lock(&self.items)
     }
 }
 
@@ -236,9 +234,7 @@ impl FileReviewQueue {
     }
 
     fn guard(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        llmkit_core::sync::lock(&self.lock)
     }
 }
 
@@ -346,10 +342,7 @@ impl HitlGate {
     /// Seeds the sampler, for reproducible tests and audits.
     #[must_use]
     pub fn seed(self, seed: u64) -> Self {
-        *self
-            .rng
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = seed;
+        *llmkit_core::sync::lock(&self.rng) = seed;
         self
     }
 
@@ -420,10 +413,7 @@ impl HitlGate {
 
     /// SplitMix64: tiny, seedable, good enough for audit sampling.
     fn next_unit(&self) -> f64 {
-        let mut s = self
-            .rng
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut s = llmkit_core::sync::lock(&self.rng);
         *s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = *s;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

@@ -8,12 +8,7 @@ use unicode_normalization::UnicodeNormalization;
 
 /// Hex SHA-256 of some text: the identity of a document's or chunk's content.
 pub fn content_hash(text: &str) -> String {
-    let digest = Sha256::digest(text.as_bytes());
-    let mut hex = String::with_capacity(64);
-    for b in digest {
-        hex.push_str(&format!("{b:02x}"));
-    }
-    hex
+    llmkit_core::hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 /// A source document.

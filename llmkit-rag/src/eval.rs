@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::index::{Index, SearchMode};
 use crate::store::Filter;
-use llmkit_core::Result;
+use llmkit_core::{Result, retrieval};
 
 /// A labelled query: which documents (or chunks) should be retrieved.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,25 +62,23 @@ pub async fn retrieve_ids(
     Ok(out)
 }
 
-/// Mean recall@k: the share of relevant ids found in the top k, averaged over queries.
+/// Mean recall@k: the share of relevant ids found in the top k, averaged over queries
+/// ([`llmkit_core::retrieval::recall_at_k`] per query, the definition llmkit-eval reports).
 pub fn recall_at_k(results: &[RetrievedIds], k: usize) -> f64 {
-    mean(results.iter().map(|r| {
-        if r.relevant.is_empty() {
-            return 1.0;
-        }
-        let top: Vec<&String> = r.retrieved.iter().take(k).collect();
-        r.relevant.iter().filter(|id| top.contains(id)).count() as f64 / r.relevant.len() as f64
-    }))
+    mean(
+        results
+            .iter()
+            .map(|r| retrieval::recall_at_k(&r.retrieved, &r.relevant, k)),
+    )
 }
 
-/// Mean reciprocal rank of the first relevant id.
+/// Mean reciprocal rank of the first relevant id ([`llmkit_core::retrieval::mrr`] per query).
 pub fn mrr(results: &[RetrievedIds]) -> f64 {
-    mean(results.iter().map(|r| {
-        r.retrieved
+    mean(
+        results
             .iter()
-            .position(|id| r.relevant.contains(id))
-            .map_or(0.0, |p| 1.0 / (p as f64 + 1.0))
-    }))
+            .map(|r| retrieval::mrr(&r.retrieved, &r.relevant)),
+    )
 }
 
 fn mean(it: impl Iterator<Item = f64>) -> f64 {

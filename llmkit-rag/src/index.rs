@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
+use llmkit_core::sync::lock;
 use llmkit_core::{EmbeddingModel, EmbeddingRequest, Error, ErrorKind, Result};
 
 use crate::chunk::{Chunk, Chunker};
@@ -69,10 +70,6 @@ impl std::fmt::Debug for Index {
             .field("embedder", &self.embedder.info().model)
             .finish_non_exhaustive()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn now_ms() -> u64 {

@@ -73,31 +73,9 @@ impl std::fmt::Debug for MemoryVectorStore {
     }
 }
 
-pub(crate) fn normalize(v: &mut [f32]) {
-    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if n > 0.0 {
-        v.iter_mut().for_each(|x| *x /= n);
-    }
-}
-
-/// Dot product in 16-wide blocks with independent accumulators, then the tail. Fixed-size
-/// arrays give LLVM bounds it can see, so the block loop compiles to SIMD multiply-adds
-/// without bounds checks (a per-lane `get` kept it scalar: 3× slower).
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    const LANES: usize = 16;
-    let mut acc = [0f32; LANES];
-    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        let (Ok(x), Ok(y)) = (<&[f32; LANES]>::try_from(x), <&[f32; LANES]>::try_from(y)) else {
-            continue;
-        };
-        for ((s, p), q) in acc.iter_mut().zip(x).zip(y) {
-            *s += p * q;
-        }
-    }
-    acc.iter().sum::<f32>() + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f32>()
-}
+// Vector math is llmkit-core's (`llmkit_core::vector`); `dot` stays at this path.
+pub use llmkit_core::vector::dot;
+pub(crate) use llmkit_core::vector::normalize;
 
 impl MemoryVectorStore {
     /// An empty store.

@@ -85,13 +85,7 @@ pub fn cache_key(info: &ModelInfo, request: &ChatRequest, scope_by_tenant: bool)
     } else {
         canonical_digest(info, request, scope_by_tenant)
     };
-    let mut hex = String::with_capacity(64);
-    for b in digest {
-        // Two pushes per byte instead of a `format!` (one allocation) per byte.
-        hex.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
-        hex.push(char::from_digit(u32::from(b & 0x0f), 16).unwrap_or('0'));
-    }
-    CacheKey(hex)
+    CacheKey(crate::hex::encode(digest))
 }
 
 /// Whether `serde_json::Map` iterates in key order in this build (it does unless a crate turns

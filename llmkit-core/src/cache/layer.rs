@@ -99,10 +99,7 @@ impl Lead<'_> {
     }
 
     fn land(&self, outcome: impl FnOnce() -> Outcome) {
-        self.flights
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(self.key);
+        crate::sync::lock(&self.flights).remove(self.key);
         // Out of the map, nobody new can join: the count is exactly leader + followers, so
         // the result is copied only when someone waits for it.
         if Arc::strong_count(&self.flight) > 1 {
@@ -201,10 +198,7 @@ impl CacheStatsHandle {
             misses: c.misses.load(Ordering::Relaxed),
             bypassed: c.bypassed.load(Ordering::Relaxed),
             coalesced: c.coalesced.load(Ordering::Relaxed),
-            saved_usd: *c
-                .saved
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
+            saved_usd: *crate::sync::lock(&c.saved),
         }
     }
 }
@@ -297,11 +291,7 @@ impl Cached {
 
     fn record_hit(&self, saved: Decimal) {
         self.counters.hits.fetch_add(1, Ordering::Relaxed);
-        *self
-            .counters
-            .saved
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) += saved;
+        *crate::sync::lock(&self.counters.saved) += saved;
     }
 }
 
@@ -331,10 +321,7 @@ impl ChatModel for Cached {
         // meanwhile wait for its answer instead of paying again.
         loop {
             let (flight, leader) = {
-                let mut in_flight = self
-                    .in_flight
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut in_flight = crate::sync::lock(&self.in_flight);
                 match in_flight.get(&key) {
                     Some(f) => (f.clone(), false),
                     None => {

@@ -79,20 +79,8 @@ pub async fn false_hit_rate(embedder: &dyn EmbeddingModel, threshold: f32) -> Re
     Ok(hits as f64 / NEGATION_PAIRS.len() as f64)
 }
 
-/// Cosine similarity; 0 for empty or zero vectors.
-pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    let (mut dot, mut na, mut nb) = (0f32, 0f32, 0f32);
-    for (x, y) in a.iter().zip(b) {
-        dot += x * y;
-        na += x * x;
-        nb += y * y;
-    }
-    if na == 0.0 || nb == 0.0 {
-        0.0
-    } else {
-        dot / (na.sqrt() * nb.sqrt())
-    }
-}
+// Kept at this path for callers of `cache::semantic::cosine`; defined once in `crate::vector`.
+pub use crate::vector::cosine;
 
 struct Entry {
     scope: [u8; 32],
@@ -214,10 +202,7 @@ impl ChatModel for SemanticCached {
         let embedded = self.embedder.embed(EmbeddingRequest::new([query])).await?;
         let vector = embedded.embeddings.into_iter().next().unwrap_or_default();
         let best = {
-            let entries = self
-                .entries
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let entries = crate::sync::lock(&self.entries);
             entries
                 .iter()
                 .filter(|e| e.scope == scope)
@@ -232,10 +217,7 @@ impl ChatModel for SemanticCached {
         }
         let resp = self.inner.chat(request).await?;
         if resp.finish_reason == crate::response::FinishReason::Stop {
-            let mut entries = self
-                .entries
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut entries = crate::sync::lock(&self.entries);
             if entries.len() >= self.max_entries {
                 entries.pop_front();
             }

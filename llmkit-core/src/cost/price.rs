@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer, Serialize};
@@ -485,11 +485,7 @@ impl PriceTable {
 
     fn warn_unknown(&self, provider: &str, model: &str) {
         let key = format!("{provider}/{model}");
-        let first = self
-            .warned
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key);
+        let first = crate::sync::lock(&self.warned).insert(key);
         if first {
             tracing::warn!(
                 provider,

@@ -61,7 +61,7 @@ mod window;
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -129,11 +129,9 @@ pub(crate) fn bounded(limit: Option<Duration>, meta: &RequestMeta) -> Option<Dur
     }
 }
 
-/// Locks a mutex, recovering from poisoning: every critical section in this module leaves the
-/// state consistent at each step, so a panic elsewhere does not make it unusable.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+// Every critical section in this module leaves the state consistent at each step, so a panic
+// elsewhere does not make a lock unusable: the crate's one poison policy applies.
+pub(crate) use crate::sync::lock;
 
 /// Per provider+model state (breakers, limiters), created on first use.
 pub(crate) struct Registry<T> {

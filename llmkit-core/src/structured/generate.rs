@@ -21,11 +21,10 @@ use crate::schema::{SchemaDialect, schema_for, to_dialect};
 
 use super::extract::{json_candidates, looks_truncated};
 use super::partial::partial_json;
+use super::violations::{MAX_ERROR_CHARS, clip};
 
 /// Most validation errors reported per attempt; more would only bloat the re-ask prompt.
 const MAX_ERRORS_PER_ATTEMPT: usize = 12;
-/// Longest single error message kept; `jsonschema` messages quote the offending instance.
-const MAX_ERROR_CHARS: usize = 240;
 
 /// A schema compiled once per Rust type and shared by every call.
 pub(crate) struct CompiledSchema {
@@ -65,27 +64,7 @@ impl CompiledSchema {
 
     /// Every schema violation of `instance`, as `path: message` lines.
     fn violations(&self, instance: &Value) -> Vec<String> {
-        self.validator
-            .iter_errors(instance)
-            .take(MAX_ERRORS_PER_ATTEMPT)
-            .map(|e| {
-                let path = e.instance_path().to_string();
-                let path = if path.is_empty() {
-                    "/".to_owned()
-                } else {
-                    path
-                };
-                format!("{path}: {}", clip(&e.to_string(), MAX_ERROR_CHARS))
-            })
-            .collect()
-    }
-}
-
-fn clip(s: &str, max: usize) -> String {
-    let one_line = s.replace(['\n', '\r'], " ");
-    match one_line.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", one_line.get(..i).unwrap_or_default()),
-        None => one_line,
+        super::violations::violations(&self.validator, instance, MAX_ERRORS_PER_ATTEMPT)
     }
 }
 
@@ -99,27 +78,18 @@ fn cache() -> &'static Cache {
 /// The compiled schema of `T`, compiled on first use and cached for the process.
 pub(crate) fn compiled_for<T: schemars::JsonSchema + 'static>() -> Result<Arc<CompiledSchema>> {
     let id = TypeId::of::<T>();
-    if let Some(hit) = cache()
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get(&id)
-    {
+    if let Some(hit) = crate::sync::read(&cache()).get(&id) {
         return Ok(hit.clone());
     }
     let name = crate::schema::wire_name(&T::schema_name(), "output");
     let compiled = Arc::new(CompiledSchema::compile(name, schema_for::<T>())?);
-    let mut map = cache()
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut map = crate::sync::write(&cache());
     Ok(map.entry(id).or_insert(compiled).clone())
 }
 
 /// How many schemas have been compiled so far in this process (one per Rust type).
 pub fn compiled_schema_count() -> usize {
-    cache()
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .len()
+    crate::sync::read(&cache()).len()
 }
 
 type Validator<T> = Arc<dyn Fn(&T) -> std::result::Result<(), String> + Send + Sync>;

@@ -37,6 +37,7 @@
 mod extract;
 mod generate;
 mod partial;
+mod violations;
 
 use std::future::Future;
 
@@ -45,6 +46,7 @@ use serde::de::DeserializeOwned;
 pub use extract::{json_candidates, looks_truncated};
 pub use generate::{Generated, RejectedAttempt, Structured, compiled_schema_count};
 pub use partial::partial_json;
+pub use violations::violations;
 
 use crate::error::Result;
 use crate::model::ChatModel;

@@ -38,8 +38,9 @@ where
 }
 
 /// Masks e-mails (`[EMAIL]`), card-like numbers passing the Luhn check (`[CARD]`), phone-like
-/// numbers of 7 to 15 digits (`[PHONE]`) and API-key-like tokens (`[SECRET]`: `sk-…`,
-/// `sk-ant-…`, `AKIA…`, `ghp_…`, `AIza…`, `xox?-…`, `Bearer …`).
+/// numbers of 7 to 15 digits (`[PHONE]`) and credentials (`[SECRET]`: every shape in
+/// [`crate::secrets::SECRET_SHAPES`] — `sk-…`, `sk-ant-…`, `AKIA…`, `ghp_…`, `AIza…`, `xox?-…`,
+/// Stripe keys, PEM private keys, JWTs — and `Bearer …`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DefaultRedactor {
     _private: (),
@@ -55,14 +56,14 @@ fn patterns() -> Option<&'static Patterns> {
     static P: OnceLock<Option<Patterns>> = OnceLock::new();
     P.get_or_init(|| {
         Some(Patterns {
+            // Every credential shape llmkit knows (`crate::secrets`), plus bearer tokens.
             secret: Regex::new(
-                r"(?x)
-                \b(?:sk|pk|rk)-(?:ant-|proj-|live-|test-)?[A-Za-z0-9_\-]{16,}
-              | \bAKIA[0-9A-Z]{16}\b
-              | \bgh[pousr]_[A-Za-z0-9]{20,}
-              | \bAIza[0-9A-Za-z_\-]{30,}
-              | \bxox[abpr]-[A-Za-z0-9\-]{10,}
-              | (?i:bearer)\s+[A-Za-z0-9._\-]{16,}",
+                &crate::secrets::SECRET_SHAPES
+                    .iter()
+                    .map(|s| s.pattern)
+                    .chain([crate::secrets::BEARER_PATTERN])
+                    .collect::<Vec<_>>()
+                    .join("|"),
             )
             .ok()?,
             email: Regex::new(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}").ok()?,

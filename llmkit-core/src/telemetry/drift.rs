@@ -29,7 +29,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use rust_decimal::prelude::ToPrimitive;
 use serde::{Deserialize, Serialize};
@@ -379,12 +379,7 @@ impl DriftMonitor {
     /// Forgets frozen baselines; the next full window becomes the new baseline (after a
     /// deliberate model or prompt change).
     pub fn reset_baselines(&self) {
-        for r in self
-            .rules
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter_mut()
-        {
+        for r in crate::sync::lock(&self.rules).iter_mut() {
             r.baseline = None;
             r.samples.clear();
             r.breaching = false;
@@ -393,7 +388,7 @@ impl DriftMonitor {
 
     fn feed(&self, sample: impl Fn(Signal) -> Option<f64>) {
         let alerts: Vec<DriftAlert> = {
-            let mut rules = self.rules.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut rules = crate::sync::lock(&self.rules);
             rules
                 .iter_mut()
                 .filter_map(|r| sample(r.rule.signal).and_then(|v| r.push(v)))

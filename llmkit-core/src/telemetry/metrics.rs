@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -291,7 +291,7 @@ impl MetricsRegistry {
         };
         let latency_us = record.latency_us();
         {
-            let mut map = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut map = crate::sync::lock(&self.series);
             // Look up before inserting: `entry` takes an owned key, and cloning its three
             // strings on every call only pays off on a series' first call.
             if !map.contains_key(&key) {
@@ -331,7 +331,7 @@ impl MetricsRegistry {
 
     /// A copy of every series, with percentiles filled in.
     pub fn snapshot(&self) -> MetricsSnapshot {
-        let map = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+        let map = crate::sync::lock(&self.series);
         let series = map
             .iter()
             .map(|(k, s)| {
@@ -498,7 +498,7 @@ pub mod names {
 #[cfg(feature = "metrics")]
 mod facade {
     use std::collections::HashMap;
-    use std::sync::{Mutex, PoisonError};
+    use std::sync::Mutex;
 
     use super::{SeriesKey, names};
     use crate::telemetry::sink::CallRecord;
@@ -557,7 +557,7 @@ mod facade {
     impl HandleCache {
         pub(super) fn record(&self, key: &SeriesKey, record: &CallRecord, latency_us: u64) {
             let recorder = current_recorder();
-            let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut series = crate::sync::lock(&self.series);
             let stale = series.get(key).is_none_or(|h| h.recorder != recorder);
             if stale {
                 series.insert(key.clone(), Handles::register(key, recorder));

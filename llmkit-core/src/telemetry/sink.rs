@@ -26,7 +26,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
@@ -209,16 +209,13 @@ impl JsonLinesSink {
 
 impl RecordSink for JsonLinesSink {
     fn write(&self, record: &CallRecord) -> io::Result<()> {
-        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out = crate::sync::lock(&self.out);
         serde_json::to_writer(&mut *out, record)?;
         out.write_all(b"\n")
     }
 
     fn flush(&self) -> io::Result<()> {
-        self.out
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .flush()
+        crate::sync::lock(&self.out).flush()
     }
 }
 
@@ -236,19 +233,13 @@ impl MemorySink {
 
     /// Records stored so far.
     pub fn records(&self) -> Vec<CallRecord> {
-        self.records
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        crate::sync::lock(&self.records).clone()
     }
 }
 
 impl RecordSink for MemorySink {
     fn write(&self, record: &CallRecord) -> io::Result<()> {
-        self.records
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(record.clone());
+        crate::sync::lock(&self.records).push(record.clone());
         Ok(())
     }
 }

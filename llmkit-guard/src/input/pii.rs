@@ -490,7 +490,7 @@ impl Vault {
 
     fn lock(&self) -> MutexGuard<'_, VaultInner> {
         // A poisoned lock only means another thread panicked mid-insert; the maps stay valid.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        llmkit_core::sync::lock(&self.inner)
     }
 
     /// The placeholder for `value` of this tag, allocating `[TAG_n]` on first sight.

@@ -17,6 +17,7 @@ use std::ops::Range;
 use std::sync::LazyLock;
 
 use async_trait::async_trait;
+use llmkit_core::secrets::{SECRET_SHAPES, SecretShape};
 use regex::Regex;
 
 use crate::guard::{
@@ -35,45 +36,9 @@ pub struct SecretMatch {
     pub score: f32,
 }
 
-const KNOWN: &[(&str, f32, &str)] = &[
-    (
-        "anthropic_key",
-        0.99,
-        r"\bsk-ant-(?:api|admin)\d{2}-[A-Za-z0-9_-]{20,}",
-    ),
-    (
-        "openai_key",
-        0.95,
-        r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_-]{20,}",
-    ),
-    (
-        "aws_access_key",
-        0.95,
-        r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}\b",
-    ),
-    (
-        "github_token",
-        0.97,
-        r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,}\b|\bgithub_pat_[A-Za-z0-9_]{22,}",
-    ),
-    ("google_api_key", 0.95, r"\bAIza[0-9A-Za-z_-]{35}"),
-    ("slack_token", 0.95, r"\bxox[abposre]-[A-Za-z0-9-]{10,}"),
-    (
-        "stripe_key",
-        0.97,
-        r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}",
-    ),
-    (
-        "private_key",
-        0.99,
-        r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----(?:[\s\S]{0,8000}?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----)?",
-    ),
-    (
-        "jwt",
-        0.9,
-        r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
-    ),
-];
+/// The known credential shapes: llmkit-core's one table, shared with error scrubbing and trace
+/// capture.
+const KNOWN: &[SecretShape] = SECRET_SHAPES;
 
 const TOKEN: &str = r"[A-Za-z0-9+/=_\-]{24,}";
 
@@ -81,7 +46,7 @@ const TOKEN: &str = r"[A-Za-z0-9+/=_\-]{24,}";
 pub fn patterns() -> Vec<String> {
     KNOWN
         .iter()
-        .map(|k| k.2)
+        .map(|k| k.pattern)
         .chain([TOKEN])
         .map(ascii_pattern)
         .collect()
@@ -90,7 +55,7 @@ pub fn patterns() -> Vec<String> {
 static COMPILED: LazyLock<Vec<(&'static str, f32, Regex)>> = LazyLock::new(|| {
     KNOWN
         .iter()
-        .filter_map(|&(k, s, p)| compile(p).map(|r| (k, s, r)))
+        .filter_map(|k| compile(k.pattern).map(|r| (k.kind, k.confidence, r)))
         .collect()
 });
 /// Known shapes then the token pattern, as one prefilter set (indices line up only when every
@@ -99,7 +64,7 @@ static SET: LazyLock<Option<regex::RegexSet>> = LazyLock::new(|| {
     if COMPILED.len() != KNOWN.len() {
         return None;
     }
-    compile_set(KNOWN.iter().map(|k| k.2).chain([TOKEN]))
+    compile_set(KNOWN.iter().map(|k| k.pattern).chain([TOKEN]))
 });
 static TOKEN_RE: LazyLock<Option<Regex>> = LazyLock::new(|| compile(TOKEN));
 

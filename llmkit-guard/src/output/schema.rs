@@ -37,22 +37,9 @@ pub fn compile_schema(schema: &Value) -> Result<jsonschema::Validator, Error> {
         .map_err(|e| Error::config(format!("invalid json schema: {e}")))
 }
 
-/// Up to `max` violations of `value`, each `pointer: message`.
-pub fn violations(validator: &jsonschema::Validator, value: &Value, max: usize) -> Vec<String> {
-    validator
-        .iter_errors(value)
-        .take(max)
-        .map(|e| {
-            let path = e.instance_path().to_string();
-            let path = if path.is_empty() {
-                "/".to_owned()
-            } else {
-                path
-            };
-            format!("{path}: {e}")
-        })
-        .collect()
-}
+// How a violation reads is llmkit-core's (`pointer: message`, one bounded line), shared with the
+// structured-output re-ask.
+pub use llmkit_core::structured::violations;
 
 /// The JSON value in a model's answer: the whole text, a fenced json block, or the outermost
 /// object or array.
