@@ -6,7 +6,12 @@
 //! `src/injection/guard.rs`), so `pub use` re-exports count as edges too. Inline `#[cfg(test)]`
 //! modules are left out: test code does not shape the architecture. Run with `--nocapture` to
 //! see the edges.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

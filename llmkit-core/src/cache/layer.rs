@@ -99,7 +99,7 @@ impl Lead<'_> {
     }
 
     fn land(&self, outcome: impl FnOnce() -> Outcome) {
-        crate::sync::lock(&self.flights).remove(self.key);
+        crate::sync::lock(self.flights).remove(self.key);
         // Out of the map, nobody new can join: the count is exactly leader + followers, so
         // the result is copied only when someone waits for it.
         if Arc::strong_count(&self.flight) > 1 {

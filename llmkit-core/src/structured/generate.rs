@@ -78,18 +78,18 @@ fn cache() -> &'static Cache {
 /// The compiled schema of `T`, compiled on first use and cached for the process.
 pub(crate) fn compiled_for<T: schemars::JsonSchema + 'static>() -> Result<Arc<CompiledSchema>> {
     let id = TypeId::of::<T>();
-    if let Some(hit) = crate::sync::read(&cache()).get(&id) {
+    if let Some(hit) = crate::sync::read(cache()).get(&id) {
         return Ok(hit.clone());
     }
     let name = crate::schema::wire_name(&T::schema_name(), "output");
     let compiled = Arc::new(CompiledSchema::compile(name, schema_for::<T>())?);
-    let mut map = crate::sync::write(&cache());
+    let mut map = crate::sync::write(cache());
     Ok(map.entry(id).or_insert(compiled).clone())
 }
 
 /// How many schemas have been compiled so far in this process (one per Rust type).
 pub fn compiled_schema_count() -> usize {
-    crate::sync::read(&cache()).len()
+    crate::sync::read(cache()).len()
 }
 
 type Validator<T> = Arc<dyn Fn(&T) -> std::result::Result<(), String> + Send + Sync>;
