@@ -4,10 +4,12 @@
     clippy::panic,
     clippy::indexing_slicing
 )]
-//! Precision, recall and false-positive rate of the detectors on the labelled corpus in
-//! `tests/data/`. The floors are the numbers measured when the corpus was written, minus a
-//! small margin; docs/guardrails.md reports the exact values. Run with `--nocapture` to see
-//! the misses.
+//! Detector quality on the labelled corpora in `tests/data/`.
+//!
+//! `injection/` is the prompt-injection corpus with its frozen evaluation split (see
+//! `support/injection_corpus.rs`): its numbers are the only ones docs/guardrails.md reports.
+//! `injection.jsonl` and `pii.jsonl` were written together with the rules, so their floors are
+//! regression checks, not quality numbers. Run with `--nocapture` to see the tables and misses.
 
 use std::collections::BTreeSet;
 
@@ -17,6 +19,10 @@ use llmkit_guard::input::secrets::SecretDetector;
 use llmkit_guard::input::{pii::PiiGuard, secrets::SecretGuard};
 use llmkit_guard::{Action, GuardPipeline, InjectionGuard, InjectionScorer, Provenance};
 use serde_json::Value;
+
+#[path = "support/injection_corpus.rs"]
+#[allow(dead_code)]
+mod injection_corpus;
 
 fn lines(name: &str) -> Vec<Value> {
     let path = format!("{}/tests/data/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -203,3 +209,99 @@ async fn benign_text_stays_untouched() {
 }
 
 const UNTOUCHED_FLOOR: f64 = 0.95;
+
+/// The frozen evaluation part is pinned: adding, removing or editing a frozen record (text,
+/// label, family, anything on its line) changes `frozen.sha256` and fails here. Quality
+/// numbers are only comparable across changes while this holds.
+#[test]
+fn frozen_split_is_unchanged() {
+    let records = injection_corpus::load();
+    let expected = std::fs::read_to_string(injection_corpus::dir().join("frozen.sha256")).unwrap();
+    let actual = injection_corpus::frozen_manifest(&records);
+    if actual != expected {
+        let new = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("frozen.sha256.new");
+        std::fs::write(&new, &actual).unwrap();
+        panic!(
+            "the frozen evaluation part changed; if that is intended (and the change is \
+             reported), copy {} over tests/data/injection/frozen.sha256",
+            new.display()
+        );
+    }
+}
+
+/// What the corpus must cover (issue 18): ≥ 500 attacks and ≥ 500 benign look-alikes, both
+/// positions, ≥ 6 languages incl. non-Latin scripts, every attack family in the frozen part,
+/// unique texts, a source and licence on every record, a frozen part of about 30 %.
+#[test]
+fn corpus_composition() {
+    let records = injection_corpus::load();
+    let attacks = records.iter().filter(|r| r.is_attack()).count();
+    let benign = records.iter().filter(|r| r.label == "benign").count();
+    assert_eq!(attacks + benign, records.len(), "labels are attack|benign");
+    assert!(
+        attacks >= 500 && benign >= 500,
+        "{attacks} attacks, {benign} benign"
+    );
+    let texts: BTreeSet<&str> = records.iter().map(|r| r.text.as_str()).collect();
+    assert_eq!(texts.len(), records.len(), "duplicate texts");
+    for r in &records {
+        assert!(!r.source.is_empty() && !r.licence.is_empty(), "{}", r.text);
+        assert!(
+            r.position == "user" || r.position == "retrieved",
+            "{}",
+            r.position
+        );
+    }
+    let languages: BTreeSet<&str> = records.iter().map(|r| r.language.as_str()).collect();
+    assert!(languages.len() >= 6, "{languages:?}");
+    for non_latin in ["ru", "zh", "ja", "ar"] {
+        assert!(languages.contains(non_latin), "{non_latin}");
+    }
+    for family in [
+        "paraphrased_override",
+        "claimed_authority",
+        "persona_roleplay",
+        "role_tag_spoof",
+        "comment_hidden",
+        "exfiltration_tool",
+        "obfuscated",
+        "format_hijack",
+        "hypothetical_framing",
+    ] {
+        for position in ["user", "retrieved"] {
+            assert!(
+                records
+                    .iter()
+                    .any(|r| r.is_attack() && r.family == family && r.position == position),
+                "{family} {position}"
+            );
+        }
+        assert!(
+            records
+                .iter()
+                .any(|r| r.is_attack() && r.family == family && r.is_frozen()),
+            "{family} has no frozen record"
+        );
+    }
+    let frozen = records.iter().filter(|r| r.is_frozen()).count() as f64;
+    let share = frozen / records.len() as f64;
+    assert!((0.25..0.35).contains(&share), "frozen share {share}");
+}
+
+/// The frozen-split evaluation (the same as `cargo run -p llmkit-guard --example
+/// injection_eval`), with floors at the numbers docs/guardrails.md reports minus a small
+/// margin, so a change that makes detection worse on unseen text fails here.
+#[tokio::test]
+async fn frozen_split_metrics() {
+    let records = injection_corpus::load();
+    let frozen: Vec<&injection_corpus::Record> = records.iter().filter(|r| r.is_frozen()).collect();
+    let e = injection_corpus::evaluate(&frozen).await;
+    println!("{}", e.table());
+    let recall = e.overall.recall.value();
+    let fpr = e.overall.fpr.value();
+    assert!(recall >= FROZEN_RECALL_FLOOR, "recall {recall}");
+    assert!(fpr <= FROZEN_FPR_CEILING, "fpr {fpr}");
+}
+
+const FROZEN_RECALL_FLOOR: f64 = 0.12;
+const FROZEN_FPR_CEILING: f64 = 0.11;
