@@ -34,12 +34,61 @@ const VALUES: &[&str] = &[
     "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789",
 ];
 
+/// An IPv6 address in one of its text forms: compressed (RFC 5952), full, full without
+/// leading zeros, IPv4-mapped, or with a zone id.
+fn ipv6_text() -> impl Strategy<Value = String> {
+    let groups = any::<[u16; 8]>().prop_filter("`::` alone is no address", |g| g != &[0; 8]);
+    (groups, any::<[u8; 4]>(), 0..5u8).prop_map(|(g, v4, form)| {
+        let addr = std::net::Ipv6Addr::from(g);
+        match form {
+            0 => addr.to_string(),
+            1 => g
+                .iter()
+                .map(|x| format!("{x:04x}"))
+                .collect::<Vec<_>>()
+                .join(":"),
+            2 => g
+                .iter()
+                .map(|x| format!("{x:x}"))
+                .collect::<Vec<_>>()
+                .join(":"),
+            3 => std::net::Ipv4Addr::from(v4).to_ipv6_mapped().to_string(),
+            _ => format!("{addr}%eth{}", g[0] % 10),
+        }
+    })
+}
+
+/// A personal value of any detected kind, in the shape the detectors look for.
+fn pii_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        ipv6_text(),
+        any::<[u8; 4]>()
+            .prop_filter("not a version-like 0.x", |o| o[0] > 0)
+            .prop_map(|o| std::net::Ipv4Addr::from(o).to_string()),
+        prop::sample::select(&VALUES[..8]).prop_map(str::to_owned),
+    ]
+}
+
 fn segment() -> impl Strategy<Value = String> {
     prop_oneof![
         any::<String>(),
         "[a-zA-Z0-9 .,:@+()-]{0,40}",
         prop::sample::select(VALUES).prop_map(str::to_owned),
+        ipv6_text(),
     ]
+}
+
+/// Prose words that are neither personal data nor version words.
+fn prose() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop::sample::select(
+            &[
+                "from", "the", "host", "at", "and", "port", "ok", "via", "is",
+            ][..],
+        ),
+        0..4,
+    )
+    .prop_map(|w| w.join(" "))
 }
 
 fn mixed_text() -> impl Strategy<Value = String> {
@@ -128,5 +177,54 @@ proptest! {
         let vault = Vault::new();
         let out = redact(&text, Some(&vault));
         prop_assert_eq!(vault.restore(&out), text);
+    }
+
+    /// A value of every PII kind, between prose, is detected as one span covering all of it,
+    /// and redaction replaces exactly that span (issue 18: a compressed IPv6 address kept its
+    /// last groups in clear).
+    #[test]
+    fn a_detected_value_is_redacted_whole(pre in prose(), value in pii_value(), post in prose()) {
+        let text = format!("{pre} {value} {post}");
+        let start = pre.len() + 1;
+        let found = PiiDetector::new().detect(&text);
+        let span = found
+            .iter()
+            .find(|m| m.range.start <= start && start + value.len() <= m.range.end);
+        prop_assert!(span.is_some(), "{value} not covered in {text:?}: {found:?}");
+        let out = redact(&text, None);
+        prop_assert!(!out.contains(&value), "{value} left in {out:?}");
+        let tag = span.map(|m| m.kind.tag()).unwrap_or("");
+        prop_assert_eq!(out, format!("{pre} [{tag}] {post}"));
+    }
+
+    /// For every detector (each PII kind and every secret shape): no byte of a detected span
+    /// survives redaction, and no byte outside the spans is changed.
+    #[test]
+    fn no_byte_of_a_detected_span_survives(text in mixed_text()) {
+        let found = PiiDetector::new().detect(&text);
+        let mut expected = String::new();
+        let mut at = 0;
+        for m in &found {
+            expected.push_str(&text[at..m.range.start]);
+            expected.push_str(&format!("[{}]", m.kind.tag()));
+            at = m.range.end;
+        }
+        expected.push_str(&text[at..]);
+        prop_assert_eq!(redact(&text, None), expected);
+
+        let secrets = SecretDetector::new().detect(&text);
+        let edits = rt().block_on(async {
+            let ctx = GuardContext::input(Provenance::User);
+            match SecretGuard::new().check(&text, &ctx).await.verdict {
+                Verdict::Transform { edits, .. } => edits,
+                _ => Vec::new(),
+            }
+        });
+        for m in &secrets {
+            prop_assert!(
+                edits.iter().any(|e| e.range.start <= m.range.start && m.range.end <= e.range.end),
+                "secret {:?} not covered by {edits:?}", m.range
+            );
+        }
     }
 }

@@ -140,7 +140,11 @@ const IBAN: &str = r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b
 const SSN: &str = r"\b(\d{3})[- ](\d{2})[- ](\d{4})\b";
 const IPV4: &str =
     r"\b(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\b";
-const IPV6: &str = r"(?i)(?:[0-9a-f]{1,4}:){1,7}(?::|(?::[0-9a-f]{1,4}){1,6}|[0-9a-f]{1,4})|::(?:[0-9a-f]{1,4}:){0,6}[0-9a-f]{1,4}";
+/// IPv6 candidates in every RFC 5952 / RFC 4291 text form: full, `::`-compressed, with an IPv4
+/// tail (`::ffff:192.0.2.1`) and with a zone id (`fe80::1%eth0`). The pattern only finds the
+/// longest run of colon groups; [`ipv6_at`] decides with the standard library's parser, so a
+/// compressed address is never cut at its `::` (which left its last groups in clear).
+const IPV6: &str = r"(?i)[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}(?:%[0-9a-z](?:[0-9a-z._-]*[0-9a-z])?)?";
 const DOB: &str = r"(?i)\b(?:dob|d\.o\.b\.?|date of birth|birth ?date|birthday|born(?: on)?|geboren(?: am)?|geburtsdatum|n[ée]e? le|date de naissance|fecha de nacimiento|nacid[oa] el|data di nascita|nato il|nata il)\s*[:\-]?\s*((?:\d{1,2}[./-]\d{1,2}[./-](?:\d{4}|\d{2})|\d{4}-\d{2}-\d{2}|\d{1,2}\.? (?:jan|feb|m[aä]r|apr|ma[iy]|jun|jul|aug|sep|o[ck]t|nov|de[cz])[a-zé]*\.? \d{4}|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.? \d{1,2},? \d{4}))";
 const ADDRESS_US: &str = r"\b\d{1,5}\s+(?:[A-Z][a-z]+\s+){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Parkway|Pkwy|Highway|Hwy)\b\.?(?:,?\s+(?:Apt|Suite|Unit|Ste)\.?\s*#?\w+)?";
 const ADDRESS_DE: &str = r"\b[A-ZÄÖÜ][a-zäöüß]+(?:straße|strasse|str\.|weg|platz|allee|gasse|damm|ring)\s+\d{1,4}[a-z]?\b";
@@ -264,6 +268,45 @@ fn embedded_in_number(text: &str, r: &Range<usize>) -> bool {
         || matches!(before, Some(b'v' | b'V'))
 }
 
+/// Words that, right before a dotted quad, make it a version number ("version 10.2.3.4",
+/// "firmware 2.0.1.7", "v1.2.3.4") rather than an address.
+const VERSION_WORDS: &[&str] = &[
+    "version", "ver", "ver.", "v", "v.", "release", "rel", "build", "firmware", "fw", "revision",
+    "rev", "patch", "update", "sdk", "driver", "bios",
+];
+
+/// Whether the word before `start` (skipping spaces and `:`, `=`, `-`, `#`) is a version word.
+fn version_context(text: &str, start: usize) -> bool {
+    let before = text.get(..start).unwrap_or("");
+    let before = before.trim_end_matches([' ', '\t', ':', '=', '-', '#']);
+    let word_start = before
+        .rfind(|c: char| !(c.is_alphanumeric() || c == '.'))
+        .map_or(0, |i| i + 1);
+    let word = before.get(word_start..).unwrap_or("").to_ascii_lowercase();
+    VERSION_WORDS.contains(&word.as_str())
+}
+
+/// The IPv6 address a candidate match holds, as a byte range, or `None` when it is no address.
+/// The candidate must stand alone (no letter, digit, `_` or `:` on either side: `std::vec` and
+/// `Foo::bar` are paths) and, without its zone id and any trailing `:` or `.`, must parse.
+fn ipv6_at(text: &str, m: &regex::Match<'_>) -> Option<Range<usize>> {
+    let word = |c: char| c.is_alphanumeric() || c == '_' || c == ':';
+    let before = text.get(..m.start()).and_then(|t| t.chars().next_back());
+    if before.is_some_and(word) {
+        return None;
+    }
+    let s = m.as_str().trim_end_matches([':', '.']);
+    let after = text
+        .get(m.start() + s.len()..)
+        .and_then(|t| t.chars().next());
+    if after.is_some_and(|c| c.is_alphanumeric() || c == '_') || s.len() <= 2 {
+        return None;
+    }
+    let addr = s.split('%').next().unwrap_or(s);
+    Ipv6Addr::from_str(addr).ok()?;
+    Some(m.start()..m.start() + s.len())
+}
+
 /// Finds personal data. Defaults: every [`PiiKind`].
 #[derive(Debug, Clone)]
 #[must_use]
@@ -319,8 +362,8 @@ impl PiiDetector {
         if !has_digit {
             if self.wants(PiiKind::IpAddress) && text.contains("::") {
                 for m in p.ipv6.find_iter(text) {
-                    if Ipv6Addr::from_str(m.as_str()).is_ok() && m.as_str().len() > 2 {
-                        push(PiiKind::IpAddress, m.range(), 0.75);
+                    if let Some(r) = ipv6_at(text, &m) {
+                        push(PiiKind::IpAddress, r, 0.75);
                     }
                 }
             }
@@ -402,19 +445,15 @@ impl PiiDetector {
         if self.wants(PiiKind::IpAddress) {
             let v4 = on(6).then(|| p.ipv4.find_iter(text));
             for m in v4.into_iter().flatten() {
-                if !embedded_in_number(text, &m.range()) {
+                if !embedded_in_number(text, &m.range()) && !version_context(text, m.start()) {
                     push(PiiKind::IpAddress, m.range(), 0.75);
                 }
             }
+            // Times like 12:30:45 and MAC addresses do not parse as IPv6.
             if on(7) && text.contains(':') {
                 for m in p.ipv6.find_iter(text) {
-                    let s = m.as_str();
-                    // Times like 12:30 parse as neither; require a real IPv6 with `::` or 7 colons.
-                    if (s.contains("::") || s.matches(':').count() == 7)
-                        && s.len() > 2
-                        && Ipv6Addr::from_str(s).is_ok()
-                    {
-                        push(PiiKind::IpAddress, m.range(), 0.75);
+                    if let Some(r) = ipv6_at(text, &m) {
+                        push(PiiKind::IpAddress, r, 0.75);
                     }
                 }
             }
@@ -698,6 +737,59 @@ mod tests {
             "ticket #123456",
         ] {
             assert!(kinds(text).is_empty(), "{text}: {:?}", kinds(text));
+        }
+    }
+
+    /// Every IPv6 text form is redacted whole (issue 18: a compressed address kept its last
+    /// groups in clear, an IPv4 tail and a zone id were cut off).
+    #[test]
+    fn ipv6_every_form_fully_redacted() {
+        for addr in [
+            "2001:0db8:85a3:0000:0000:8a2e:0370:7334",
+            "2001:db8:85a3::8a2e:370:7334",
+            "2001:db8::8a2e:370:7334",
+            "2001:db8::1",
+            "2001:db8:0:0:1::1",
+            "::ffff:192.0.2.1",
+            "::ffff:c000:201",
+            "64:ff9b::192.0.2.33",
+            "0:0:0:0:0:ffff:192.0.2.1",
+            "fe80::1%eth0",
+            "fe80::a00:27ff:fe4e:66a1%enp0s3",
+            "FE80::1FF:FE23:4567:890A",
+            "dead::beef",
+            "::1",
+        ] {
+            for text in [
+                format!("from {addr} port 22"),
+                format!("[{addr}]:443"),
+                format!("ip={addr}."),
+            ] {
+                let out = redact(&text, None);
+                let expected = text.replace(addr, "[IP]");
+                assert_eq!(out, expected, "{text}");
+            }
+        }
+    }
+
+    /// Dotted version numbers and code paths are not addresses; real ones still are.
+    #[test]
+    fn versions_and_paths_are_not_addresses() {
+        for text in [
+            "version 10.2.3.4",
+            "Version: 10.2.3.4 is out",
+            "upgrade to v1.2.3.4 today",
+            "firmware 2.0.1.7 fixes it",
+            "build 4.1.0.12",
+            "use std::collections::HashMap;",
+            "call Foo::bar() then Vec::new()",
+            "MAC 00:1a:2b:3c:4d:5e",
+            "at 12:30:45 sharp",
+        ] {
+            assert!(kinds(text).is_empty(), "{text}: {:?}", kinds(text));
+        }
+        for text in ["server 10.2.3.4 is down", "from 192.168.10.4, port 22"] {
+            assert_eq!(kinds(text), vec![PiiKind::IpAddress], "{text}");
         }
     }
 
