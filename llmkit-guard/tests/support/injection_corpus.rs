@@ -189,6 +189,7 @@ pub struct Eval {
     pub by_position: std::collections::BTreeMap<String, Slice>,
     pub by_family: std::collections::BTreeMap<String, Slice>,
     pub by_language: std::collections::BTreeMap<String, Slice>,
+    pub by_file: std::collections::BTreeMap<String, Slice>,
     /// `(threshold, slice)`: the scorer's score against one threshold for every position.
     pub sweep: Vec<(f32, Slice)>,
     /// Attacks the stack let through (score, text), lowest score first.
@@ -224,6 +225,10 @@ pub async fn evaluate(records: &[&Record]) -> Eval {
             .entry(r.language.clone())
             .or_default()
             .add(attack, flagged);
+        e.by_file
+            .entry(r.file.clone())
+            .or_default()
+            .add(attack, flagged);
         for (t, s) in &mut e.sweep {
             s.add(attack, score >= *t);
         }
@@ -248,6 +253,9 @@ impl Eval {
         row(&mut s, "**all**", &self.overall);
         for (k, v) in &self.by_position {
             row(&mut s, &format!("position {k}"), v);
+        }
+        for (k, v) in &self.by_file {
+            row(&mut s, &format!("source {k}"), v);
         }
         s.push_str("\n| family | recall | FPR |\n|---|---|---|\n");
         for (k, v) in &self.by_family {
