@@ -14,13 +14,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use llmkit::core::budget::BudgetLayer;
 use llmkit::core::cache::CacheLayer;
+use llmkit::core::resilience::{
+    CircuitBreakerLayer, DeadlineLayer, FallbackLayer, RetryLayer, TimeoutLayer, target_pipeline,
+};
 use llmkit::core::route::{RouteRule, Router};
 use llmkit::core::{
     ChatModel, ChatRequest, ChatResponse, Decimal, ErrorKind, Pipeline, PriceTable, Reply,
     ScriptedModel,
 };
+use tokio::time::Instant;
 
 /// A provider double reporting a real, priced provider and model.
 fn priced(model: &str, reply: Reply) -> Arc<ScriptedModel> {
@@ -114,4 +119,96 @@ async fn cache_budget_router_never_overspends_a_global_limit() {
         answered,
         "refused calls reached no provider"
     );
+}
+
+/// A provider that never answers in time.
+fn stalls(name: &str) -> Arc<ScriptedModel> {
+    priced(
+        name,
+        Reply::text("too late").after(Duration::from_secs(3600)),
+    )
+}
+
+/// Issue 17 item 3: a 5 s per-attempt timeout with retries let the caller wait 17 s. With one
+/// deadline per logical call (6 s), the caller gets `Timeout` by 6 s, and no retry starts that
+/// could not finish before it (the backoff wait counts).
+#[tokio::test(start_paused = true)]
+async fn one_deadline_bounds_retries_fallback_and_streams() {
+    let target = |m: Arc<ScriptedModel>| {
+        target_pipeline(
+            RetryLayer::new(),
+            CircuitBreakerLayer::new(),
+            None,
+            TimeoutLayer::new().attempt(Duration::from_secs(5)),
+        )
+        .build(m)
+    };
+
+    // Retries alone.
+    let provider = stalls("gpt-4o-mini");
+    let model = Pipeline::builder()
+        .layer(DeadlineLayer::new(Duration::from_secs(6)))
+        .build(target(provider.clone()));
+    let start = Instant::now();
+    let err = model.chat(ChatRequest::user("hi")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(
+        start.elapsed() <= Duration::from_secs(6),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(
+        provider.call_count(),
+        1,
+        "after a 5 s attempt and a ≥0.5 s backoff, less than the minimum attempt time is left"
+    );
+
+    // A fallback chain: the second link gets what is left, never more.
+    let (a, b) = (stalls("gpt-4o-mini"), stalls("gpt-4o"));
+    let model = Pipeline::builder()
+        .layer(DeadlineLayer::new(Duration::from_secs(6)))
+        .layer(FallbackLayer::new().then(target(b.clone())))
+        .build(target(a.clone()));
+    let start = Instant::now();
+    let err = model.chat(ChatRequest::user("hi")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert_eq!(start.elapsed(), Duration::from_secs(6));
+    assert_eq!((a.call_count(), b.call_count()), (1, 1));
+
+    // Streams: a stalled stream ends with `Timeout` at the deadline, not the 30 s first-token bound.
+    let provider = stalls("gpt-4o-mini");
+    let model = Pipeline::builder()
+        .layer(DeadlineLayer::new(Duration::from_secs(6)))
+        .build(target(provider.clone()));
+    let start = Instant::now();
+    let err = match model.stream(ChatRequest::user("hi")).await {
+        Err(e) => e,
+        Ok(mut s) => loop {
+            match s.next().await {
+                Some(Err(e)) => break e,
+                Some(Ok(_)) => {}
+                None => panic!("the stream ended without an error"),
+            }
+        },
+    };
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(
+        start.elapsed() <= Duration::from_secs(6),
+        "{:?}",
+        start.elapsed()
+    );
+
+    // The caller's own sooner deadline wins.
+    let provider = stalls("gpt-4o-mini");
+    let model = Pipeline::builder()
+        .layer(DeadlineLayer::new(Duration::from_secs(6)))
+        .build(target(provider));
+    let start = Instant::now();
+    let req =
+        ChatRequest::user("hi").with_deadline((Instant::now() + Duration::from_secs(2)).into_std());
+    assert_eq!(
+        model.chat(req).await.unwrap_err().kind(),
+        ErrorKind::Timeout
+    );
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
 }

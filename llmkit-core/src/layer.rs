@@ -22,8 +22,8 @@
 //! ```
 //!
 //! The recommended order for the layers llmkit ships (outermost first) is
-//! Trace → InputGuard → Cache → Budget → Router/Fallback → Retry → Breaker → Limit → Timeout →
-//! provider; `docs/architecture.md` explains why.
+//! Trace → Deadline → InputGuard → Cache → Budget → Router/Fallback → Retry → Breaker → Limit →
+//! Timeout → provider; `docs/architecture.md` explains why.
 
 use std::fmt;
 use std::sync::Arc;

@@ -3,8 +3,10 @@
 //! Every mechanism is a [`Layer`](crate::Layer) with a `#[must_use]` builder whose method docs
 //! state the defaults:
 //!
+//! - [`DeadlineLayer`]: one overall deadline per logical call ([`RequestMeta::deadline`](crate::RequestMeta)),
+//!   set near the top of the stack.
 //! - [`TimeoutLayer`]: per-attempt timeout (innermost), time-to-first-token and idle timeouts for
-//!   streams, and the overall deadline from [`RequestMeta::deadline`](crate::RequestMeta).
+//!   streams, each cut short by the overall deadline.
 //! - [`RetryLayer`]: the **only** retry owner: exponential [`Backoff`] with decorrelated jitter,
 //!   Retry-After honoured (capped), a [`RetryBudget`] against retry storms, streams retried only
 //!   before their first token.
@@ -20,7 +22,9 @@
 //!   returned instead of an error.
 //!
 //! Recommended order, outermost first (see `docs/resilience.md` for the reasoning):
-//! `Idempotency → Fallback → [per target: Retry → Breaker → Limit → Timeout → provider]`.
+//! `Deadline → Idempotency → Fallback → [per target: Retry → Breaker → Limit → Timeout →
+//! provider]`. [`DeadlineLayer`] sets one deadline per logical call that every layer below
+//! respects.
 //! [`target_pipeline`] builds the per-target part in that order.
 //!
 //! ```
@@ -73,7 +77,7 @@ pub use fallback::{CachedAnswer, FallThrough, Fallback, FallbackLayer};
 pub use idempotency::{Claim, IdempotencyLayer, IdempotencyStore, MemoryIdempotencyStore};
 pub use limit::{LimitLayer, LimitMode, LimitSnapshot};
 pub use retry::{Backoff, Jitter, RetryBudget, RetryLayer, RetryPolicy};
-pub use timeout::TimeoutLayer;
+pub use timeout::{DeadlineLayer, TimeoutLayer};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::layer::Pipeline;

@@ -1,5 +1,6 @@
 //! [`TimeoutLayer`]: bounds one attempt, and a stream's wait for its first token and between
-//! chunks, always within the request's overall deadline.
+//! chunks, always within the request's overall deadline. [`DeadlineLayer`]: sets that overall
+//! deadline for a whole logical call, near the top of the stack.
 //!
 //! Nothing is spawned: the timers live inside the returned future or stream, so dropping either
 //! cancels the call and its timers together.
@@ -111,6 +112,93 @@ impl Layer for TimeoutLayer {
 struct Timeout {
     config: TimeoutLayer,
     inner: Arc<dyn ChatModel>,
+}
+
+/// One deadline per logical call: sets [`RequestMeta::deadline`](crate::RequestMeta) to `now +
+/// total` (or keeps the caller's, when sooner) and fails the call with [`ErrorKind::Timeout`]
+/// when it passes, streams included.
+///
+/// Put it near the top of the stack (after the trace layer, before guards, cache, budget and
+/// routing), so everything below shares one clock: retries never sleep past it and start no
+/// attempt that cannot finish, each attempt's [`TimeoutLayer`] is cut short by it, fallback
+/// stops walking links, limiters and idempotency stop waiting. Without it, a 5 s attempt timeout
+/// with three attempts lets a caller wait 17 s (issue 17 item 3).
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+/// use std::{sync::Arc, time::Duration};
+/// use llmkit_core::resilience::{DeadlineLayer, RetryLayer, TimeoutLayer};
+/// use llmkit_core::{ChatModel, ChatRequest, ErrorKind, Pipeline, Reply, ScriptedModel};
+///
+/// let stalls = Arc::new(ScriptedModel::builder().fallback(Reply::text("late").after(Duration::from_secs(600))).build());
+/// let model = Pipeline::builder()
+///     .layer(DeadlineLayer::new(Duration::from_secs(6)))
+///     .layer(RetryLayer::new())
+///     .layer(TimeoutLayer::new().attempt(Duration::from_secs(5)))
+///     .build(stalls);
+/// let start = tokio::time::Instant::now();
+/// let err = model.chat(ChatRequest::user("hi")).await.unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Timeout);
+/// assert!(start.elapsed() <= Duration::from_secs(6));
+/// # })
+/// ```
+#[must_use]
+#[derive(Debug, Clone, Copy)]
+pub struct DeadlineLayer {
+    total: Duration,
+}
+
+impl DeadlineLayer {
+    /// Every call must finish within `total` of entering this layer (no default: choose it from
+    /// what the caller can wait, e.g. an HTTP handler's own timeout minus a margin).
+    pub fn new(total: Duration) -> Self {
+        DeadlineLayer { total }
+    }
+}
+
+impl Layer for DeadlineLayer {
+    fn layer(&self, inner: Arc<dyn ChatModel>) -> Arc<dyn ChatModel> {
+        Arc::new(Deadline {
+            total: self.total,
+            // The deadline alone, enforced by the same code that cuts attempts and streams.
+            bound: Timeout {
+                config: TimeoutLayer::new().no_attempt_limit().no_stream_limits(),
+                inner,
+            },
+        })
+    }
+}
+
+struct Deadline {
+    total: Duration,
+    bound: Timeout,
+}
+
+impl Deadline {
+    fn stamp(&self, mut request: ChatRequest) -> ChatRequest {
+        let ours = super::now() + self.total;
+        request.meta.deadline = Some(request.meta.deadline.map_or(ours, |d| d.min(ours)));
+        request
+    }
+}
+
+#[async_trait]
+impl ChatModel for Deadline {
+    fn info(&self) -> &ModelInfo {
+        self.bound.inner.info()
+    }
+
+    fn candidates(&self) -> Vec<crate::model::Candidate> {
+        self.bound.inner.candidates()
+    }
+
+    async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
+        self.bound.chat(self.stamp(request)).await
+    }
+
+    async fn stream(&self, request: ChatRequest) -> Result<ChatStream> {
+        self.bound.stream(self.stamp(request)).await
+    }
 }
 
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {

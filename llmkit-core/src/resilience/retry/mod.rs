@@ -30,7 +30,9 @@ use crate::response::ChatResponse;
 /// - Retries only what [`RetryPolicy`] allows (default: [`Error::is_retryable`]); `CircuitOpen`,
 ///   `QuotaExhausted`, `InvalidRequest`, ... fail at once.
 /// - Waits `max(backoff, min(retry_after, cap))`; never sleeps past
-///   [`RequestMeta::deadline`](crate::RequestMeta): when the wait would cross it, it gives up.
+///   [`RequestMeta::deadline`](crate::RequestMeta), and starts no attempt that cannot finish:
+///   when the wait would leave less than [`min_attempt_time`](RetryLayer::min_attempt_time)
+///   before the deadline, it gives up (the wait counts against the deadline).
 /// - Streams: retries the setup and any failure before the first content event; once a token
 ///   may have reached the caller it never retries.
 /// - The final error is the last attempt's error with [`Error::attempts`] holding every
@@ -57,6 +59,7 @@ pub struct RetryLayer {
     policy: RetryPolicy,
     backoff: Backoff,
     budget: Option<RetryBudget>,
+    min_attempt: Duration,
 }
 
 impl Default for RetryLayer {
@@ -69,13 +72,22 @@ impl RetryLayer {
     /// Defaults: [`RetryPolicy::new`] (3 attempts, Retry-After capped at 30 s),
     /// [`Backoff::exponential`] (500 ms base, 20 s max, decorrelated jitter), and a fresh
     /// [`RetryBudget::new`] (10 s window, 10/s minimum, 20 %) shared by every model this layer
-    /// wraps.
+    /// wraps, and a minimum attempt time of 1 s.
     pub fn new() -> Self {
         RetryLayer {
             policy: RetryPolicy::new(),
             backoff: Backoff::exponential(),
             budget: Some(RetryBudget::new()),
+            min_attempt: Duration::from_secs(1),
         }
+    }
+
+    /// Least time a retry needs before the overall deadline to be worth starting (default 1 s):
+    /// an attempt started with less would only be cut by the deadline, costing a request and
+    /// returning nothing. The first attempt always starts while any time is left.
+    pub fn min_attempt_time(mut self, min: Duration) -> Self {
+        self.min_attempt = min;
+        self
     }
 
     /// Replaces the whole policy.
@@ -187,8 +199,8 @@ impl RetryLayer {
         let wait = self
             .policy
             .wait(error, schedule.next().unwrap_or(self.backoff.max_delay()));
-        if remaining(meta).is_some_and(|left| left <= wait) {
-            return Next::Stop("deadline would pass before the next attempt");
+        if remaining(meta).is_some_and(|left| left <= wait || left - wait < self.min_attempt) {
+            return Next::Stop("deadline would pass before the next attempt could finish");
         }
         if let Some(budget) = &self.budget {
             if !budget.try_withdraw() {
