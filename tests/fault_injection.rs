@@ -51,6 +51,8 @@ fn stack(server: &FaultServer, breakers: &CircuitBreakerLayer) -> Arc<dyn ChatMo
         RetryLayer::new()
             .max_attempts(3)
             .max_retry_after(ms(400))
+            // Millisecond-scale timings: a retry with 100 ms left before the deadline may finish.
+            .min_attempt_time(ms(100))
             .backoff(
                 Backoff::exponential()
                     .base(ms(20))
