@@ -22,7 +22,7 @@
 //!
 //! Real sockets need the real clock (a paused tokio clock would jump ahead while the runtime
 //! waits on I/O), so rows run concurrently with short timings; the whole matrix takes about as
-//! long as its slowest row (the HTTP-date Retry-After, 1–2 s).
+//! long as its slowest rows (the stalls, 3 × 1 s; the HTTP-date Retry-After, 2–3 s).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -56,7 +56,7 @@ const STALL: Duration = Duration::from_secs(10);
 const ROW_LIMIT: Duration = Duration::from_secs(8);
 /// Rows run at once. The machine this runs on is shared; more rows at once only make the
 /// 1 s attempt timeout fire on a starved runtime instead of on the fault.
-const CONCURRENCY: usize = 8;
+const CONCURRENCY: usize = 16;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Provider {
@@ -102,7 +102,7 @@ enum FaultCase {
     StreamHealthy,
     /// 429 with `Retry-After: 1`, then an answer.
     RetryAfterSeconds,
-    /// 429 with `Retry-After: <HTTP-date 2 s ahead>`, then an answer.
+    /// 429 with `Retry-After: <HTTP-date 3 s ahead>`, then an answer.
     RetryAfterDate,
     /// The provider's "out of quota / credit" answer.
     QuotaExhausted,
@@ -124,6 +124,16 @@ enum FaultCase {
     TruncatedStream,
     /// A stream whose connection is reset after tokens reached the caller.
     StreamResetAfterTokens,
+    /// A stream request answered 429 with `Retry-After: 1`, then a complete stream.
+    StreamRetryAfter,
+    /// A stream request whose response headers never come.
+    StreamStallBeforeFirstToken,
+    /// A stream that goes silent after tokens reached the caller.
+    StreamStallAfterTokens,
+    /// A stream whose first event is the provider's in-stream error.
+    StreamErrorBeforeTokens,
+    /// A stream that carries the provider's in-stream error after tokens.
+    StreamErrorAfterTokens,
     /// A structured reply that violates the schema, then a valid one.
     SchemaViolationThenValid,
     /// Structured replies that keep violating the schema.
@@ -194,7 +204,9 @@ const MATRIX: &[Row] = &[
         ..row(FaultCase::RetryAfterSeconds, Outcome::Answered, 2)
     },
     Row {
-        // The date has one-second resolution and is set 2 s ahead: the wait is over 1 s.
+        // The date has one-second resolution and is set 3 s ahead when the row is scripted:
+        // over 2 s remain at that moment, and over 1 s even if the call starts late on a
+        // loaded machine.
         min_elapsed: Duration::from_secs(1),
         ..row(FaultCase::RetryAfterDate, Outcome::Answered, 2)
     },
@@ -245,11 +257,62 @@ const MATRIX: &[Row] = &[
         failed(ErrorKind::Transport),
         1,
     ),
+    Row {
+        min_elapsed: Duration::from_secs(1),
+        ..row(FaultCase::StreamRetryAfter, Outcome::Answered, 2)
+    },
+    row(
+        FaultCase::StreamStallBeforeFirstToken,
+        failed(ErrorKind::Timeout),
+        ATTEMPTS,
+    ),
+    // After tokens reached the caller nothing is retried: the caller holds a partial answer.
+    row(
+        FaultCase::StreamStallAfterTokens,
+        failed(ErrorKind::Timeout),
+        1,
+    ),
+    Row {
+        except: STREAM_ERROR_KINDS,
+        not_applicable: NO_STREAM_ERROR_RECORDING,
+        ..row(
+            FaultCase::StreamErrorBeforeTokens,
+            failed(ErrorKind::Server),
+            ATTEMPTS,
+        )
+    },
+    Row {
+        except: STREAM_ERROR_KINDS,
+        not_applicable: NO_STREAM_ERROR_RECORDING,
+        ..row(
+            FaultCase::StreamErrorAfterTokens,
+            failed(ErrorKind::Server),
+            1,
+        )
+    },
     row(FaultCase::SchemaViolationThenValid, Outcome::Answered, 2),
     row(
         FaultCase::SchemaViolationPersists,
         failed(ErrorKind::OutputInvalid),
         STRUCTURED_ATTEMPTS,
+    ),
+];
+
+/// In-stream errors: OpenAI-shaped `server_error` and Ollama's untyped error are Server;
+/// Anthropic's `overloaded_error` event is Overloaded.
+const STREAM_ERROR_KINDS: &[(Provider, ErrorKind)] =
+    &[(Provider::Anthropic, ErrorKind::Overloaded)];
+
+/// Google documents no in-stream error event for `streamGenerateContent?alt=sse`, and no
+/// redistributable recording shows one.
+const NO_STREAM_ERROR_RECORDING: &[(Provider, &str)] = &[
+    (
+        Provider::Gemini,
+        "no documented or recorded in-stream error event",
+    ),
+    (
+        Provider::Vertex,
+        "no documented or recorded in-stream error event",
     ),
 ];
 
@@ -354,6 +417,8 @@ struct Wire {
     status_500: String,
     status_503: String,
     overloaded: (u16, String),
+    /// The provider's in-stream error event, as one frame.
+    stream_error: String,
 }
 
 const SECRET: &str = "sk-fault-matrix-0000000000000000";
@@ -398,6 +463,15 @@ fn openai_like(path: &str, ok_body: &'static str, config: ProviderConfig) -> Wir
                 "server_error",
                 Value::Null,
             ),
+        ),
+        // What the official SDKs check every `data:` payload for.
+        stream_error: format!(
+            "data: {}\n\n",
+            openai_error(
+                "The server had an error while processing your request. Sorry about that!",
+                "server_error",
+                Value::Null,
+            )
         ),
     }
 }
@@ -455,6 +529,7 @@ fn wire(p: Provider, server: &FaultServer) -> Wire {
                 "The model is overloaded. Please try again later.",
             ),
         ),
+        stream_error: String::new(),
     };
     match p {
         Provider::OpenAi => openai_like(
@@ -516,6 +591,11 @@ fn wire(p: Provider, server: &FaultServer) -> Wire {
                     529,
                     fixture!("anthropic/error-529-overloaded.response.json").into(),
                 ),
+                // The `error` event of Anthropic's streaming docs (no recording exists).
+                stream_error: format!(
+                    "event: error\ndata: {}\n\n",
+                    anthropic_error("overloaded_error", "Overloaded")
+                ),
             }
         }
         Provider::Gemini => google(
@@ -565,6 +645,14 @@ fn wire(p: Provider, server: &FaultServer) -> Wire {
                     503,
                     ollama_error("server busy, please try again.  maximum pending requests exceeded"),
                 ),
+                // The last line of Ollama's documented mid-stream error example.
+                stream_error: format!(
+                    "{}\n",
+                    fixture!("ollama/error-mid-stream.ndjson")
+                        .lines()
+                        .last()
+                        .expect("the example ends with its error line")
+                ),
             }
         }
     }
@@ -610,6 +698,7 @@ fn script(p: Provider, fault: FaultCase, w: &Wire, server: &FaultServer) -> Opti
         frames,
         gap: Duration::from_millis(5),
         truncate,
+        stall: None,
     };
     let call = match fault {
         FaultCase::Healthy => {
@@ -628,7 +717,7 @@ fn script(p: Provider, fault: FaultCase, w: &Wire, server: &FaultServer) -> Opti
             Call::Chat
         }
         FaultCase::RetryAfterDate => {
-            let at = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2));
+            let at = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(3));
             server.push([
                 Fault::json(429, w.rate_limited.clone()).header("retry-after", &at),
                 ok(),
@@ -699,6 +788,45 @@ fn script(p: Provider, fault: FaultCase, w: &Wire, server: &FaultServer) -> Opti
             server.fallback(stream(w.stream.cut(), true));
             Call::Stream
         }
+        FaultCase::StreamRetryAfter => {
+            server.push([
+                Fault::json(429, w.rate_limited.clone()).header("retry-after", "1"),
+                stream(w.stream.frames(), false),
+            ]);
+            Call::Stream
+        }
+        FaultCase::StreamStallBeforeFirstToken => {
+            server.fallback(stream(w.stream.frames(), false).after(STALL));
+            Call::Stream
+        }
+        FaultCase::StreamStallAfterTokens => {
+            let frames = w.stream.frames();
+            let stall = Some((w.stream.cut().len(), STALL));
+            server.fallback(Fault::Chunked {
+                content_type: w.stream.content_type.to_owned(),
+                frames,
+                gap: Duration::from_millis(5),
+                truncate: false,
+                stall,
+            });
+            Call::Stream
+        }
+        FaultCase::StreamErrorBeforeTokens => {
+            if w.stream_error.is_empty() {
+                return None;
+            }
+            server.fallback(stream(vec![w.stream_error.clone()], false));
+            Call::Stream
+        }
+        FaultCase::StreamErrorAfterTokens => {
+            if w.stream_error.is_empty() {
+                return None;
+            }
+            let mut frames = w.stream.cut();
+            frames.push(w.stream_error.clone());
+            server.fallback(stream(frames, false));
+            Call::Stream
+        }
         FaultCase::SchemaViolationThenValid => {
             server.push([
                 Fault::json(200, structured_reply(p, w.ok_body, &invalid_city())),
@@ -752,11 +880,45 @@ struct Observed {
     ok_text: String,
 }
 
-async fn run(p: Provider, fault: FaultCase) -> Option<Observed> {
+/// A cell ready to run: its own server, the provider's wire and the stack under test.
+struct Prepared {
+    provider: Provider,
+    fault: FaultCase,
+    server: FaultServer,
+    wire: Wire,
+    model: Arc<dyn ChatModel>,
+}
+
+/// Starts the cell's server and builds its model. Building an HTTP client costs tens of
+/// milliseconds of CPU in a debug build (TLS roots), so every cell is prepared before any runs
+/// and on the blocking pool: done inside a running row, it would stall the async workers and
+/// fire other rows' 1 s timeouts on a fault that is not there.
+async fn prepare(provider: Provider, fault: FaultCase) -> Prepared {
     let server = FaultServer::start().await.unwrap();
-    let w = wire(p, &server);
+    let wire = wire(provider, &server);
+    let config = wire.config.clone();
+    let model = tokio::task::spawn_blocking(move || from_config(&config))
+        .await
+        .unwrap()
+        .unwrap();
+    Prepared {
+        provider,
+        fault,
+        server,
+        wire,
+        model: stack(model),
+    }
+}
+
+async fn run(cell: Prepared) -> Option<Observed> {
+    let Prepared {
+        provider: p,
+        fault,
+        server,
+        wire: w,
+        model,
+    } = cell;
     let call = script(p, fault, &w, &server)?;
-    let model = stack(from_config(&w.config).unwrap());
     let request = ChatRequest::user("What is the largest city of the Rhône?");
     let started = Instant::now();
     let (outcome, text) = match call {
@@ -874,10 +1036,16 @@ fn check(row: &Row, o: &Observed) -> Vec<String> {
                 problems.push(format!("structured value {got} (want {})", valid_city()));
             }
         }
-        (FaultCase::TruncatedStream | FaultCase::StreamResetAfterTokens, _)
-            if o.text.is_empty() =>
-        {
-            problems.push("no token reached the caller before the cut".into());
+        (
+            FaultCase::TruncatedStream
+            | FaultCase::StreamResetAfterTokens
+            | FaultCase::StreamStallAfterTokens
+            | FaultCase::StreamErrorAfterTokens
+            | FaultCase::StreamHealthy
+            | FaultCase::StreamRetryAfter,
+            _,
+        ) if o.text.is_empty() => {
+            problems.push("no token reached the caller".into());
         }
         _ => {}
     }
@@ -891,14 +1059,22 @@ async fn every_provider_under_every_fault() {
         .flat_map(|row| PROVIDERS.iter().map(move |p| (*p, row)))
         .filter(|(p, row)| !row.not_applicable.iter().any(|(q, _)| q == p))
         .collect();
-    let observed: Vec<(Option<Observed>, &Row, Provider)> = futures::stream::iter(
+    let prepared: Vec<(Prepared, &Row)> = futures::stream::iter(
         cells
             .into_iter()
-            .map(|(p, row)| async move { (run(p, row.fault).await, row, p) }),
+            .map(|(p, row)| async move { (prepare(p, row.fault).await, row) }),
     )
-    .buffer_unordered(CONCURRENCY)
+    .buffered(4)
     .collect()
     .await;
+    let observed: Vec<(Option<Observed>, &Row, Provider)> =
+        futures::stream::iter(prepared.into_iter().map(|(cell, row)| async move {
+            let p = cell.provider;
+            (run(cell).await, row, p)
+        }))
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
 
     let mut problems = Vec::new();
     let mut table = String::new();

@@ -63,6 +63,8 @@ pub enum Fault {
         gap: Duration,
         /// Reset the connection instead of ending the body.
         truncate: bool,
+        /// Before frame `n`, go silent for this long (a stream that stalls mid-reply).
+        stall: Option<(usize, Duration)>,
     },
     /// Announce a complete response (`content-length` of the whole body), send only the first
     /// `keep` bytes of the body, then reset the connection: a reset mid-body.
@@ -333,6 +335,7 @@ async fn serve(mut socket: TcpStream, state: &State) -> std::io::Result<()> {
                     frames,
                     gap,
                     truncate,
+                    stall: None,
                 };
             }
             Fault::Chunked {
@@ -340,12 +343,16 @@ async fn serve(mut socket: TcpStream, state: &State) -> std::io::Result<()> {
                 frames,
                 gap,
                 truncate,
+                stall,
             } => {
                 let head = format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"
                 );
                 socket.write_all(head.as_bytes()).await?;
-                for frame in frames {
+                for (i, frame) in frames.into_iter().enumerate() {
+                    if let Some((_, pause)) = stall.filter(|(at, _)| *at == i) {
+                        tokio::time::sleep(pause).await;
+                    }
                     socket
                         .write_all(format!("{:x}\r\n{frame}\r\n", frame.len()).as_bytes())
                         .await?;
