@@ -1,4 +1,4 @@
-//! Eval suite for CI: two prompt versions on 30 support cases, offline; compares them, writes JSON/Markdown/JUnit reports and exits 1 when the gate fails.
+//! Eval suite for CI: two prompt versions on 30 support cases, offline; compares them, writes JSON/Markdown/JUnit/HTML reports and exits 1 when the gate fails.
 //!
 //! ```text
 //! cargo run --example eval_ci                      # candidate v2: gate passes, exit 0
@@ -13,6 +13,11 @@
 //! `examples/data/eval/scripted_replies.jsonl`; the judge grades by token overlap with the
 //! reference, a stand-in for a real judge model. With a real provider only the two model
 //! constructors change: the dataset, prompts, evaluators, gate and reports stay as they are.
+//!
+//! The support model sits behind a traced pipeline (request ids, a price per token, a
+//! JSON-lines trace file `traces.jsonl`), so the HTML report's per-case request ids, tokens,
+//! cost and latency lead back to trace records. Each invocation keeps its candidate run in
+//! `history/`, and the HTML report draws the trend over them.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -20,25 +25,41 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use llmkit::core::cost::{ModelPrice, PriceTable};
 use llmkit::core::prompt::PromptRegistry;
-use llmkit::core::{ChatModel, Reply, Role, ScriptedModel};
+use llmkit::core::telemetry::{ExportQueue, JsonLinesSink, TraceLayer};
+use llmkit::core::{ChatModel, Decimal, Pipeline, Reply, Role, ScriptedModel};
 use llmkit::eval::gate::{Baseline, GateConfig, evaluate_gate};
 use llmkit::eval::reference::{self, token_f1_score};
 use llmkit::eval::review::{SampleOptions, export_csv, import_labels_jsonl, review_items};
 use llmkit::eval::runner::{OutputCache, Target, TargetId, TargetOutput, target_fn};
 use llmkit::eval::{
-    Calibration, CompareOptions, Comparison, Dataset, Evaluator, Judge, Runner, assertions, report,
+    Calibration, CompareOptions, Comparison, Dataset, Evaluator, Judge, RunResult, Runner,
+    assertions, report,
 };
 use serde_json::json;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/data/eval");
 
-type BoxError = Box<dyn std::error::Error>;
+/// Any error of the suite.
+pub type BoxError = Box<dyn std::error::Error>;
 
-struct Args {
-    candidate: String,
-    out: PathBuf,
-    write_baseline: bool,
+/// Command-line settings.
+pub struct Args {
+    /// The prompt version under test: `v1` or `v2`.
+    pub candidate: String,
+    /// Where the reports go.
+    pub out: PathBuf,
+    /// Accept the candidate as the new baseline.
+    pub write_baseline: bool,
+}
+
+/// What one run of the suite produced.
+pub struct Outcome {
+    /// The gate's exit code (0 pass, 1 fail).
+    pub exit_code: i32,
+    /// The HTML report.
+    pub html: PathBuf,
 }
 
 fn parse_args() -> Result<Args, BoxError> {
@@ -111,8 +132,9 @@ fn retrieve(kb: &[(String, String)], question: &str, k: usize) -> Vec<(String, S
         .collect()
 }
 
-/// The support model: replies by prompt version from the scripted replies file.
-fn support_model() -> Result<Arc<dyn ChatModel>, BoxError> {
+/// The support model: replies by prompt version from the scripted replies file, behind a
+/// pipeline whose trace layer prices each call and writes one record per call to `traces`.
+fn support_model(traces: ExportQueue) -> Result<Arc<dyn ChatModel>, BoxError> {
     let text = std::fs::read_to_string(format!("{DATA}/scripted_replies.jsonl"))?;
     let mut script: HashMap<String, (String, String)> = HashMap::new();
     for line in text.lines() {
@@ -143,7 +165,18 @@ fn support_model() -> Result<Arc<dyn ChatModel>, BoxError> {
             }
         }))
         .build();
-    Ok(Arc::new(model))
+    // A made-up price ($ per million tokens) so the reports show what a real model would cost.
+    let mut prices = PriceTable::empty("eval_ci example");
+    prices.set(
+        "scripted",
+        "support-model",
+        ModelPrice::new(Decimal::new(15, 2), Decimal::new(60, 2)),
+    );
+    let trace = TraceLayer::builder()
+        .price_table(Arc::new(prices))
+        .export(traces)
+        .build();
+    Ok(Pipeline::builder().layer(trace).build(Arc::new(model)))
 }
 
 fn between<'a>(text: &'a str, open: &str, close: &str) -> &'a str {
@@ -213,13 +246,40 @@ fn support_target(
     }))
 }
 
+/// Earlier candidate runs kept in `dir` (oldest first), for the trend chart.
+fn load_history(dir: &std::path::Path) -> Result<Vec<RunResult>, BoxError> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    // The last 20 runs are plenty for a trend.
+    let skip = paths.len().saturating_sub(20);
+    Ok(paths
+        .iter()
+        .skip(skip)
+        .map(RunResult::load)
+        .collect::<Result<_, _>>()?)
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<ExitCode, BoxError> {
-    let args = parse_args()?;
+    let outcome = run_suite(&parse_args()?).await?;
+    println!("HTML report: {}", outcome.html.display());
+    Ok(ExitCode::from(u8::try_from(outcome.exit_code).unwrap_or(1)))
+}
+
+/// Runs the whole suite and writes every report into `args.out`.
+pub async fn run_suite(args: &Args) -> Result<Outcome, BoxError> {
     let dataset = Dataset::load(format!("{DATA}/support.jsonl"))?;
     let prompts = PromptRegistry::load_dir(format!("{DATA}/prompts"))?;
     let kb = Arc::new(load_kb()?);
-    let model = support_model()?;
+    std::fs::create_dir_all(&args.out)?;
+    let traces = ExportQueue::spawn(
+        Arc::new(JsonLinesSink::append(args.out.join("traces.jsonl"))?),
+        1024,
+    );
+    let model = support_model(traces.clone())?;
     let cache = OutputCache::open(args.out.join("cache"))?;
     let v1 = support_target(&prompts, "1", kb.clone(), model.clone())?;
     let v2 = support_target(&prompts, "2", kb, model)?;
@@ -276,8 +336,11 @@ async fn main() -> Result<ExitCode, BoxError> {
         .cache(cache)
         .retrieval_k(3)
         .evaluators(evaluators);
-    let run_v1 = runner.run("support_answer@1", &dataset, &*v1).await?;
-    let run_v2 = runner.run("support_answer@2", &dataset, &*v2).await?;
+    let mut run_v1 = runner.run("support_answer@1", &dataset, &*v1).await?;
+    let mut run_v2 = runner.run("support_answer@2", &dataset, &*v2).await?;
+    // The prompt files' text, so the HTML report shows what changed between the versions.
+    run_v1.prompt_source = Some(prompts.get("support_answer@1")?.source().to_owned());
+    run_v2.prompt_source = Some(prompts.get("support_answer@2")?.source().to_owned());
     println!(
         "target calls: v1 {} ({} cached), v2 {} ({} cached)",
         run_v1.stats.target_calls,
@@ -313,10 +376,27 @@ async fn main() -> Result<ExitCode, BoxError> {
     let outcome = evaluate_gate(&candidate, Some(&baseline), &config);
     print!("{}", outcome.report());
 
-    // 5. Reports for CI (JUnit for the test tab, Markdown for the job summary) and a review sample.
+    // 5. Reports for CI (JUnit for the test tab, Markdown for the job summary, one HTML page
+    // for people) and a review sample.
     for path in report::write_all(&args.out, &candidate, Some(&comparison), Some(&outcome))? {
         println!("wrote {}", path.display());
     }
+    let history_dir = args.out.join("history");
+    let history = if history_dir.is_dir() {
+        load_history(&history_dir)?
+    } else {
+        Vec::new()
+    };
+    let html = args.out.join("report.html");
+    report::html::write(&html, &candidate, Some(&other), Some(&outcome), &history)?;
+    println!("wrote {}", html.display());
+    std::fs::create_dir_all(&history_dir)?;
+    candidate.save(history_dir.join(format!(
+        "{}-{:03}-{}.json",
+        candidate.finished_at,
+        history.len() % 1000,
+        args.candidate
+    )))?;
     let review = review_items(
         &candidate,
         &dataset,
@@ -332,7 +412,9 @@ async fn main() -> Result<ExitCode, BoxError> {
         review_path.display(),
         review.len()
     );
-    Ok(ExitCode::from(
-        u8::try_from(outcome.exit_code()).unwrap_or(1),
-    ))
+    traces.flush().await;
+    Ok(Outcome {
+        exit_code: outcome.exit_code(),
+        html,
+    })
 }

@@ -45,6 +45,26 @@ pub struct Calibration {
     pub judge_fail_human_pass: usize,
     /// Judge fail, human fail.
     pub both_fail: usize,
+    /// The labelled cases where judge and human disagree (filled by
+    /// [`from_run`](Self::from_run); pairs carry no case ids).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disagreements: Vec<Disagreement>,
+}
+
+/// A labelled case where the judge and the human reviewer disagree.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Disagreement {
+    /// Case id.
+    pub case_id: String,
+    /// The judge's pass/fail.
+    pub judge_passed: bool,
+    /// The judge's reason (grade and rationale).
+    pub judge_reason: String,
+    /// The human's pass/fail.
+    pub human_passed: bool,
+    /// The human's note, if any.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub human_note: String,
 }
 
 impl Calibration {
@@ -86,6 +106,7 @@ impl Calibration {
             judge_pass_human_fail: b,
             judge_fail_human_pass: c,
             both_fail: d,
+            disagreements: Vec::new(),
         }
     }
 

@@ -48,7 +48,7 @@ use crate::review::HumanLabel;
 use crate::target::TargetOutput;
 
 // Calibration and JudgeInfo are plain data in their own module; these paths stay.
-pub use crate::calibration::{Calibration, JudgeInfo};
+pub use crate::calibration::{Calibration, Disagreement, JudgeInfo};
 
 /// Source of the built-in rubric, `llmkit_eval_judge@1`.
 pub const DEFAULT_RUBRIC: &str = include_str!("judge_rubric_v1.prompt");
@@ -225,20 +225,33 @@ impl Calibration {
         judge: &str,
         labels: &[HumanLabel],
     ) -> Result<Self, EvalError> {
-        let pairs: Vec<(bool, bool)> = labels
+        let judged: Vec<(&HumanLabel, &crate::result::NamedScore)> = labels
             .iter()
             .filter_map(|label| {
                 let case = run.cases.iter().find(|c| c.id == label.case_id)?;
                 let score = case.scores.iter().find(|s| s.evaluator == judge)?;
-                Some((score.passed, label.passed))
+                Some((label, score))
             })
             .collect();
-        if pairs.is_empty() {
+        if judged.is_empty() {
             return Err(EvalError::Config(format!(
                 "no labelled case has a `{judge}` score in run `{}`: label cases from this run",
                 run.name
             )));
         }
-        Ok(Self::from_pairs(judge, pairs))
+        let mut calibration =
+            Self::from_pairs(judge, judged.iter().map(|(l, s)| (s.passed, l.passed)));
+        calibration.disagreements = judged
+            .iter()
+            .filter(|(l, s)| l.passed != s.passed)
+            .map(|(l, s)| Disagreement {
+                case_id: l.case_id.clone(),
+                judge_passed: s.passed,
+                judge_reason: s.reason.clone(),
+                human_passed: l.passed,
+                human_note: l.note.clone(),
+            })
+            .collect();
+        Ok(calibration)
     }
 }

@@ -39,6 +39,15 @@ pub struct CaseResult {
     /// Case tags.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The case's inputs, so a report shows what was asked without the dataset file.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub inputs: serde_json::Map<String, serde_json::Value>,
+    /// The case's reference answer, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// The ids retrieval was expected to find, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_ids: Option<Vec<String>>,
     /// The target's output, unless it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<TargetOutput>,
@@ -239,6 +248,10 @@ pub struct RunResult {
     /// LLM judges used, with their calibration.
     #[serde(default)]
     pub judges: Vec<JudgeInfo>,
+    /// The prompt file text of the target, when the caller records it (reports diff two runs'
+    /// prompts with it); the runner cannot see it, so it starts empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_source: Option<String>,
 }
 
 impl CaseResult {

@@ -213,6 +213,7 @@ impl Runner {
             summary,
             stats,
             judges: self.evaluators.iter().flat_map(|e| e.judges()).collect(),
+            prompt_source: None,
         })
     }
 
@@ -251,6 +252,9 @@ impl Runner {
         let mut result = CaseResult {
             id: case.id.clone(),
             tags: case.tags.clone(),
+            inputs: case.inputs.clone(),
+            reference: case.reference.clone(),
+            expected_ids: case.expected_ids.clone(),
             output: None,
             error: None,
             scores: Vec::new(),

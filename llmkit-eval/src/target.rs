@@ -44,6 +44,12 @@ pub struct TargetOutput {
     /// The model that answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// The request id of the call (`RequestMeta::request_id`), so a case leads to its trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The provider's id for the call, for the provider's own logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_request_id: Option<String>,
 }
 
 impl TargetOutput {
@@ -55,7 +61,7 @@ impl TargetOutput {
         }
     }
 
-    /// Text, usage, cost, latency, prompt and model of a chat response; the request's
+    /// Text, usage, cost, latency, prompt, model and request ids of a chat response; the request's
     /// `context_ids` are not on the response, so add retrieved ids with
     /// [`with_retrieved_ids`](Self::with_retrieved_ids).
     pub fn from_response(response: &ChatResponse) -> Self {
@@ -67,6 +73,8 @@ impl TargetOutput {
             retrieved_ids: Vec::new(),
             prompt: response.prompt.clone(),
             model: Some(response.model.clone()),
+            request_id: response.request_id.clone(),
+            provider_request_id: response.provider_request_id.clone(),
         }
     }
 

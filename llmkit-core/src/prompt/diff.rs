@@ -101,7 +101,42 @@ const MAX_TABLE_CELLS: usize = 4_000_000;
 pub fn diff_lines(old: &str, new: &str) -> Vec<DiffLine> {
     let a: Vec<&str> = old.lines().collect();
     let b: Vec<&str> = new.lines().collect();
-    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    lcs_diff(&a, &b)
+        .into_iter()
+        .map(|(edit, line)| {
+            let line = (*line).to_owned();
+            match edit {
+                Edit::Same => DiffLine::Same(line),
+                Edit::Removed => DiffLine::Removed(line),
+                Edit::Added => DiffLine::Added(line),
+            }
+        })
+        .collect()
+}
+
+/// Which side an item of an edit script comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edit {
+    /// In both sequences.
+    Same,
+    /// Only in the old sequence.
+    Removed,
+    /// Only in the new sequence.
+    Added,
+}
+
+/// The longest-common-subsequence edit script from `a` to `b`, in order: `Same` and `Removed`
+/// items are `a`'s, `Added` items are `b`'s, so either side can be rebuilt from it. The common
+/// prefix and suffix are matched first; when the differing middle would need more than
+/// 4,000,000 table cells it is reported as removed then added.
+///
+/// ```
+/// use llmkit_core::prompt::{lcs_diff, Edit};
+/// let d = lcs_diff(&["a", "b", "c"], &["a", "c", "d"]);
+/// assert_eq!(d, vec![(Edit::Same, &"a"), (Edit::Removed, &"b"), (Edit::Same, &"c"), (Edit::Added, &"d")]);
+/// ```
+pub fn lcs_diff<'a, T: PartialEq>(a: &'a [T], b: &'a [T]) -> Vec<(Edit, &'a T)> {
+    let prefix = a.iter().zip(b).take_while(|(x, y)| x == y).count();
     let a_rest = a.get(prefix..).unwrap_or_default();
     let b_rest = b.get(prefix..).unwrap_or_default();
     let suffix = a_rest
@@ -113,27 +148,23 @@ pub fn diff_lines(old: &str, new: &str) -> Vec<DiffLine> {
     let a_mid = a_rest.get(..a_rest.len() - suffix).unwrap_or_default();
     let b_mid = b_rest.get(..b_rest.len() - suffix).unwrap_or_default();
 
-    let mut out: Vec<DiffLine> = a
-        .iter()
-        .take(prefix)
-        .map(|s| DiffLine::Same((*s).to_owned()))
-        .collect();
-    out.extend(lcs_middle(a_mid, b_mid));
+    let mut out: Vec<(Edit, &T)> = a.iter().take(prefix).map(|x| (Edit::Same, x)).collect();
+    lcs_middle(a_mid, b_mid, &mut out);
     out.extend(
         a_rest
             .iter()
             .skip(a_rest.len() - suffix)
-            .map(|s| DiffLine::Same((*s).to_owned())),
+            .map(|x| (Edit::Same, x)),
     );
     out
 }
 
-fn lcs_middle(a: &[&str], b: &[&str]) -> Vec<DiffLine> {
+fn lcs_middle<'a, T: PartialEq>(a: &'a [T], b: &'a [T], out: &mut Vec<(Edit, &'a T)>) {
     let (n, m) = (a.len(), b.len());
-    let removed = |s: &&str| DiffLine::Removed((*s).to_owned());
-    let added = |s: &&str| DiffLine::Added((*s).to_owned());
     if n == 0 || m == 0 || (n + 1).saturating_mul(m + 1) > MAX_TABLE_CELLS {
-        return a.iter().map(removed).chain(b.iter().map(added)).collect();
+        out.extend(a.iter().map(|x| (Edit::Removed, x)));
+        out.extend(b.iter().map(|y| (Edit::Added, y)));
+        return;
     }
     // table[i][j] = LCS length of a[i..] and b[j..], stored flat.
     let width = m + 1;
@@ -152,29 +183,27 @@ fn lcs_middle(a: &[&str], b: &[&str]) -> Vec<DiffLine> {
         }
     }
     let (mut i, mut j) = (0, 0);
-    let mut out = Vec::with_capacity(n + m);
     while i < n && j < m {
         match (a.get(i), b.get(j)) {
             (Some(x), Some(y)) if x == y => {
-                out.push(DiffLine::Same((*x).to_owned()));
+                out.push((Edit::Same, x));
                 i += 1;
                 j += 1;
             }
             (Some(x), Some(y)) => {
                 if at(&table, i + 1, j) >= at(&table, i, j + 1) {
-                    out.push(removed(x));
+                    out.push((Edit::Removed, x));
                     i += 1;
                 } else {
-                    out.push(added(y));
+                    out.push((Edit::Added, y));
                     j += 1;
                 }
             }
             _ => break,
         }
     }
-    out.extend(a.iter().skip(i).map(removed));
-    out.extend(b.iter().skip(j).map(added));
-    out
+    out.extend(a.iter().skip(i).map(|x| (Edit::Removed, x)));
+    out.extend(b.iter().skip(j).map(|y| (Edit::Added, y)));
 }
 
 #[cfg(test)]

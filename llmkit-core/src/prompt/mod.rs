@@ -43,7 +43,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use diff::{DiffLine, PromptDiff, diff_lines};
+pub use diff::{DiffLine, Edit, PromptDiff, diff_lines, lcs_diff};
 pub use file::{InputVar, ModelHints, Prompt, RenderedPrompt};
 
 use crate::error::{Error, ErrorKind};

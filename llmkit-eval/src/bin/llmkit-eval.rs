@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use llmkit_core::Decimal;
-use llmkit_eval::gate::{EXIT_ERROR, evaluate_gate};
+use llmkit_eval::gate::{EXIT_ERROR, GateOutcome, evaluate_gate};
 use llmkit_eval::{
     Baseline, CompareOptions, Comparison, Dataset, EvalError, Evaluator, GateConfig, OutputsFile,
     RunResult, Runner, assertions, reference, report,
@@ -23,7 +23,8 @@ use llmkit_eval::{
     about = "Run LLM evals over a JSON-lines dataset, compare two runs, and gate CI on the results.",
     long_about = "Run LLM evals over a JSON-lines dataset, compare two runs, and gate CI on the results.\n\n\
 Typical CI job:\n  llmkit-eval run --dataset cases.jsonl --outputs outputs.jsonl --rouge-l 0.5 --out eval-out\n  \
-llmkit-eval gate --run eval-out/run.json --baseline eval/baseline.json --min-pass-rate 0.8 --max-regressed 0\n\n\
+llmkit-eval gate --run eval-out/run.json --baseline eval/baseline.json --min-pass-rate 0.8 --max-regressed 0 --json eval-out/gate.json\n  \
+llmkit-eval report --html eval-out/report.html eval-out/run.json --baseline main/run.json --gate eval-out/gate.json\n\n\
 Exit codes: 0 success, 1 gate failed, 2 bad input."
 )]
 struct Cli {
@@ -39,6 +40,27 @@ enum Command {
     Compare(CompareArgs),
     /// Check a run against thresholds and a baseline file; exits 1 when a check fails.
     Gate(GateArgs),
+    /// Write one self-contained HTML page for a run (verdict, A/B diffs, calibration, trend).
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// The run to show (run.json written by `run`).
+    #[arg(value_name = "RUN_JSON")]
+    run: PathBuf,
+    /// Where to write the HTML page.
+    #[arg(long, value_name = "OUT_HTML")]
+    html: PathBuf,
+    /// Another run on the same cases to compare with (a run.json, not a gate baseline file).
+    #[arg(long, value_name = "RUN_JSON")]
+    baseline: Option<PathBuf>,
+    /// The gate outcome to show (gate.json written by `gate --json` or the example).
+    #[arg(long, value_name = "GATE_JSON")]
+    gate: Option<PathBuf>,
+    /// An earlier run for the trend chart; repeatable.
+    #[arg(long, value_name = "RUN_JSON")]
+    history: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -164,6 +186,7 @@ fn main() -> ExitCode {
         Command::Run(a) => run(a),
         Command::Compare(a) => compare(a),
         Command::Gate(a) => gate(a),
+        Command::Report(a) => html_report(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -291,4 +314,42 @@ fn gate(a: GateArgs) -> Result<u8, EvalError> {
         println!("wrote baseline {}", path.display());
     }
     Ok(u8::try_from(outcome.exit_code()).unwrap_or(1))
+}
+
+fn html_report(a: ReportArgs) -> Result<u8, EvalError> {
+    let run = RunResult::load(&a.run)?;
+    let baseline = match &a.baseline {
+        None => None,
+        Some(path) => Some(RunResult::load(path).map_err(|e| {
+            // A gate baseline holds no outputs to diff; say so instead of a bare parse error.
+            if Baseline::load(path).is_ok() {
+                EvalError::Config(format!(
+                    "{} is a gate baseline file, not a run: pass the baseline run's run.json",
+                    path.display()
+                ))
+            } else {
+                e
+            }
+        })?),
+    };
+    let gate: Option<GateOutcome> = a
+        .gate
+        .as_ref()
+        .map(|path| {
+            let text = std::fs::read_to_string(path).map_err(|e| EvalError::Io {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            serde_json::from_str(&text)
+                .map_err(|e| EvalError::Config(format!("{}: {e}", path.display())))
+        })
+        .transpose()?;
+    let history = a
+        .history
+        .iter()
+        .map(RunResult::load)
+        .collect::<Result<Vec<_>, _>>()?;
+    report::html::write(&a.html, &run, baseline.as_ref(), gate.as_ref(), &history)?;
+    println!("wrote {}", a.html.display());
+    Ok(0)
 }

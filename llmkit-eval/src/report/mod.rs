@@ -1,6 +1,7 @@
 //! Reports of a [`RunResult`]: a [`terminal`] summary table, [`json`], [`markdown`] (with an
 //! optional [`Comparison`] and [`GateOutcome`]) and [`junit`] XML so CI systems show each case
 //! as a test. All include per-tag breakdowns; retrieval metrics get their own section.
+//! [`html`] renders one self-contained page for people (A/B diffs, calibration, trend).
 //! [`write_all`] writes every format into a directory.
 //!
 //! ```
@@ -14,6 +15,7 @@
 //! # Ok::<(), llmkit_core::Error>(()) }).unwrap();
 //! ```
 
+pub mod html;
 mod junit;
 mod markdown;
 mod terminal;
