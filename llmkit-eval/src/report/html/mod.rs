@@ -19,7 +19,8 @@
 //! let cand = runner.run("p@2", &dataset, &*v2).await?;
 //! let page = html::render(&cand, Some(&base), None, &[]);
 //! assert!(page.contains("Regressions (1)"));
-//! assert!(page.contains("<del>hello</del>") && page.contains("&lt;b&gt;there&lt;/b&gt;"));
+//! // Word-level: `hello` became `goodbye`, the markup around `there` was added (as text).
+//! assert!(page.contains("<del>hello</del>") && page.contains("<ins>&lt;b&gt;</ins>there"));
 //! # Ok::<(), llmkit_core::Error>(()) }).unwrap();
 //! ```
 

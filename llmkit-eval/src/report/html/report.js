@@ -26,6 +26,11 @@
       });
       count.textContent = shown + " of " + cases.length + " cases shown";
     };
+    // `report.html?q=refund&status=fail` opens with that filter, so a filtered view can be linked.
+    var params = new URLSearchParams(window.location.search);
+    if (params.has("q")) { search.value = params.get("q"); }
+    if (params.has("status")) { status.value = params.get("status"); }
+    if (status.selectedIndex < 0) { status.value = "all"; }
     search.addEventListener("input", apply);
     status.addEventListener("change", apply);
     var form = document.getElementById("case-filters");
