@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Provision the real services llmkit's integration tests meet: a small real LLM behind an
-# OpenAI-compatible shim, the third-party mock server llm-mock-api, and PostgreSQL.
+# OpenAI-compatible shim, the third-party mock server llm-mock-api, and PostgreSQL; and the
+# headless browser (Debian's chromium) the HTML eval report is tested in.
 #
 #   scripts/test-services.sh up     install (idempotent, cached under .cache/), start, health-check
+#   scripts/test-services.sh browser   install only chromium (for `cargo test -- --ignored`)
 #   scripts/test-services.sh down   stop what `up` started
 #   scripts/test-services.sh env    print the environment the integration tests read
 #
@@ -36,6 +38,23 @@ wait_http() { # url seconds
         sleep 1
     done
     return 1
+}
+
+# Debian packages, with one `apt-get update` per script run however many steps install.
+apt_updated=0
+apt_install() {
+    if [ "$apt_updated" = 0 ]; then
+        apt-get update -qq
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+install_chromium() {
+    begin "chromium (Debian package, for the HTML report's browser test)"
+    command -v chromium >/dev/null || apt_install chromium
+    chromium --version
+    done_step "chromium"
 }
 
 install_model() {
@@ -103,7 +122,7 @@ start_mock() {
 start_postgres() {
     begin "start PostgreSQL"
     if ! command -v pg_ctlcluster >/dev/null; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+        apt_install postgresql
     fi
     local version
     version=$(pg_lsclusters -h | awk 'NR==1{print $1}')
@@ -139,6 +158,7 @@ stop_pid() {
 
 case "${1:-}" in
     up)
+        install_chromium
         install_model
         install_mock
         start_llama
@@ -159,8 +179,11 @@ case "${1:-}" in
     env)
         cat "$STATE/env"
         ;;
+    browser)
+        install_chromium
+        ;;
     *)
-        echo "usage: $0 up|down|env" >&2
+        echo "usage: $0 up|down|env|browser" >&2
         exit 2
         ;;
 esac

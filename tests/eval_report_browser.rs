@@ -97,8 +97,16 @@ fn dom(page: &Path, query: &str) -> String {
     let b = browse(&url, &["--virtual-time-budget=5000", "--dump-dom"]);
     // Chromium logs every console message (errors, CSP violations, uncaught exceptions) as
     // `INFO:CONSOLE:<line>] "..."`; the report logs nothing.
-    let console: Vec<&str> = b.stderr.lines().filter(|l| l.contains(":CONSOLE")).collect();
-    assert!(console.is_empty(), "console output on {url}:\n{}", console.join("\n"));
+    let console: Vec<&str> = b
+        .stderr
+        .lines()
+        .filter(|l| l.contains(":CONSOLE"))
+        .collect();
+    assert!(
+        console.is_empty(),
+        "console output on {url}:\n{}",
+        console.join("\n")
+    );
     assert!(
         b.stdout.contains("data-js=\"ready\""),
         "the script did not finish on {url}: {}",
@@ -140,7 +148,10 @@ async fn eval_ci_report_renders_in_chromium() {
     let passing = eval_ci::run_suite(&args("v2")).await.unwrap();
     assert_eq!(passing.exit_code, 0);
     let size = std::fs::metadata(&passing.html).unwrap().len();
-    assert!(size < 512 * 1024, "the report is small enough to attach: {size} bytes");
+    assert!(
+        size < 512 * 1024,
+        "the report is small enough to attach: {size} bytes"
+    );
     let page = dom(&passing.html, "");
     let run = RunResult::load(out.path().join("run.json")).unwrap();
     let gate: GateOutcome =
@@ -157,10 +168,9 @@ async fn eval_ci_report_renders_in_chromium() {
 
     // The regression list: exactly the comparison's regressed cases, each with a side-by-side
     // diff that marks the words v2 dropped and added.
-    let comparison: Comparison = serde_json::from_str(
-        &std::fs::read_to_string(out.path().join("comparison.json")).unwrap(),
-    )
-    .unwrap();
+    let comparison: Comparison =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("comparison.json")).unwrap())
+            .unwrap();
     let regressions = between(&page, "<ol id=\"regressions\"", "</ol>");
     assert_eq!(
         regressions.matches("class=\"delta regressed\"").count(),
@@ -169,10 +179,16 @@ async fn eval_ci_report_renders_in_chromium() {
     for r in &comparison.regressed {
         assert!(regressions.contains(&format!("<code>{}</code>", r.id)));
     }
-    assert!(regressions.contains("<details open=\"\">"), "regressions open");
+    assert!(
+        regressions.contains("<details open=\"\">"),
+        "regressions open"
+    );
     let sbs = between(regressions, "class=\"sbs\"", "</details>");
     assert!(sbs.contains("<del>") && sbs.contains("<ins>"), "{sbs}");
-    assert!(sbs.contains("Saturdays"), "shipping-07 lost `Saturdays`: {sbs}");
+    assert!(
+        sbs.contains("Saturdays"),
+        "shipping-07 lost `Saturdays`: {sbs}"
+    );
     let improvements = between(&page, "<ol id=\"improvements\"", "</ol>");
     assert_eq!(
         improvements.matches("class=\"delta improved\"").count(),
@@ -204,7 +220,10 @@ async fn eval_ci_report_renders_in_chromium() {
     // Retrieval per query, the prompt diff, the trend over both runs, a trace record per case.
     let retrieval = between(&page, "id=\"retrieval\"", "</section>");
     let with_retrieval = run.cases.iter().filter(|c| c.retrieval.is_some()).count();
-    assert_eq!(retrieval.matches("<tr><th scope=\"row\"><a").count(), with_retrieval);
+    assert_eq!(
+        retrieval.matches("<tr><th scope=\"row\"><a").count(),
+        with_retrieval
+    );
     assert!(between(&page, "id=\"prompt-diff\"", "</div></div></div>").contains("<ins>"));
     let trend = between(&page, "<svg class=\"trend\"", "</svg>");
     assert_eq!(trend.matches("<circle").count(), 4, "two runs, two series");
@@ -212,13 +231,19 @@ async fn eval_ci_report_renders_in_chromium() {
         let id = c.output.as_ref().unwrap().request_id.as_deref().unwrap();
         assert!(page.contains(&format!("<code class=\"request-id\">{id}</code>")));
     }
-    assert_eq!(page.matches("class=\"prompt-ref\"").count(), run.cases.len() * 2);
+    assert_eq!(
+        page.matches("class=\"prompt-ref\"").count(),
+        run.cases.len() * 2
+    );
 
     // The script's filter: only the regressed case stays visible.
     let filtered = dom(&passing.html, "?q=shipping&status=regressed");
     let cases: Vec<&str> = filtered.split("<details class=\"case\"").skip(1).collect();
     assert_eq!(cases.len(), run.cases.len());
-    let shown: Vec<&&str> = cases.iter().filter(|c| !c.contains(" hidden=\"\"")).collect();
+    let shown: Vec<&&str> = cases
+        .iter()
+        .filter(|c| !c.contains(" hidden=\"\""))
+        .collect();
     assert_eq!(shown.len(), comparison.regressed.len());
     assert!(filtered.contains(&format!(
         "{} of {} cases shown",
@@ -239,7 +264,10 @@ async fn eval_ci_report_renders_in_chromium() {
     );
     assert!(!b.stderr.contains(":CONSOLE"));
     let png = std::fs::read(shot).unwrap();
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "a real screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "a real screenshot"
+    );
 }
 
 /// Breaks out of text, attributes and scripts, and flips the reading direction. Anything it
@@ -277,10 +305,20 @@ async fn hostile_outputs_stay_text_in_the_browser() {
     let path = dir.path().join("hostile.html");
     html::write(&path, &run, Some(&base), None, &[]).unwrap();
     let page = dom(&path, "");
-    assert!(page.contains("<ol id=\"regressions\""), "the case is shown as regressed");
+    assert!(
+        page.contains("<ol id=\"regressions\""),
+        "the case is shown as regressed"
+    );
     assert!(!page.contains("data-pwned=\""), "a payload ran");
     assert!(!page.contains("<img"), "a payload became an element");
-    assert_eq!(page.matches("<script>").count(), 1, "only the report's own script");
+    assert_eq!(
+        page.matches("<script>").count(),
+        1,
+        "only the report's own script"
+    );
     assert!(!page.contains('\u{202E}') && page.contains("[U+202E]txt.exe"));
-    assert!(page.contains("&lt;img id=\"injected\""), "the payload is shown as text");
+    assert!(
+        page.contains("&lt;img id=\"injected\""),
+        "the payload is shown as text"
+    );
 }

@@ -94,9 +94,16 @@ pub fn trend_svg(points: &[TrendPoint]) -> String {
             continue;
         }
         let label: String = p.label.chars().take(18).collect();
+        // The outermost labels grow inwards so they stay inside the chart.
+        let anchor = match (i, n) {
+            (_, 1) => "middle",
+            (0, _) => "start",
+            (i, n) if i + 1 == n => "end",
+            _ => "middle",
+        };
         let _ = write!(
             out,
-            "<text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            "<text class=\"axis\" x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>",
             x_of(i, n),
             H - BOTTOM + 18.0,
             esc(&label)

@@ -27,7 +27,7 @@
 mod chart;
 pub mod diff;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 use std::path::Path;
 
@@ -99,6 +99,15 @@ pub fn render(
         gate,
         history,
         comparison: baseline.map(|b| Comparison::new(b, run, CompareOptions::default())),
+        index: run
+            .cases
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.id.as_str(), i))
+            .collect(),
+        base_cases: baseline
+            .map(|b| b.cases.iter().map(|c| (c.id.as_str(), c)).collect())
+            .unwrap_or_default(),
     }
     .render()
 }
@@ -121,6 +130,10 @@ struct Page<'a> {
     gate: Option<&'a GateOutcome>,
     history: &'a [RunResult],
     comparison: Option<Comparison>,
+    /// Case id → position in `run.cases` (the page anchor `case-N`).
+    index: HashMap<&'a str, usize>,
+    /// Case id → the baseline's result, so per-case lookups stay O(1) on large runs.
+    base_cases: HashMap<&'a str, &'a CaseResult>,
 }
 
 fn pct(x: f64) -> String {
@@ -372,25 +385,24 @@ impl Page<'_> {
     }
 
     fn case_anchor(&self, id: &str) -> String {
-        let index = self.run.cases.iter().position(|c| c.id == id).unwrap_or(0);
-        format!("case-{index}")
+        format!("case-{}", self.index.get(id).copied().unwrap_or(0))
     }
 
     fn output_diff(&self, id: &str) -> String {
-        let text = |r: Option<&RunResult>| {
-            r.and_then(|r| r.case(id))
-                .map_or_else(String::new, |c| match (&c.output, &c.error) {
-                    (Some(o), _) => o.text.clone(),
-                    (None, Some(e)) => format!("(target error) {e}"),
-                    (None, None) => String::new(),
-                })
+        let text = |r: Option<&CaseResult>| {
+            r.map_or_else(String::new, |c| match (&c.output, &c.error) {
+                (Some(o), _) => o.text.clone(),
+                (None, Some(e)) => format!("(target error) {e}"),
+                (None, None) => String::new(),
+            })
         };
         let base_name = self.baseline.map_or("baseline", |b| b.name.as_str());
+        let candidate = self.index.get(id).and_then(|i| self.run.cases.get(*i));
         side_by_side(
             base_name,
-            &text(self.baseline),
+            &text(self.base_cases.get(id).copied()),
             &self.run.name,
-            &text(Some(self.run)),
+            &text(candidate),
         )
     }
 
@@ -486,7 +498,7 @@ impl Page<'_> {
             let s = &r.summary;
             let _ = write!(
                 out,
-                "<tr><th scope=\"row\">{} <span class=\"muted\">({role})</span></th><td><code>{}</code></td><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{:.3}</td><td class=\"num\">{} / {}</td><td class=\"num\">{}</td><td class=\"num\">{:.0} / {:.0} ms</td><td class=\"num\">{} / {}</td></tr>",
+                "<tr><th scope=\"row\">{} <span class=\"muted\">({role})</span></th><td><code class=\"ref\">{}</code></td><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{:.3}</td><td class=\"num\">{} / {}</td><td class=\"num\">{}</td><td class=\"num\">{:.0} / {:.0} ms</td><td class=\"num\">{} / {}</td></tr>",
                 esc(&r.name),
                 esc(&r.target.prompt),
                 esc(&r.target.model),
@@ -711,7 +723,7 @@ impl Page<'_> {
     }
 
     fn case(&self, out: &mut String, index: usize, c: &CaseResult) {
-        let base = self.baseline.and_then(|b| b.case(&c.id));
+        let base = self.base_cases.get(c.id.as_str()).copied();
         let mut status = vec![if c.passed { "pass" } else { "fail" }];
         let mut badge = if c.passed { "pass" } else { "fail" };
         if let Some(b) = base {
