@@ -336,10 +336,7 @@ fn html_report(a: ReportArgs) -> Result<u8, EvalError> {
         .gate
         .as_ref()
         .map(|path| {
-            let text = std::fs::read_to_string(path).map_err(|e| EvalError::Io {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            })?;
+            let text = std::fs::read_to_string(path).map_err(|e| EvalError::io(path, e))?;
             serde_json::from_str(&text)
                 .map_err(|e| EvalError::Config(format!("{}: {e}", path.display())))
         })
