@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::esc;
+use super::escape::esc;
 
 /// One run on the trend chart.
 #[derive(Debug, Clone, PartialEq)]
