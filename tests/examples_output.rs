@@ -50,7 +50,10 @@ async fn cost_example_prices_with_the_bundled_table_escalates_and_scores_quality
     assert!(baseline.total_usd > Decimal::ZERO);
 
     let report = cost_replay::render(&outcomes);
-    assert!(report.contains(&format!("bundled price table {}", table.version())), "{report}");
+    assert!(
+        report.contains(&format!("bundled price table {}", table.version())),
+        "{report}"
+    );
     assert!(report.contains("routing, no answer check"), "{report}");
 }
 
@@ -61,8 +64,15 @@ fn cost_example_gives_no_prompt_cache_discount_below_a_providers_minimum() {
     let openai = rows.iter().find(|r| r.0 == "openai/gpt-4.1").unwrap();
     assert_eq!((openai.1, openai.2), (1_024, 0));
     assert!(openai.3 >= 1_024 && openai.3 % 128 == 0, "{openai:?}");
-    let haiku = rows.iter().find(|r| r.0 == "anthropic/claude-haiku-4-5").unwrap();
-    assert_eq!((haiku.1, haiku.3), (4_096, 0), "the shared prefix is below Haiku 4.5's minimum");
+    let haiku = rows
+        .iter()
+        .find(|r| r.0 == "anthropic/claude-haiku-4-5")
+        .unwrap();
+    assert_eq!(
+        (haiku.1, haiku.3),
+        (4_096, 0),
+        "the shared prefix is below Haiku 4.5's minimum"
+    );
 }
 
 #[tokio::test]
@@ -87,6 +97,9 @@ fn structured_output_example_honours_llmkit_provider() {
     let (model, which) = structured_demo::choose_model(env).unwrap();
     assert_eq!(model.info().provider, "openai");
     assert_eq!(model.info().model, "gpt-4.1-mini");
-    assert!(which.contains("openai / gpt-4.1-mini (selected by LLMKIT_PROVIDER)"), "{which}");
+    assert!(
+        which.contains("openai / gpt-4.1-mini (selected by LLMKIT_PROVIDER)"),
+        "{which}"
+    );
     assert!(!which.contains("sk-test"), "no key in the output");
 }

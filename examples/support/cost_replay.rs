@@ -292,7 +292,12 @@ async fn run_config(name: &'static str, levers: Levers, dataset: &Dataset) -> Re
             // It misses disputes phrased otherwise; the escalation check catches those.
             .classifier(Arc::new(FnClassifier(|r: &ChatRequest| {
                 let q = r.messages.last().map(|m| m.text()).unwrap_or_default();
-                if q.contains("disputes") { "strong" } else { "cheap" }.into()
+                if q.contains("disputes") {
+                    "strong"
+                } else {
+                    "cheap"
+                }
+                .into()
             })))
             .default_route("cheap");
         if levers.escalation {
@@ -303,7 +308,9 @@ async fn run_config(name: &'static str, levers: Levers, dataset: &Dataset) -> Re
         strong
     };
     let model = if levers.response_cache {
-        Pipeline::builder().layer(CacheLayer::new()).build(answering)
+        Pipeline::builder()
+            .layer(CacheLayer::new())
+            .build(answering)
     } else {
         Pipeline::builder().build(answering)
     };
@@ -353,7 +360,10 @@ async fn run_config(name: &'static str, levers: Levers, dataset: &Dataset) -> Re
                 if let Some(resp) = batched.get(&id) {
                     return Ok(TargetOutput::from_response(resp));
                 }
-                clock.store(arrival(index.get(&id).copied().unwrap_or(0)), Ordering::Relaxed);
+                clock.store(
+                    arrival(index.get(&id).copied().unwrap_or(0)),
+                    Ordering::Relaxed,
+                );
                 let resp = model.chat(req).await?;
                 if resp.trail.has("router", "escalated") {
                     escalations.fetch_add(1, Ordering::Relaxed);
@@ -450,7 +460,14 @@ pub fn render(outcomes: &[Outcome]) -> String {
     s.push('\n');
     s.push_str(&format!(
         "{:<32} {:>10} {:>12} {:>9} {:>8} {:>11} {:>10} {:>8}\n",
-        "configuration", "total USD", "USD/request", "vs none", "quality", "escalated", "cache hits", "batched"
+        "configuration",
+        "total USD",
+        "USD/request",
+        "vs none",
+        "quality",
+        "escalated",
+        "cache hits",
+        "batched"
     ));
     let baseline = outcomes.first().map_or(Decimal::ZERO, |o| o.total_usd);
     for (i, o) in outcomes.iter().enumerate() {

@@ -96,7 +96,10 @@ pub async fn run(model: Arc<dyn ChatModel>) -> Result<String, Box<dyn std::error
         .await?;
 
     let mut out = String::new();
-    out.push_str(&format!("prompt:   {prompt_ref} (sha256 {})\n", prompt_ref.hash));
+    out.push_str(&format!(
+        "prompt:   {prompt_ref} (sha256 {})\n",
+        prompt_ref.hash
+    ));
     out.push_str(&format!("attempts: {}\n", verdict.attempts));
     for rejected in &verdict.rejected {
         out.push_str(&format!("  attempt {} rejected:\n", rejected.attempt));
