@@ -34,21 +34,25 @@ static ACME_RULES: &[ErrorRule] = &[
 ];
 
 struct AcmeModel {
-    client: http::reqwest::Client,
+    /// Client, URL, auth header, error table and idempotency header: one value.
+    endpoint: http::Endpoint,
     info: ModelInfo,
-    url: String,
-    key: SecretString,
-    mapper: ErrorMapper,
 }
 
 impl AcmeModel {
     fn new(base_url: &str, model: &str, key: SecretString) -> Result<Self> {
+        let endpoint = http::Endpoint::new(
+            http::default_client()?,
+            format!("{base_url}/v1/generate"),
+            ErrorMapper::new("acme", ACME_RULES),
+        )
+        // Marked sensitive, and redacted from every error the endpoint builds.
+        .auth("x-acme-key", "", &key)?
+        // Acme documents an idempotency header: the request's key goes out in it.
+        .idempotency_header("idempotency-key")?;
         Ok(AcmeModel {
-            client: http::default_client()?,
+            endpoint,
             info: ModelInfo::new("acme", model),
-            url: format!("{base_url}/v1/generate"),
-            mapper: ErrorMapper::new("acme", ACME_RULES).with_secret(&key),
-            key,
         })
     }
 
@@ -62,15 +66,6 @@ impl AcmeModel {
             "max_tokens": request.max_tokens,
             "stream": stream,
         })
-    }
-
-    fn headers(&self, request: &ChatRequest) -> Result<http::reqwest::header::HeaderMap> {
-        let mut headers = http::reqwest::header::HeaderMap::new();
-        http::insert_secret_header(&mut headers, "x-acme-key", "", &self.key)?;
-        if let Some(k) = &request.meta.idempotency_key {
-            http::insert_header(&mut headers, "idempotency-key", k)?;
-        }
-        Ok(headers)
     }
 }
 
@@ -172,16 +167,8 @@ impl ChatModel for AcmeModel {
 
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
         let body = self.body(&request, false);
-        let response = http::post_json(
-            &self.client,
-            &self.url,
-            self.headers(&request)?,
-            &body,
-            None,
-            &self.mapper,
-        )
-        .await?;
-        let reply: AcmeReply = http::read_json(response, &self.mapper).await?;
+        let response = self.endpoint.post_json(&body, &request.meta).await?;
+        let reply: AcmeReply = http::read_json(response, self.endpoint.mapper()).await?;
         let mut content = Vec::new();
         if !reply.text.is_empty() {
             content.push(ContentPart::text(reply.text));
@@ -203,16 +190,8 @@ impl ChatModel for AcmeModel {
 
     async fn stream(&self, request: ChatRequest) -> Result<ChatStream> {
         let body = self.body(&request, true);
-        let response = http::post_json_stream(
-            &self.client,
-            &self.url,
-            self.headers(&request)?,
-            &body,
-            None,
-            &self.mapper,
-        )
-        .await?;
-        let mapper = self.mapper.clone();
+        let response = self.endpoint.post_json_stream(&body, &request.meta).await?;
+        let mapper = self.endpoint.mapper().clone();
         let events = sse_stream(response.bytes_stream(), move |e| mapper.transport_error(e));
         let model = self.info.model.clone();
         // Acme events: `text` {"delta"}, `call` {"index","id","name","args"}, `end` {"finish","usage"}.

@@ -41,7 +41,7 @@ pub const PROVIDER: &str = "azure.ai.openai";
 /// The `api-version` used when none is configured (the current GA version).
 pub const DEFAULT_API_VERSION: &str = "2024-10-21";
 
-/// Azure-specific error rules, checked before [`http::COMMON_RULES`].
+/// Azure-specific error rules, checked before the rules every provider shares.
 pub static AZURE_RULES: &[ErrorRule] = &[
     // Azure's content filter answers 400 with code `content_filter`; the common table maps
     // it, and this catches the policy-violation wording some API versions use instead.

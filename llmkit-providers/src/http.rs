@@ -1,28 +1,33 @@
-//! The shared HTTP client and the helpers every provider uses to talk to it.
+//! The shared HTTP side every provider sends through, and what a downstream provider author
+//! needs to write one — nothing more:
 //!
-//! - [`default_client`] builds a tuned `reqwest::Client` (rustls, pooled keep-alive
-//!   connections, `TCP_NODELAY`, a connect timeout, **no automatic retries**: llmkit's retry
-//!   layer is the only retry owner). Each model gets its own unless you hand one in, because a
-//!   pooled connection belongs to the tokio runtime that opened it (see [`default_client`]).
-//! - [`post_json`] sends a JSON body and returns the response only when it is a 2xx; anything
-//!   else becomes an [`llmkit_core::Error`] through an [`ErrorMapper`].
+//! - [`default_client`] / [`build_client`] build a tuned `reqwest::Client` (rustls, pooled
+//!   keep-alive connections, `TCP_NODELAY`, a connect timeout, **no automatic retries**:
+//!   llmkit's retry layer is the only retry owner). Each model gets its own unless you hand one
+//!   in, because a pooled connection belongs to the tokio runtime that opened it (see
+//!   [`default_client`]). A client you pass in ties you to reqwest's major version: it is part
+//!   of those signatures, and llmkit re-exports nothing of reqwest.
+//! - [`Transport`]: the timeout, extra headers and client every provider builder shares.
+//! - [`Endpoint`]: one value per operation (client, URL, headers with auth, timeout, error
+//!   mapper, idempotency header) with [`Endpoint::post_json`] / [`Endpoint::post_json_stream`]:
+//!   the deadline, the idempotency key, transport failures and non-2xx answers handled once.
+//! - [`read_json`] reads a 2xx body; [`provider_request_id`] finds the provider's request id.
 //! - [`ErrorMapper`] classifies a failed response with a per-provider table of [`ErrorRule`]s
-//!   (status + provider error type/code + message fragment → [`ErrorKind`]), falling back to
-//!   [`COMMON_RULES`] and then [`default_kind_for_status`]. It keeps the provider's request id,
-//!   the provider code, a scrubbed body excerpt and the wait the provider asked for
-//!   ([`retry_after`]: `Retry-After` seconds or HTTP-date, `retry-after-ms`, Google's
-//!   `RetryInfo.retryDelay` in the body ([`body_retry_delay`]),
-//!   `x-ratelimit-reset-*` durations such as `6m0s`).
+//!   (status + provider error type/code + message fragment → [`ErrorKind`]), then the rules
+//!   every provider shares, then the status. It keeps the provider's request id, the provider
+//!   code, a scrubbed body excerpt and the wait the provider asked for (`Retry-After` seconds or
+//!   HTTP-date, `retry-after-ms`, Google's `RetryInfo.retryDelay` in the body,
+//!   `x-ratelimit-reset-*` durations such as `6m0s`). Transport failures are classified by the
+//!   error's type and source chain ([`ErrorMapper::transport_error`]), never by message text.
 //!
 //! ```
 //! use llmkit_core::ErrorKind;
 //! use llmkit_providers::http::{ErrorMapper, ErrorRule};
-//! use reqwest::header::HeaderMap;
 //!
 //! static RULES: &[ErrorRule] = &[ErrorRule::code("insufficient_quota", ErrorKind::QuotaExhausted)];
 //! let mapper = ErrorMapper::new("example", RULES);
 //! let body = r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#;
-//! let err = mapper.error_from_parts(429, &HeaderMap::new(), body);
+//! let err = mapper.error_from_parts(429, &Default::default(), body);
 //! assert_eq!(err.kind(), ErrorKind::QuotaExhausted);
 //! assert!(!err.is_retryable());
 //! ```
@@ -30,16 +35,12 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use futures::StreamExt;
-use llmkit_core::{Error, ErrorKind, Result};
+use llmkit_core::{Error, ErrorKind, RequestMeta, Result};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::secret::{SecretString, redact_secrets};
-
-/// The reqwest version these helpers speak, re-exported so a downstream provider uses the
-/// same `Client`, `Response` and `HeaderMap` types without pinning reqwest itself.
-pub use reqwest;
 
 /// Default time allowed to establish a TCP + TLS connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,14 +52,16 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 /// Most bytes of an error body read into memory.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
-/// Response headers that carry a provider's request id, in the order they are tried.
-pub const REQUEST_ID_HEADERS: &[&str] = &[
-    "x-request-id",
-    "request-id",
-    "apim-request-id",
-    "x-ms-request-id",
-    "x-goog-request-id",
-    "x-amzn-requestid",
+/// Response headers that carry a provider's request id, in the order they are tried: the one
+/// list (OpenAI, Anthropic, Azure APIM, Azure, Google, AWS gateways). Pre-parsed: looking up by
+/// `&str` validates and lower-cases the name on every call.
+static REQUEST_ID_HEADERS: [HeaderName; 6] = [
+    HeaderName::from_static("x-request-id"),
+    HeaderName::from_static("request-id"),
+    HeaderName::from_static("apim-request-id"),
+    HeaderName::from_static("x-ms-request-id"),
+    HeaderName::from_static("x-goog-request-id"),
+    HeaderName::from_static("x-amzn-requestid"),
 ];
 
 /// Tuning of the HTTP client. The defaults are what [`default_client`] uses.
@@ -219,7 +222,7 @@ pub(crate) use transport_setters;
 /// The time one attempt may take: the configured per-request timeout, shortened to what is
 /// left of the request's overall deadline. Fails with [`ErrorKind::Timeout`] when the deadline
 /// has already passed, so no request is sent that cannot finish in time.
-pub fn effective_timeout(
+pub(crate) fn effective_timeout(
     configured: Option<Duration>,
     deadline: Option<Instant>,
 ) -> Result<Option<Duration>> {
@@ -238,7 +241,7 @@ pub fn effective_timeout(
 
 /// Builds a header map from name/value pairs; a bad name or value is a [`ErrorKind::Config`]
 /// error naming the header (never its value, which may be a secret).
-pub fn headers_from<'a, I>(pairs: I) -> Result<HeaderMap>
+pub(crate) fn headers_from<'a, I>(pairs: I) -> Result<HeaderMap>
 where
     I: IntoIterator<Item = (&'a str, &'a str)>,
 {
@@ -250,7 +253,7 @@ where
 }
 
 /// Inserts one header (replacing an existing one of that name).
-pub fn insert_header(map: &mut HeaderMap, name: &str, value: &str) -> Result<()> {
+pub(crate) fn insert_header(map: &mut HeaderMap, name: &str, value: &str) -> Result<()> {
     let name = HeaderName::from_bytes(name.as_bytes())
         .map_err(|_| Error::config(format!("invalid http header name `{name}`")))?;
     let value = HeaderValue::from_str(value)
@@ -261,7 +264,7 @@ pub fn insert_header(map: &mut HeaderMap, name: &str, value: &str) -> Result<()>
 
 /// Inserts a secret header (`Authorization: Bearer ...`, `api-key`, `x-api-key`), marked
 /// sensitive so hyper's and reqwest's own debug output hide it too.
-pub fn insert_secret_header(
+pub(crate) fn insert_secret_header(
     map: &mut HeaderMap,
     name: &str,
     prefix: &str,
@@ -280,60 +283,203 @@ pub fn insert_secret_header(
     Ok(())
 }
 
-/// Sends `body` as JSON with `POST` and returns the response when its status is 2xx.
+/// One provider operation a request is sent to: the client, the URL, the headers every request
+/// carries (auth included, marked sensitive), the per-request timeout, the error mapper, and
+/// the header — if the provider documents one — that carries the request's idempotency key.
 ///
-/// `timeout` bounds the whole exchange including the body (use [`post_json_stream`] for
-/// streams). Transport failures map through [`ErrorMapper::transport_error`]; non-2xx
-/// responses through [`ErrorMapper::error_from_response`].
-pub async fn post_json<B: Serialize + ?Sized>(
-    client: &reqwest::Client,
-    url: &str,
+/// This is the one value a provider (built-in or downstream) sends through: per request it
+/// shortens the timeout to what is left of [`RequestMeta::deadline`] (no request starts that
+/// cannot finish), adds the idempotency key, maps transport failures and non-2xx answers to
+/// classified errors, and returns only 2xx responses. Cheap to clone.
+///
+/// ```
+/// use llmkit_providers::http::{Endpoint, ErrorMapper, default_client};
+/// use llmkit_providers::SecretString;
+///
+/// let key = SecretString::new("sk-example");
+/// let endpoint = Endpoint::new(default_client()?, "https://api.example.com/v1/generate", ErrorMapper::new("acme", &[]))
+///     .auth("x-acme-key", "", &key)?
+///     .header("x-acme-version", "2026-01-01")?
+///     .idempotency_header("Idempotency-Key")?;
+/// assert_eq!(endpoint.url(), "https://api.example.com/v1/generate");
+/// assert!(!format!("{endpoint:?}").contains("sk-example"));
+/// # Ok::<(), llmkit_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Endpoint {
+    client: reqwest::Client,
+    url: String,
     headers: HeaderMap,
-    body: &B,
     timeout: Option<Duration>,
-    mapper: &ErrorMapper,
-) -> Result<reqwest::Response> {
-    let mut builder = client.post(url).headers(headers).json(body);
-    if let Some(t) = timeout {
-        builder = builder.timeout(t);
-    }
-    let response = builder
-        .send()
-        .await
-        .map_err(|e| mapper.transport_error(e))?;
-    check_status(response, mapper).await
+    mapper: ErrorMapper,
+    idempotency_header: Option<HeaderName>,
 }
 
-/// Like [`post_json`] for streamed replies: `timeout` bounds only the wait for the response
-/// headers, because a whole-request timeout would cut a long, healthy stream.
-pub async fn post_json_stream<B: Serialize + ?Sized>(
-    client: &reqwest::Client,
-    url: &str,
-    headers: HeaderMap,
-    body: &B,
-    timeout: Option<Duration>,
-    mapper: &ErrorMapper,
-) -> Result<reqwest::Response> {
-    let send = client.post(url).headers(headers).json(body).send();
-    let response = match timeout {
-        Some(t) => match tokio::time::timeout(t, send).await {
-            Ok(r) => r,
-            Err(_) => {
-                return Err(Error::new(
+impl std::fmt::Debug for Endpoint {
+    /// Header names only: values may be keys or gateway tokens.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("url", &self.url)
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("timeout", &self.timeout)
+            .field("provider", &self.mapper.provider())
+            .field("idempotency_header", &self.idempotency_header)
+            .finish()
+    }
+}
+
+impl Endpoint {
+    /// An endpoint at `url`, sending through `client`, classifying errors with `mapper`. No
+    /// headers, no timeout (the client's and the pipeline's apply), no idempotency header.
+    pub fn new(client: reqwest::Client, url: impl Into<String>, mapper: ErrorMapper) -> Self {
+        Endpoint {
+            client,
+            url: url.into(),
+            headers: HeaderMap::new(),
+            timeout: None,
+            mapper,
+            idempotency_header: None,
+        }
+    }
+
+    /// The same endpoint at another URL (Gemini's URL names the model of each request).
+    #[must_use]
+    pub fn with_url(mut self, url: impl Into<String>) -> Self {
+        self.url = url.into();
+        self
+    }
+
+    /// Adds a header sent with every request (replacing one of the same name).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for a name or value that is not valid HTTP (never showing the
+    /// value).
+    pub fn header(mut self, name: &str, value: &str) -> Result<Self> {
+        insert_header(&mut self.headers, name, value)?;
+        Ok(self)
+    }
+
+    /// Adds every header of `headers` (replacing those of the same name).
+    #[must_use]
+    pub fn headers(mut self, headers: &HeaderMap) -> Self {
+        for (name, value) in headers {
+            self.headers.insert(name.clone(), value.clone());
+        }
+        self
+    }
+
+    /// Adds the auth header `name: {prefix}{secret}`, marked sensitive, and redacts the secret
+    /// from every error this endpoint builds.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] when the secret is not a valid header value.
+    pub fn auth(mut self, name: &str, prefix: &str, secret: &SecretString) -> Result<Self> {
+        insert_secret_header(&mut self.headers, name, prefix, secret)?;
+        self.mapper = self.mapper.with_secret(secret);
+        Ok(self)
+    }
+
+    /// Per-request timeout. Default: none.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sends the request's [`RequestMeta::idempotency_key`] in this header. Default: not sent
+    /// (set it only for a provider that documents such a header).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for a name that is not a valid HTTP header name.
+    pub fn idempotency_header(mut self, name: &str) -> Result<Self> {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| Error::config(format!("invalid http header name `{name}`")))?;
+        self.idempotency_header = Some(name);
+        Ok(self)
+    }
+
+    /// The URL requests go to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The mapper this endpoint classifies errors with.
+    pub fn mapper(&self) -> &ErrorMapper {
+        &self.mapper
+    }
+
+    /// Sends `body` as JSON with `POST` and returns the response when its status is 2xx. The
+    /// timeout bounds the whole exchange including the body.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Timeout`] when `meta`'s deadline has passed (nothing is sent); transport
+    /// failures through [`ErrorMapper::transport_error`]; non-2xx responses through
+    /// [`ErrorMapper::error_from_response`].
+    pub async fn post_json<B: Serialize + ?Sized>(
+        &self,
+        body: &B,
+        meta: &RequestMeta,
+    ) -> Result<reqwest::Response> {
+        let timeout = effective_timeout(self.timeout, meta.deadline)?;
+        let mut builder = self.request(body, meta)?;
+        if let Some(t) = timeout {
+            builder = builder.timeout(t);
+        }
+        let response = builder
+            .send()
+            .await
+            .map_err(|e| self.mapper.transport_error(e))?;
+        check_status(response, &self.mapper).await
+    }
+
+    /// Like [`post_json`](Self::post_json) for streamed replies: the timeout bounds only the
+    /// wait for the response headers, because a whole-request timeout would cut a long,
+    /// healthy stream.
+    ///
+    /// # Errors
+    /// As [`post_json`](Self::post_json).
+    pub async fn post_json_stream<B: Serialize + ?Sized>(
+        &self,
+        body: &B,
+        meta: &RequestMeta,
+    ) -> Result<reqwest::Response> {
+        let timeout = effective_timeout(self.timeout, meta.deadline)?;
+        let send = self.request(body, meta)?.send();
+        let response = match timeout {
+            Some(t) => tokio::time::timeout(t, send).await.map_err(|_| {
+                Error::new(
                     ErrorKind::Timeout,
                     format!("no response headers within {:.1}s", t.as_secs_f64()),
                 )
-                .with_provider(mapper.provider()));
-            }
-        },
-        None => send.await,
+                .with_provider(self.mapper.provider())
+            })?,
+            None => send.await,
+        }
+        .map_err(|e| self.mapper.transport_error(e))?;
+        check_status(response, &self.mapper).await
     }
-    .map_err(|e| mapper.transport_error(e))?;
-    check_status(response, mapper).await
+
+    fn request<B: Serialize + ?Sized>(
+        &self,
+        body: &B,
+        meta: &RequestMeta,
+    ) -> Result<reqwest::RequestBuilder> {
+        let mut headers = self.headers.clone();
+        if let (Some(name), Some(key)) = (&self.idempotency_header, &meta.idempotency_key) {
+            let value = HeaderValue::from_str(key).map_err(|_| {
+                Error::new(
+                    ErrorKind::InvalidRequest,
+                    "the idempotency key is not a valid http header value",
+                )
+            })?;
+            headers.insert(name.clone(), value);
+        }
+        Ok(self.client.post(&self.url).headers(headers).json(body))
+    }
 }
 
 /// Returns the response when its status is 2xx, otherwise the classified error.
-pub async fn check_status(
+pub(crate) async fn check_status(
     response: reqwest::Response,
     mapper: &ErrorMapper,
 ) -> Result<reqwest::Response> {
@@ -370,25 +516,10 @@ pub async fn read_json<T: DeserializeOwned>(
     })
 }
 
-/// The provider's request id from the first of [`REQUEST_ID_HEADERS`] present.
+/// The provider's request id from the response headers (the first present of the request-id
+/// headers the big APIs and gateways use).
 pub fn provider_request_id(headers: &HeaderMap) -> Option<String> {
-    // Pre-parsed: looking up by `&str` validates and lower-cases the name on every call, six
-    // times per response when none is present.
-    static NAMES: [reqwest::header::HeaderName; 6] = [
-        reqwest::header::HeaderName::from_static("x-request-id"),
-        reqwest::header::HeaderName::from_static("request-id"),
-        reqwest::header::HeaderName::from_static("apim-request-id"),
-        reqwest::header::HeaderName::from_static("x-ms-request-id"),
-        reqwest::header::HeaderName::from_static("x-goog-request-id"),
-        reqwest::header::HeaderName::from_static("x-amzn-requestid"),
-    ];
-    debug_assert!(
-        NAMES
-            .iter()
-            .map(|n| n.as_str())
-            .eq(REQUEST_ID_HEADERS.iter().copied())
-    );
-    NAMES.iter().find_map(|name| {
+    REQUEST_ID_HEADERS.iter().find_map(|name| {
         headers
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -478,7 +609,7 @@ impl ErrorRule {
 
 /// Rules every provider shares, checked after the provider's own table. They cover the
 /// vocabulary the big APIs agree on (OpenAI, Azure, Anthropic, Gemini and compatible servers).
-pub static COMMON_RULES: &[ErrorRule] = &[
+pub(crate) static COMMON_RULES: &[ErrorRule] = &[
     // A 429 that means the money is gone, not "slow down".
     ErrorRule::code("insufficient_quota", ErrorKind::QuotaExhausted),
     ErrorRule::code("billing_hard_limit_reached", ErrorKind::QuotaExhausted),
@@ -510,7 +641,7 @@ pub static COMMON_RULES: &[ErrorRule] = &[
 /// 400/409/413/422 and other 4xx → `InvalidRequest`; 401/403 → `Auth`; 402 → `QuotaExhausted`;
 /// 404 → `NotFound`; 408/504 → `Timeout`; 429 → `RateLimited`; 529 → `Overloaded`; other 5xx →
 /// `Server`; anything else → `Other`.
-pub fn default_kind_for_status(status: u16) -> ErrorKind {
+pub(crate) fn default_kind_for_status(status: u16) -> ErrorKind {
     match status {
         401 | 403 => ErrorKind::Auth,
         402 => ErrorKind::QuotaExhausted,
@@ -526,15 +657,15 @@ pub fn default_kind_for_status(status: u16) -> ErrorKind {
 
 /// What a provider's error body said, whatever its dialect.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProviderErrorBody {
+pub(crate) struct ProviderErrorBody {
     /// Human-readable message.
-    pub message: Option<String>,
+    pub(crate) message: Option<String>,
     /// Error type (`invalid_request_error`, `overloaded_error`, Gemini's `status`).
-    pub error_type: Option<String>,
+    pub(crate) error_type: Option<String>,
     /// Error code (`insufficient_quota`, `context_length_exceeded`, a number as text).
-    pub code: Option<String>,
+    pub(crate) code: Option<String>,
     /// A request id carried in the body (Anthropic's `request_id`).
-    pub request_id: Option<String>,
+    pub(crate) request_id: Option<String>,
 }
 
 impl ProviderErrorBody {
@@ -543,7 +674,7 @@ impl ProviderErrorBody {
     /// `{"error":{"code":404,"status":"NOT_FOUND","message"}}` (also inside a one-element
     /// array), Ollama `{"error":"text"}` and a bare `{"message"}`. Anything else yields an
     /// empty value; the caller still has the status.
-    pub fn parse(body: &str) -> Self {
+    pub(crate) fn parse(body: &str) -> Self {
         let Ok(value) = serde_json::from_str::<serde_json::Value>(body) else {
             return ProviderErrorBody::default();
         };
@@ -600,7 +731,8 @@ impl std::fmt::Debug for ErrorMapper {
 }
 
 impl ErrorMapper {
-    /// A mapper for `provider` checking `rules` first, then [`COMMON_RULES`], then the status.
+    /// A mapper for `provider` checking `rules` first, then the rules every provider shares,
+    /// then the status.
     pub fn new(provider: impl Into<String>, rules: &'static [ErrorRule]) -> Self {
         ErrorMapper {
             provider: provider.into(),
@@ -629,7 +761,7 @@ impl ErrorMapper {
 
     /// The kind for a status and parsed body: first matching rule of the provider table, then
     /// of [`COMMON_RULES`], else [`default_kind_for_status`].
-    pub fn classify(&self, status: u16, body: &ProviderErrorBody) -> ErrorKind {
+    pub(crate) fn classify(&self, status: u16, body: &ProviderErrorBody) -> ErrorKind {
         let lower = body.message.as_deref().unwrap_or("").to_lowercase();
         self.rules
             .iter()
@@ -645,7 +777,7 @@ impl ErrorMapper {
 
     /// [`error_from_parts`](Self::error_from_parts) with an explicit clock for HTTP-date
     /// `Retry-After` values.
-    pub fn error_from_parts_at(
+    pub(crate) fn error_from_parts_at(
         &self,
         status: u16,
         headers: &HeaderMap,
@@ -720,21 +852,16 @@ impl ErrorMapper {
         self.error_from_parts(status, &headers, &body)
     }
 
-    /// Classifies a reqwest failure: timeouts → [`ErrorKind::Timeout`], connect/reset/body
-    /// failures → [`ErrorKind::Transport`], decode failures → [`ErrorKind::InvalidResponse`],
-    /// a request that could not be built → [`ErrorKind::Config`]. The URL is stripped first: it
-    /// may carry a key (Gemini's `?key=`).
+    /// Classifies a reqwest failure by its type and source chain, never by message text:
+    /// timeouts → [`ErrorKind::Timeout`]; a request that could not be built →
+    /// [`ErrorKind::Config`]; connect, send and body failures, and a decode failure caused by
+    /// the connection (an I/O or hyper error in its source chain: reset, closed, cut off
+    /// mid-body) → [`ErrorKind::Transport`] (retryable); other decode failures →
+    /// [`ErrorKind::InvalidResponse`]. The URL is stripped first: it may carry a key (Gemini's
+    /// `?key=`).
     pub fn transport_error(&self, e: reqwest::Error) -> Error {
         let e = e.without_url();
-        let kind = if e.is_timeout() {
-            ErrorKind::Timeout
-        } else if e.is_builder() {
-            ErrorKind::Config
-        } else if e.is_decode() && !cut_off_mid_body(&e) {
-            ErrorKind::InvalidResponse
-        } else {
-            ErrorKind::Transport
-        };
+        let kind = transport_kind(&e);
         let mut chain = e.to_string();
         let mut source = std::error::Error::source(&e);
         while let Some(s) = source {
@@ -749,22 +876,39 @@ impl ErrorMapper {
     }
 }
 
-/// Whether a body error came from the connection dying (reset, closed early) rather than from
-/// bytes that are not what we expected: reqwest reports both as decode errors, but only the
-/// first is worth retrying.
-fn cut_off_mid_body(e: &reqwest::Error) -> bool {
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        if s.is::<std::io::Error>() {
-            return true;
-        }
-        let text = s.to_string();
-        if text.contains("connection") || text.contains("incomplete") || text.contains("closed") {
-            return true;
-        }
-        source = s.source();
+/// The kind of a reqwest failure, from its type and its source chain.
+fn transport_kind(e: &reqwest::Error) -> ErrorKind {
+    if e.is_timeout() || source_chain(e).any(is_timeout_io) {
+        ErrorKind::Timeout
+    } else if e.is_builder() {
+        ErrorKind::Config
+    } else if e.is_decode() && !source_chain(e).any(is_connection_failure) {
+        // Bytes arrived but are not what was expected (e.g. a broken compressed body).
+        ErrorKind::InvalidResponse
+    } else {
+        // Connect, request, body, redirect and upgrade failures, and decode failures the
+        // connection caused: reqwest reports a body cut off mid-way as a decode error, but
+        // only the connection is to blame, and a retry may well succeed.
+        ErrorKind::Transport
     }
-    e.is_body()
+}
+
+/// `e`'s sources, nearest first.
+fn source_chain<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(e.source(), |s| s.source())
+}
+
+/// An I/O or hyper error: the connection failed (reset, closed early, incomplete message).
+fn is_connection_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+    e.is::<std::io::Error>() || e.is::<hyper::Error>()
+}
+
+/// An I/O timeout somewhere below reqwest (its own timeouts are `is_timeout`).
+fn is_timeout_io(e: &(dyn std::error::Error + 'static)) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
 }
 
 async fn read_body_limited(response: reqwest::Response, limit: usize) -> String {
@@ -781,19 +925,10 @@ async fn read_body_limited(response: reqwest::Response, limit: usize) -> String 
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// How long the provider asked us to wait, from the headers of a failed response.
-///
-/// Tried in order: `retry-after-ms` (milliseconds), `Retry-After` (delta-seconds or an
-/// HTTP-date), then OpenAI's `x-ratelimit-reset-requests` / `-tokens` durations (preferring the
-/// limit whose `x-ratelimit-remaining-*` is 0). Capped at [`MAX_RETRY_AFTER`].
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    retry_after_at(headers, SystemTime::now())
-}
-
 /// The wait a Google API (Gemini, Vertex AI) asks for in the error body rather than in a
 /// header: the `retryDelay` of a `google.rpc.RetryInfo` entry in `error.details`, a protobuf
 /// JSON duration such as `"13s"` or `"0.500s"`. `None` when absent or malformed.
-pub fn body_retry_delay(body: &str) -> Option<Duration> {
+pub(crate) fn body_retry_delay(body: &str) -> Option<Duration> {
     // Cheap test first: nearly every error body has no such entry.
     if !body.contains("RetryInfo") {
         return None;
@@ -818,8 +953,13 @@ fn parse_proto_duration(text: &str) -> Option<Duration> {
         .then(|| Duration::from_secs_f64(seconds))
 }
 
-/// [`retry_after`] with an explicit clock for HTTP-date values.
-pub fn retry_after_at(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+/// How long the provider asked us to wait, from the headers of a failed response, with an
+/// explicit clock for HTTP-date values.
+///
+/// Tried in order: `retry-after-ms` (milliseconds), `Retry-After` (delta-seconds or an
+/// HTTP-date), then OpenAI's `x-ratelimit-reset-requests` / `-tokens` durations (preferring the
+/// limit whose `x-ratelimit-remaining-*` is 0). Capped at [`MAX_RETRY_AFTER`].
+pub(crate) fn retry_after_at(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let get = |name: &str| {
         headers
             .get(name)
@@ -849,7 +989,7 @@ pub fn retry_after_at(headers: &HeaderMap, now: SystemTime) -> Option<Duration> 
 
 /// Parses a `Retry-After` value: delta-seconds (integer or decimal) or an HTTP-date. A date in
 /// the past means "now" (zero).
-pub fn parse_retry_after_value(value: &str, now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse_retry_after_value(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<f64>() {
         return secs_f64(secs);
@@ -860,7 +1000,7 @@ pub fn parse_retry_after_value(value: &str, now: SystemTime) -> Option<Duration>
 
 /// Parses a Go-style duration as sent in `x-ratelimit-reset-*` headers: `1s`, `6m0s`, `20ms`,
 /// `1h2m3.5s`, `150us`; a bare number is seconds. `None` for anything else.
-pub fn parse_go_duration(value: &str) -> Option<Duration> {
+pub(crate) fn parse_go_duration(value: &str) -> Option<Duration> {
     crate::config::parse_duration(value).map(|d| d.min(MAX_RETRY_AFTER))
 }
 

@@ -250,24 +250,30 @@ impl AnthropicModel {
     }
 
     /// Sends the body; non-2xx answers come back as classified errors (with `retry-after`
-    /// and the `request-id` header) from the shared error mapper.
+    /// and the `request-id` header) from the shared error mapper. Anthropic documents no
+    /// idempotency header, so none is sent (docs/providers.md, "Idempotency keys").
     async fn send(&self, req: &ChatRequest, built: &BuiltRequest) -> Result<reqwest::Response> {
         let inner = &self.inner;
-        let mut headers = inner.extra_headers.clone();
-        http::insert_header(&mut headers, "anthropic-version", &inner.api_version)?;
-        http::insert_secret_header(&mut headers, "x-api-key", "", &inner.api_key)?;
-        let timeout = http::effective_timeout(inner.timeout, req.meta.deadline)
-            .map_err(|e| self.context(e, req))?;
-        let url = format!("{}/v1/messages", inner.base_url);
-        let mapper = self.mapper();
-        let sent = if built.body.stream {
-            http::insert_header(&mut headers, "accept", "text/event-stream")?;
-            http::post_json_stream(&inner.client, &url, headers, &built.body, timeout, &mapper)
-                .await
-        } else {
-            http::post_json(&inner.client, &url, headers, &built.body, timeout, &mapper).await
+        let send = async {
+            let endpoint = http::Endpoint::new(
+                inner.client.clone(),
+                format!("{}/v1/messages", inner.base_url),
+                wire::error_mapper(),
+            )
+            .headers(&inner.extra_headers)
+            .header("anthropic-version", &inner.api_version)?
+            .auth("x-api-key", "", &inner.api_key)?
+            .timeout(inner.timeout);
+            if built.body.stream {
+                endpoint
+                    .header("accept", "text/event-stream")?
+                    .post_json_stream(&built.body, &req.meta)
+                    .await
+            } else {
+                endpoint.post_json(&built.body, &req.meta).await
+            }
         };
-        sent.map_err(|e| self.context(e, req))
+        send.await.map_err(|e| self.context(e, req))
     }
 }
 

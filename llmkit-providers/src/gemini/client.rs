@@ -336,26 +336,29 @@ impl GeminiModel {
         meta: &RequestMeta,
         stream: bool,
     ) -> Result<reqwest::Response> {
-        let mut headers = self.inner.extra_headers.clone();
-        match &self.inner.endpoint {
-            Endpoint::Studio { api_key } => {
-                http::insert_secret_header(&mut headers, "x-goog-api-key", "", api_key)?;
-            }
-            Endpoint::Vertex { access_token, .. } => {
-                http::insert_secret_header(&mut headers, "authorization", "Bearer ", access_token)?;
-            }
-        }
         let req_id = meta.request_id.as_ref();
-        let timeout = http::effective_timeout(self.inner.timeout, meta.deadline)
-            .map_err(|e| self.context(e, req_id))?;
-        let mapper = self.mapper();
-        let client = &self.inner.client;
-        let sent = if stream {
-            http::post_json_stream(client, &url, headers, body, timeout, &mapper).await
-        } else {
-            http::post_json(client, &url, headers, body, timeout, &mapper).await
+        let send = async {
+            let endpoint = http::Endpoint::new(
+                self.inner.client.clone(),
+                url,
+                wire::error_mapper(self.provider()),
+            )
+            .headers(&self.inner.extra_headers)
+            .timeout(self.inner.timeout);
+            // Google documents no idempotency header: none is sent.
+            let endpoint = match &self.inner.endpoint {
+                Endpoint::Studio { api_key } => endpoint.auth("x-goog-api-key", "", api_key)?,
+                Endpoint::Vertex { access_token, .. } => {
+                    endpoint.auth("authorization", "Bearer ", access_token)?
+                }
+            };
+            if stream {
+                endpoint.post_json_stream(body, meta).await
+            } else {
+                endpoint.post_json(body, meta).await
+            }
         };
-        sent.map_err(|e| self.context(e, req_id))
+        send.await.map_err(|e| self.context(e, req_id))
     }
 
     fn build_body(&self, req: &ChatRequest) -> Result<wire::BuiltRequest> {

@@ -191,16 +191,18 @@ impl OllamaModel {
         stream: bool,
     ) -> Result<reqwest::Response> {
         let req_id = meta.request_id.as_ref();
-        let timeout = http::effective_timeout(self.inner.timeout, meta.deadline)
-            .map_err(|e| self.context(e, req_id))?;
-        let url = format!("{}{path}", self.inner.base_url);
-        let mapper = wire::error_mapper();
-        let client = &self.inner.client;
-        let headers = self.inner.extra_headers.clone();
+        // Ollama documents no idempotency header: none is sent.
+        let endpoint = http::Endpoint::new(
+            self.inner.client.clone(),
+            format!("{}{path}", self.inner.base_url),
+            wire::error_mapper(),
+        )
+        .headers(&self.inner.extra_headers)
+        .timeout(self.inner.timeout);
         let sent = if stream {
-            http::post_json_stream(client, &url, headers, body, timeout, &mapper).await
+            endpoint.post_json_stream(body, meta).await
         } else {
-            http::post_json(client, &url, headers, body, timeout, &mapper).await
+            endpoint.post_json(body, meta).await
         };
         sent.map_err(|e| self.context(e, req_id))
     }

@@ -334,15 +334,15 @@ impl OpenAiModel {
         &self.inner.chat_url
     }
 
-    /// The headers of one request: the model's, plus `Idempotency-Key` when the request
-    /// carries a key (the header OpenAI's own SDKs send on retried POSTs; see
-    /// docs/providers.md, "Idempotency keys").
-    fn request_headers(&self, meta: &llmkit_core::RequestMeta) -> Result<HeaderMap> {
-        let mut headers = self.inner.headers.clone();
-        if let Some(key) = &meta.idempotency_key {
-            http::insert_header(&mut headers, "idempotency-key", key)?;
-        }
-        Ok(headers)
+    /// The endpoint at `url` with this model's client, headers, timeout and mapper. The
+    /// request's idempotency key goes out as `Idempotency-Key`, the header OpenAI's own SDKs
+    /// send on retried POSTs (docs/providers.md, "Idempotency keys").
+    fn endpoint(&self, url: &str) -> Result<http::Endpoint> {
+        let inner = &self.inner;
+        http::Endpoint::new(inner.client.clone(), url, inner.mapper.clone())
+            .headers(&inner.headers)
+            .timeout(inner.timeout)
+            .idempotency_header("idempotency-key")
     }
 
     fn context(&self, request: &ChatRequest) -> impl Fn(Error) -> Error + Send + 'static {
@@ -414,16 +414,10 @@ impl ChatModel for OpenAiModel {
         let inner = &self.inner;
         let run = async {
             let body = wire::chat_body(&request, &inner.info.model, false, inner.body)?;
-            let timeout = http::effective_timeout(inner.timeout, request.meta.deadline)?;
-            let response = http::post_json(
-                &inner.client,
-                &inner.chat_url,
-                self.request_headers(&request.meta)?,
-                &body,
-                timeout,
-                &inner.mapper,
-            )
-            .await?;
+            let response = self
+                .endpoint(&inner.chat_url)?
+                .post_json(&body, &request.meta)
+                .await?;
             let header_id = http::provider_request_id(response.headers());
             let parsed: wire::WireResponse = http::read_json(response, &inner.mapper).await?;
             let mut out = wire::parse_response(parsed, &inner.info.provider, &inner.info.model)?;
@@ -442,16 +436,9 @@ impl ChatModel for OpenAiModel {
         let inner = &self.inner;
         let start = async {
             let body = wire::chat_body(&request, &inner.info.model, true, inner.body)?;
-            let timeout = http::effective_timeout(inner.timeout, request.meta.deadline)?;
-            http::post_json_stream(
-                &inner.client,
-                &inner.chat_url,
-                self.request_headers(&request.meta)?,
-                &body,
-                timeout,
-                &inner.mapper,
-            )
-            .await
+            self.endpoint(&inner.chat_url)?
+                .post_json_stream(&body, &request.meta)
+                .await
         };
         let response = start.await.map_err(&ctx)?;
         let model = request
@@ -540,16 +527,11 @@ impl EmbeddingModel for OpenAiEmbeddings {
                 input: &request.inputs,
                 model: &model,
             };
-            let timeout = http::effective_timeout(inner.timeout, request.meta.deadline)?;
-            let response = http::post_json(
-                &inner.client,
-                &inner.embeddings_url,
-                self.model.request_headers(&request.meta)?,
-                &body,
-                timeout,
-                &inner.mapper,
-            )
-            .await?;
+            let response = self
+                .model
+                .endpoint(&inner.embeddings_url)?
+                .post_json(&body, &request.meta)
+                .await?;
             let parsed: wire::WireEmbeddings = http::read_json(response, &inner.mapper).await?;
             let (embeddings, answered, usage) =
                 wire::parse_embeddings(parsed, request.inputs.len())?;

@@ -58,7 +58,7 @@ pub const PROVIDER: &str = "openai";
 /// as OpenAI's.
 pub const COMPATIBLE_PROVIDER: &str = "openai_compatible";
 
-/// OpenAI-specific error rules, checked before [`http::COMMON_RULES`](crate::http::COMMON_RULES).
+/// OpenAI-specific error rules, checked before the rules every provider shares.
 pub static OPENAI_RULES: &[ErrorRule] = &[
     ErrorRule::message(
         "reduce the length of the messages",
