@@ -39,7 +39,7 @@ pub fn words(text: &str) -> Vec<&str> {
     out
 }
 
-/// The word-level diff of `old` and `new` ([`lcs_diff`](llmkit_core::prompt::lcs_diff) over
+/// The word-level diff of `old` and `new` ([`lcs_diff`] over
 /// [`words`]): adjacent pieces of one kind are merged, and joining the `Same` + `Removed` pieces
 /// gives `old` back (`Same` + `Added` gives `new`).
 pub fn diff_words(old: &str, new: &str) -> Vec<(Edit, String)> {
