@@ -456,6 +456,49 @@ pub fn ascii_pattern(pattern: &str) -> String {
     pattern.replace(r"\b", r"(?-u:\b)").replace(r"\d", "[0-9]")
 }
 
+/// A built-in pattern that does not compile. Returned when a detector is constructed
+/// ([`crate::warm_up`], `try_new`), so a broken rule is a construction error, never a rule
+/// silently missing at request time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PatternError {
+    /// The table the pattern belongs to (`injection`, `secrets`, `pii`).
+    pub table: &'static str,
+    /// The rule's name within the table.
+    pub rule: String,
+    /// The regex compiler's message.
+    pub message: String,
+}
+
+impl fmt::Display for PatternError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} pattern {:?} does not compile: {}",
+            self.table, self.rule, self.message
+        )
+    }
+}
+
+impl std::error::Error for PatternError {}
+
+/// Compiles every `(name, pattern)` of a table through [`ascii_pattern`], or names the first
+/// one that fails. Nothing is skipped: a table is whole or an error.
+pub(crate) fn compile_table<'a>(
+    table: &'static str,
+    rows: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<Vec<regex::Regex>, PatternError> {
+    rows.into_iter()
+        .map(|(rule, pattern)| {
+            regex::Regex::new(&ascii_pattern(pattern)).map_err(|e| PatternError {
+                table,
+                rule: rule.to_owned(),
+                message: e.to_string(),
+            })
+        })
+        .collect()
+}
+
 /// Compiles a pattern through [`ascii_pattern`]; `None` when it is invalid (every pattern in
 /// this crate is a constant covered by a test, so `None` never happens in practice, and a guard
 /// missing one rule beats a panic).
@@ -502,6 +545,20 @@ pub(crate) fn floor_char_boundary(s: &str, i: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An invalid pattern is a typed error naming its table and rule, never a skipped rule.
+    #[test]
+    fn invalid_pattern_is_a_typed_error() {
+        let ok = compile_table("t", [("a", r"\bfoo\b"), ("b", "bar")]);
+        assert_eq!(ok.map(|v| v.len()), Ok(2));
+        let err = compile_table("t", [("a", "foo"), ("broken", "(unclosed"), ("c", "x")]);
+        let Err(e) = err else {
+            panic!("an invalid pattern must be an error")
+        };
+        assert_eq!((e.table, e.rule.as_str()), ("t", "broken"));
+        assert!(e.to_string().contains("broken"), "{e}");
+        assert!(crate::warm_up().is_ok());
+    }
 
     #[test]
     fn from_findings_respects_action_and_threshold() {

@@ -55,8 +55,8 @@ pub use action::{
     ActionGate, ActionResult, Approval, Approver, GateOutcome, GateVerdict, Rule, ToolPolicy,
 };
 pub use guard::{
-    Action, Decision, Edit, Finding, Guard, GuardContext, Provenance, Stage, TransformKind,
-    Verdict, apply_edits,
+    Action, Decision, Edit, Finding, Guard, GuardContext, PatternError, Provenance, Stage,
+    TransformKind, Verdict, apply_edits,
 };
 pub use injection::{
     ChatClassifier, Classifier, Combine, InjectionGuard, InjectionReport, InjectionScorer,
@@ -67,3 +67,18 @@ pub use untrusted::{
     AssembledPrompt, DocScan, MarkMode, OnSuspicious, PromptAssembler, Spotlight, UntrustedDoc,
     scan_docs,
 };
+
+/// Compiles every built-in pattern table (injection rules, PII and secret patterns) now and
+/// reports the first pattern that does not compile. Constructing a detector or guard already
+/// compiles its table once per process, so the first request pays nothing; call this at start-up
+/// to turn a broken pattern into a start-up error instead of a detector missing a rule.
+///
+/// ```
+/// llmkit_guard::warm_up().expect("built-in patterns compile");
+/// ```
+pub fn warm_up() -> Result<(), PatternError> {
+    let _ = InjectionScorer::try_new()?;
+    let _ = input::pii::PiiDetector::try_new()?;
+    let _ = input::secrets::SecretDetector::try_new()?;
+    Ok(())
+}

@@ -13,7 +13,9 @@ use serde::Serialize;
 use unicode_normalization::UnicodeNormalization;
 
 use super::rules::{RULES, SignalCategory};
-use crate::guard::{Provenance, ascii_pattern, compile, compile_set, prefilter};
+use crate::guard::{
+    PatternError, Provenance, ascii_pattern, compile, compile_set, compile_table, prefilter,
+};
 use crate::input::charset::{is_bidi_control, is_invisible, latin_skeleton};
 
 /// One rule that fired.
@@ -77,25 +79,31 @@ struct Rule {
     re: Regex,
 }
 
-static COMPILED: LazyLock<Vec<Rule>> = LazyLock::new(|| {
-    RULES
+/// Every rule, compiled, or the first rule that does not compile (surfaced by
+/// [`InjectionScorer::try_new`] and [`crate::warm_up`]; never a rule silently skipped).
+static COMPILED: LazyLock<Result<Vec<Rule>, PatternError>> = LazyLock::new(|| {
+    let regexes = compile_table("injection", RULES.iter().map(|r| (r.1, r.3)))?;
+    Ok(RULES
         .iter()
-        .filter_map(|&(category, name, weight, pattern)| {
-            // Patterns are constants covered by tests; a bad one is skipped, never a panic.
-            compile(pattern).map(|re| Rule {
-                category,
-                name,
-                weight,
-                re,
-            })
+        .zip(regexes)
+        .map(|(&(category, name, weight, _), re)| Rule {
+            category,
+            name,
+            weight,
+            re,
         })
-        .collect()
+        .collect())
 });
+
+/// The compiled rules; empty only when a rule failed to compile, which construction reports.
+fn rules() -> &'static [Rule] {
+    COMPILED.as_ref().map(Vec::as_slice).unwrap_or(&[])
+}
 
 /// All rules as one set, the prefilter. Only valid when every rule compiled (so indices line
 /// up); otherwise `prefilter` falls back to running every rule.
 static RULE_SET: LazyLock<Option<regex::RegexSet>> = LazyLock::new(|| {
-    if COMPILED.len() != RULES.len() {
+    if rules().len() != RULES.len() {
         return None;
     }
     compile_set(RULES.iter().map(|r| r.3))
@@ -109,6 +117,16 @@ static ROT13_HINT: LazyLock<Option<Regex>> =
     LazyLock::new(|| compile(r"(?i)\brot-?13\b|\bcaesar\b|\bdecipher\b|\bdecode\b"));
 static SENTENCE_END: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"[.!?。！？]+[\s]+|\n+").ok());
+
+/// Forces every pattern of the scorer (rules, prefilter set, decoders, sentence splitter).
+fn warm_up_patterns() {
+    LazyLock::force(&COMPILED);
+    LazyLock::force(&RULE_SET);
+    LazyLock::force(&BASE64_RUN);
+    LazyLock::force(&HEX_RUN);
+    LazyLock::force(&ROT13_HINT);
+    LazyLock::force(&SENTENCE_END);
+}
 
 /// Text folded for matching, with a byte map back to the original.
 struct Folded<'a> {
@@ -200,13 +218,25 @@ fn noisy_or<'a>(signals: impl Iterator<Item = &'a Signal>) -> f32 {
 }
 
 impl InjectionScorer {
-    /// A scorer with the default settings.
+    /// A scorer with the default settings. Compiles the rules now (once per process), so the
+    /// first request pays nothing; [`InjectionScorer::try_new`] also reports a rule that does
+    /// not compile.
     pub fn new() -> Self {
+        warm_up_patterns();
         InjectionScorer {
             chunk_bytes: 600,
             chunk_damping: 0.9,
             text_damping: 0.8,
             decode: true,
+        }
+    }
+
+    /// [`InjectionScorer::new`], or the rule that does not compile.
+    pub fn try_new() -> Result<Self, PatternError> {
+        let scorer = InjectionScorer::new();
+        match COMPILED.as_ref() {
+            Ok(_) => Ok(scorer),
+            Err(e) => Err(e.clone()),
         }
     }
 
@@ -236,7 +266,7 @@ impl InjectionScorer {
 
     /// The number of rules (for the benchmark's baseline).
     pub fn rule_count() -> usize {
-        COMPILED.len()
+        rules().len()
     }
 
     /// The rule patterns (for the benchmark's `RegexSet` baseline).
@@ -253,8 +283,8 @@ impl InjectionScorer {
         let folded = Folded::new(text);
         let t: &str = &folded.text;
         let mut signals = Vec::new();
-        let hits = prefilter(RULE_SET.as_ref(), COMPILED.len(), t);
-        for (rule, _) in COMPILED.iter().zip(hits).filter(|(_, hit)| *hit) {
+        let hits = prefilter(RULE_SET.as_ref(), rules().len(), t);
+        for (rule, _) in rules().iter().zip(hits).filter(|(_, hit)| *hit) {
             for m in rule.re.find_iter(t) {
                 signals.push(Signal {
                     category: rule.category,
@@ -405,7 +435,8 @@ mod tests {
 
     #[test]
     fn every_rule_compiles() {
-        assert_eq!(COMPILED.len(), RULES.len());
+        assert_eq!(rules().len(), RULES.len());
+        assert!(InjectionScorer::try_new().is_ok());
         assert!(RULE_SET.is_some());
         assert!(BASE64_RUN.is_some() && HEX_RUN.is_some() && ROT13_HINT.is_some());
         assert!(SENTENCE_END.is_some());

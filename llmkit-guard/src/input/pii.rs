@@ -37,8 +37,8 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::guard::{
-    Action, Decision, Finding, Guard, GuardContext, apply_edits, ascii_pattern, compile,
-    compile_set, prefilter,
+    Action, Decision, Finding, Guard, GuardContext, PatternError, apply_edits, ascii_pattern,
+    compile_set, compile_table, prefilter,
 };
 use crate::input::checksum::{iban_valid, luhn_valid, ssn_valid};
 
@@ -189,22 +189,45 @@ static PII_SET: LazyLock<Option<regex::RegexSet>> = LazyLock::new(|| {
     ])
 });
 
-static PATTERNS: LazyLock<Option<Patterns>> = LazyLock::new(|| {
-    Some(Patterns {
-        email: compile(EMAIL)?,
-        phone_intl: compile(PHONE_INTL)?,
-        phone_nanp: compile(PHONE_NANP)?,
-        card: compile(CARD)?,
-        iban: compile(IBAN)?,
-        ssn: compile(SSN)?,
-        ipv4: compile(IPV4)?,
-        ipv6: compile(IPV6)?,
-        dob: compile(DOB)?,
-        address: vec![
-            compile(ADDRESS_US)?,
-            compile(ADDRESS_DE)?,
-            compile(POSTCODE_UK)?,
+/// Every pattern, compiled, or the first that does not compile (surfaced by
+/// [`PiiDetector::try_new`]; never a pattern silently skipped).
+static PATTERNS: LazyLock<Result<Patterns, PatternError>> = LazyLock::new(|| {
+    let mut r = compile_table(
+        "pii",
+        [
+            ("email", EMAIL),
+            ("phone_intl", PHONE_INTL),
+            ("phone_nanp", PHONE_NANP),
+            ("card", CARD),
+            ("iban", IBAN),
+            ("ssn", SSN),
+            ("ipv4", IPV4),
+            ("ipv6", IPV6),
+            ("dob", DOB),
+            ("address_us", ADDRESS_US),
+            ("address_de", ADDRESS_DE),
+            ("postcode_uk", POSTCODE_UK),
         ],
+    )?
+    .into_iter();
+    let mut next = || {
+        r.next().ok_or_else(|| PatternError {
+            table: "pii",
+            rule: "?".into(),
+            message: "pattern table shorter than expected".into(),
+        })
+    };
+    Ok(Patterns {
+        email: next()?,
+        phone_intl: next()?,
+        phone_nanp: next()?,
+        card: next()?,
+        iban: next()?,
+        ssn: next()?,
+        ipv4: next()?,
+        ipv6: next()?,
+        dob: next()?,
+        address: vec![next()?, next()?, next()?],
     })
 });
 
@@ -321,10 +344,22 @@ impl Default for PiiDetector {
 }
 
 impl PiiDetector {
-    /// A detector for every kind.
+    /// A detector for every kind. Compiles the patterns now (once per process), so the first
+    /// request pays nothing; [`PiiDetector::try_new`] also reports a pattern that does not
+    /// compile.
     pub fn new() -> Self {
         PiiDetector {
             kinds: PiiKind::ALL.to_vec(),
+        }
+        .compiled()
+    }
+
+    /// [`PiiDetector::new`], or the pattern that does not compile.
+    pub fn try_new() -> Result<Self, PatternError> {
+        let detector = PiiDetector::new();
+        match PATTERNS.as_ref() {
+            Ok(_) => Ok(detector),
+            Err(e) => Err(e.clone()),
         }
     }
 
@@ -333,6 +368,14 @@ impl PiiDetector {
         PiiDetector {
             kinds: kinds.into_iter().collect(),
         }
+        .compiled()
+    }
+
+    /// Forces the patterns (construction, not the first request, pays for compiling).
+    fn compiled(self) -> Self {
+        LazyLock::force(&PATTERNS);
+        LazyLock::force(&PII_SET);
+        self
     }
 
     fn wants(&self, k: PiiKind) -> bool {
@@ -342,7 +385,7 @@ impl PiiDetector {
     /// Every match, sorted by position, non-overlapping (checksum-validated and longer matches
     /// win over pattern-only ones that overlap them).
     pub fn detect(&self, text: &str) -> Vec<PiiMatch> {
-        let Some(p) = PATTERNS.as_ref() else {
+        let Ok(p) = PATTERNS.as_ref() else {
             return Vec::new();
         };
         let mut out: Vec<PiiMatch> = Vec::new();
@@ -721,7 +764,7 @@ mod tests {
     #[test]
     fn prefilter_set_compiles() {
         assert!(PII_SET.is_some());
-        assert!(PATTERNS.is_some());
+        assert!(PATTERNS.is_ok());
     }
 
     #[test]

@@ -21,7 +21,8 @@ use llmkit_core::secrets::{SECRET_SHAPES, SecretShape};
 use regex::Regex;
 
 use crate::guard::{
-    Action, Decision, Finding, Guard, GuardContext, ascii_pattern, compile, compile_set, prefilter,
+    Action, Decision, Finding, Guard, GuardContext, PatternError, ascii_pattern, compile,
+    compile_set, compile_table, prefilter,
 };
 
 /// A detected secret: kind, byte range, confidence.
@@ -52,16 +53,26 @@ pub fn patterns() -> Vec<String> {
         .collect()
 }
 
-static COMPILED: LazyLock<Vec<(&'static str, f32, Regex)>> = LazyLock::new(|| {
-    KNOWN
-        .iter()
-        .filter_map(|k| compile(k.pattern).map(|r| (k.kind, k.confidence, r)))
-        .collect()
-});
+/// Every known shape, compiled, or the first that does not compile (surfaced by
+/// [`SecretDetector::try_new`]; never a shape silently skipped).
+static COMPILED: LazyLock<Result<Vec<(&'static str, f32, Regex)>, PatternError>> =
+    LazyLock::new(|| {
+        let regexes = compile_table("secrets", KNOWN.iter().map(|k| (k.kind, k.pattern)))?;
+        Ok(KNOWN
+            .iter()
+            .zip(regexes)
+            .map(|(k, r)| (k.kind, k.confidence, r))
+            .collect())
+    });
+
+/// The compiled shapes; empty only when one failed to compile, which construction reports.
+fn shapes() -> &'static [(&'static str, f32, Regex)] {
+    COMPILED.as_ref().map(Vec::as_slice).unwrap_or(&[])
+}
 /// Known shapes then the token pattern, as one prefilter set (indices line up only when every
 /// known pattern compiled).
 static SET: LazyLock<Option<regex::RegexSet>> = LazyLock::new(|| {
-    if COMPILED.len() != KNOWN.len() {
+    if shapes().len() != KNOWN.len() {
         return None;
     }
     compile_set(KNOWN.iter().map(|k| k.pattern).chain([TOKEN]))
@@ -110,12 +121,25 @@ impl Default for SecretDetector {
 }
 
 impl SecretDetector {
-    /// The defaults.
+    /// The defaults. Compiles the patterns now (once per process), so the first request pays
+    /// nothing; [`SecretDetector::try_new`] also reports a pattern that does not compile.
     pub fn new() -> Self {
+        LazyLock::force(&COMPILED);
+        LazyLock::force(&SET);
+        LazyLock::force(&TOKEN_RE);
         SecretDetector {
             min_len: 24,
             min_entropy: 4.0,
             entropy: true,
+        }
+    }
+
+    /// [`SecretDetector::new`], or the pattern that does not compile.
+    pub fn try_new() -> Result<Self, PatternError> {
+        let detector = SecretDetector::new();
+        match COMPILED.as_ref() {
+            Ok(_) => Ok(detector),
+            Err(e) => Err(e.clone()),
         }
     }
 
@@ -153,7 +177,7 @@ impl SecretDetector {
     pub fn detect(&self, text: &str) -> Vec<SecretMatch> {
         let mut out: Vec<SecretMatch> = Vec::new();
         let hits = prefilter(SET.as_ref(), KNOWN.len() + 1, text);
-        for ((kind, score, re), _) in COMPILED.iter().zip(&hits).filter(|(_, hit)| **hit) {
+        for ((kind, score, re), _) in shapes().iter().zip(&hits).filter(|(_, hit)| **hit) {
             for m in re.find_iter(text) {
                 // `sk-ant-` also matches the OpenAI shape; the earlier, more specific rule wins.
                 if out
@@ -318,7 +342,8 @@ mod tests {
 
     #[test]
     fn prefilter_set_compiles() {
-        assert_eq!(COMPILED.len(), KNOWN.len());
+        assert_eq!(shapes().len(), KNOWN.len());
+        assert!(SecretDetector::try_new().is_ok());
         assert!(SET.is_some() && TOKEN_RE.is_some());
     }
 
