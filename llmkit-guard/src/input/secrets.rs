@@ -55,18 +55,20 @@ pub fn patterns() -> Vec<String> {
 
 /// Every known shape, compiled, or the first that does not compile (surfaced by
 /// [`SecretDetector::try_new`]; never a shape silently skipped).
-static COMPILED: LazyLock<Result<Vec<(&'static str, f32, Regex)>, PatternError>> =
-    LazyLock::new(|| {
-        let regexes = compile_table("secrets", KNOWN.iter().map(|k| (k.kind, k.pattern)))?;
-        Ok(KNOWN
-            .iter()
-            .zip(regexes)
-            .map(|(k, r)| (k.kind, k.confidence, r))
-            .collect())
-    });
+/// A compiled shape: kind, confidence, regex.
+type Shape = (&'static str, f32, Regex);
+
+static COMPILED: LazyLock<Result<Vec<Shape>, PatternError>> = LazyLock::new(|| {
+    let regexes = compile_table("secrets", KNOWN.iter().map(|k| (k.kind, k.pattern)))?;
+    Ok(KNOWN
+        .iter()
+        .zip(regexes)
+        .map(|(k, r)| (k.kind, k.confidence, r))
+        .collect())
+});
 
 /// The compiled shapes; empty only when one failed to compile, which construction reports.
-fn shapes() -> &'static [(&'static str, f32, Regex)] {
+fn shapes() -> &'static [Shape] {
     COMPILED.as_ref().map(Vec::as_slice).unwrap_or(&[])
 }
 /// Known shapes then the token pattern, as one prefilter set (indices line up only when every
