@@ -1,5 +1,5 @@
 //! Prompt-injection detection: an explainable heuristic scorer, a pluggable [`Classifier`], and
-//! the [`InjectionGuard`] that combines them with thresholds per [`Provenance`].
+//! the [`InjectionGuard`] that combines them with thresholds per [`Provenance`](crate::Provenance).
 //!
 //! [`InjectionScorer`] matches precompiled rules grouped in [`SignalCategory`]s (instruction
 //! override in several languages, role-play/jailbreak templates, fake system or tool messages,

@@ -8,7 +8,7 @@
 //!   instructions token by token) and **encoding** (base64, for models strong enough to read
 //!   it). [`Spotlight::system_note`] is the sentence to append to the system prompt that tells
 //!   the model how data is marked.
-//! - [`UntrustedDoc`] is a piece of text with an id, a source and a [`Provenance`].
+//! - [`UntrustedDoc`] is a piece of text with an id, a source and a [`Provenance`](crate::Provenance).
 //! - [`scan_docs`] scores every document with the injection heuristics; [`PromptAssembler`]
 //!   scans, drops (or flags) suspicious chunks, marks the rest and builds the messages:
 //!   instructions and the note in the system message, marked data and the marked question in
