@@ -221,6 +221,11 @@ fn guard_modules_have_no_import_cycle() {
 }
 
 #[test]
+fn rag_modules_have_no_import_cycle() {
+    assert_acyclic("llmkit-rag");
+}
+
+#[test]
 fn the_check_finds_a_cycle() {
     // The checker itself: two modules naming each other are a cycle, a chain is not.
     let dir = tempfile::tempdir().unwrap();

@@ -48,7 +48,8 @@ pub mod resilience;
 pub mod response;
 pub mod retrieval;
 pub mod route;
-pub mod schema;
+// Schema dialect transforms live with structured output; this path stays.
+pub use structured::schema;
 pub mod scripted;
 pub mod secrets;
 pub mod structured;

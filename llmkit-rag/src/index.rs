@@ -10,7 +10,10 @@ use llmkit_core::{EmbeddingModel, EmbeddingRequest, Error, ErrorKind, Result};
 
 use crate::chunk::{Chunk, Chunker};
 use crate::document::Document;
-use crate::store::{Bm25, Filter, Hit, MemoryVectorStore, VectorStore, rrf};
+use crate::hybrid::rrf;
+use crate::lexical::Bm25;
+use crate::store::memory::MemoryVectorStore;
+use crate::store::{Filter, Hit, VectorStore};
 
 /// Which retriever answers a search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -40,9 +40,11 @@ pub mod answer;
 pub mod chunk;
 pub mod document;
 pub mod eval;
-pub mod hnsw;
+pub mod hybrid;
 pub mod index;
+pub mod lexical;
 pub mod load;
+mod passages;
 pub mod rerank;
 pub mod store;
 
@@ -52,8 +54,11 @@ pub use answer::{
 };
 pub use chunk::{ApproxTokens, Chars, Chunk, Chunker, Tokenizer};
 pub use document::{Document, clean, near_duplicates};
-pub use hnsw::{HnswConfig, HnswVectorStore};
+pub use hybrid::rrf;
 pub use index::{Index, IndexReport, SearchMode};
+pub use lexical::Bm25;
 pub use load::{load_dir, load_file};
-pub use rerank::{LlmReranker, RerankFailure};
-pub use store::{Bm25, Hit, LexicalOverlapReranker, MemoryVectorStore, Reranker, VectorStore, rrf};
+pub use rerank::{LexicalOverlapReranker, LlmReranker, RerankFailure, Reranker};
+pub use store::hnsw::{HnswConfig, HnswVectorStore};
+pub use store::memory::MemoryVectorStore;
+pub use store::{Hit, VectorStore};

@@ -1,4 +1,6 @@
-//! An LLM reranker: a model grades each retrieved passage for the query with structured scores.
+//! Reranking: the [`Reranker`] trait, the cheap [`LexicalOverlapReranker`] and the
+//! [`LlmReranker`], where a model grades each retrieved passage for the query with structured
+//! scores.
 //!
 //! First-stage retrieval (vectors, BM25, their fusion) ranks by similarity, not by whether a
 //! passage answers the question. A second stage that reads query and passage together fixes
@@ -31,7 +33,7 @@
 //! # Ok::<(), llmkit_core::Error>(()) }).unwrap();
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -39,8 +41,42 @@ use llmkit_core::{ChatModel, ChatRequest, Result, StructuredExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::answer::passages_request;
-use crate::store::{Hit, Reranker};
+use crate::lexical::terms;
+use crate::passages::passages_request;
+use crate::store::Hit;
+
+/// Reorders hits for a query.
+#[async_trait]
+pub trait Reranker: Send + Sync {
+    /// Returns the hits best first, at most `top`.
+    async fn rerank(&self, query: &str, hits: Vec<Hit>, top: usize) -> Result<Vec<Hit>>;
+}
+
+/// A cheap reranker: the share of query terms present in the chunk, ties kept in input order.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LexicalOverlapReranker;
+
+#[async_trait]
+impl Reranker for LexicalOverlapReranker {
+    async fn rerank(&self, query: &str, hits: Vec<Hit>, top: usize) -> Result<Vec<Hit>> {
+        let q: HashSet<String> = terms(query).into_iter().collect();
+        let mut scored: Vec<Hit> = hits
+            .into_iter()
+            .map(|mut h| {
+                let words: HashSet<String> = terms(&h.chunk.text).into_iter().collect();
+                h.score = if q.is_empty() {
+                    0.0
+                } else {
+                    q.intersection(&words).count() as f32 / q.len() as f32
+                };
+                h
+            })
+            .collect();
+        scored.sort_by(|a, b| b.score.total_cmp(&a.score));
+        scored.truncate(top);
+        Ok(scored)
+    }
+}
 
 /// What the model returns: one score per passage.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -14,7 +14,8 @@ use llmkit_core::{ChatRequest, EmbeddingModel, Reply, ScriptedModel};
 use llmkit_rag::answer::{check_claims, lexical_support};
 use llmkit_rag::document::{html_to_text, shingle_similarity};
 use llmkit_rag::eval::{RetrievedIds, mrr, recall_at_k};
-use llmkit_rag::store::{Filter, terms};
+use llmkit_rag::lexical::terms;
+use llmkit_rag::store::Filter;
 use llmkit_rag::*;
 use proptest::prelude::*;
 

@@ -12,12 +12,12 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tracing::Instrument;
 
+use super::schema::{SchemaDialect, schema_for, to_dialect};
 use crate::error::{Error, ErrorKind, Result};
 use crate::message::{ContentPart, Message, Role};
 use crate::model::{ChatModel, StreamAccumulator};
 use crate::request::{ChatRequest, PromptRef, ResponseFormat};
 use crate::response::{ChatResponse, Cost, FinishReason, StreamEvent, Trail, Usage};
-use crate::schema::{SchemaDialect, schema_for, to_dialect};
 
 use super::extract::{json_candidates, looks_truncated};
 use super::partial::partial_json;
@@ -81,7 +81,7 @@ pub(crate) fn compiled_for<T: schemars::JsonSchema + 'static>() -> Result<Arc<Co
     if let Some(hit) = crate::sync::read(cache()).get(&id) {
         return Ok(hit.clone());
     }
-    let name = crate::schema::wire_name(&T::schema_name(), "output");
+    let name = super::schema::wire_name(&T::schema_name(), "output");
     let compiled = Arc::new(CompiledSchema::compile(name, schema_for::<T>())?);
     let mut map = crate::sync::write(cache());
     Ok(map.entry(id).or_insert(compiled).clone())
@@ -618,7 +618,7 @@ mod tests {
 
     #[test]
     fn schema_names_fit_openai_rules() {
-        let schema_name = |raw: &str| crate::schema::wire_name(raw, "output");
+        let schema_name = |raw: &str| crate::structured::schema::wire_name(raw, "output");
         assert_eq!(schema_name("Page<Item>"), "Page_Item_");
         assert_eq!(schema_name(""), "output");
         assert_eq!(schema_name(&"x".repeat(100)).len(), 64);

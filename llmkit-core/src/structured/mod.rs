@@ -6,7 +6,7 @@
 //!   cost, the raw reply and the [`PromptRef`](crate::PromptRef) of the request.
 //! - The schema comes from schemars, is compiled once per type, and is sent as
 //!   [`ResponseFormat::JsonSchema`](crate::ResponseFormat) when the model declares
-//!   `capabilities.json_schema` (providers turn it into their dialect with [`crate::schema`]);
+//!   `capabilities.json_schema` (providers turn it into their dialect with [`schema`]);
 //!   otherwise it is appended to the system message as instructions.
 //! - Every reply is searched for JSON ([`json_candidates`]: fences, prose, several candidates,
 //!   tool-call arguments), validated with `jsonschema` against the **full** schema, parsed with
@@ -37,6 +37,7 @@
 mod extract;
 mod generate;
 mod partial;
+pub mod schema;
 mod violations;
 
 use std::future::Future;

@@ -1,3 +1,6 @@
+//! [`junit`]: a run as JUnit XML, one `<testcase>` per case (failures carry the reason), so CI
+//! systems show eval cases like tests.
+
 use std::fmt::Write;
 
 use quick_xml::escape::escape;

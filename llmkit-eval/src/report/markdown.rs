@@ -1,3 +1,6 @@
+//! [`markdown`]: a run as a Markdown report (summary, per-evaluator and per-tag tables,
+//! retrieval, failing cases), with an optional comparison and gate outcome, for pull requests.
+
 use std::fmt::Write;
 
 use crate::compare::Comparison;

@@ -1,3 +1,5 @@
+//! [`terminal`]: a run as a plain-text summary table for a shell.
+
 use std::fmt::Write;
 
 use crate::result::{GroupStats, RunResult};

@@ -41,9 +41,10 @@ use llmkit_core::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::chunk::Chunk;
-use crate::store::{
-    Filter, Hit, VectorStore, dot, matches, normalize, poisoned, read_file, write_atomically,
-};
+use llmkit_core::vector::{dot, normalize};
+
+use super::file::{poisoned, read_file, write_atomically};
+use super::{Filter, Hit, VectorStore, matches};
 
 /// Cosine distance of unit vectors, `1 - a·b`, clamped at zero. `hnsw_rs`'s own `DistDot`
 /// asserts `a·b <= 1`, which rounding of normalized vectors can break (a panic in a search);
