@@ -14,7 +14,7 @@
 //!
 //! A schema a provider cannot express at all (a map under OpenAI strict mode, a recursive type
 //! for Gemini, a non-object root for a tool input) is rejected with an
-//! [`ErrorKind::Unsupported`] error that names the JSON pointer of the offending node; callers
+//! [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) error that names the JSON pointer of the offending node; callers
 //! may then fall back to a non-strict mode or to [`SchemaDialect::PromptOnly`].
 //!
 //! ```
