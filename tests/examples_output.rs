@@ -61,17 +61,30 @@ async fn cost_example_prices_with_the_bundled_table_escalates_and_scores_quality
 fn cost_example_gives_no_prompt_cache_discount_below_a_providers_minimum() {
     // The issue: a ~750-token prefix was discounted; OpenAI caches from 1,024 tokens.
     let rows = cost_replay::caching_table();
-    let openai = rows.iter().find(|r| r.0 == "openai/gpt-4.1").unwrap();
-    assert_eq!((openai.1, openai.2), (1_024, 0));
-    assert!(openai.3 >= 1_024 && openai.3 % 128 == 0, "{openai:?}");
+    let openai = rows.iter().find(|r| r.model == "openai/gpt-4.1").unwrap();
+    assert_eq!((openai.min_prefix, openai.cached_of_750), (1_024, 0));
+    assert!(
+        openai.cached_of_shared >= 1_024 && openai.cached_of_shared % 128 == 0,
+        "{openai:?}"
+    );
+    assert_eq!((openai.lifetime_secs, openai.write_premium), (300, None));
     let haiku = rows
         .iter()
-        .find(|r| r.0 == "anthropic/claude-haiku-4-5")
+        .find(|r| r.model == "anthropic/claude-haiku-4-5")
         .unwrap();
     assert_eq!(
-        (haiku.1, haiku.3),
+        (haiku.min_prefix, haiku.cached_of_shared),
         (4_096, 0),
-        "the shared prefix is below Haiku 4.5's minimum"
+        "below Haiku 4.5's minimum"
+    );
+    let sonnet = rows
+        .iter()
+        .find(|r| r.model == "anthropic/claude-sonnet-4-5")
+        .unwrap();
+    assert_eq!(
+        sonnet.write_premium,
+        Some(Decimal::new(125, 2)),
+        "writes cost 1.25x input"
     );
 }
 

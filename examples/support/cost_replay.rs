@@ -411,9 +411,26 @@ pub async fn replay() -> Result<Vec<Outcome>> {
     Ok(out)
 }
 
+/// One row of the prompt-caching table the example prints.
+#[derive(Debug, Clone)]
+pub struct CachingRow {
+    /// `provider/model`.
+    pub model: String,
+    /// The provider's minimum cacheable prefix for this model (0: no prompt caching).
+    pub min_prefix: u64,
+    /// Tokens cached of a 750-token prefix.
+    pub cached_of_750: u64,
+    /// Tokens cached of the replay's shared system prompt.
+    pub cached_of_shared: u64,
+    /// How long an unused prefix stays cached, in seconds.
+    pub lifetime_secs: u64,
+    /// Cache-write price as a multiple of the input price (`None`: no write premium).
+    pub write_premium: Option<Decimal>,
+}
+
 /// The prompt-caching rules for the shared prefix and for a 750-token one, per provider and
 /// model, as printed by the example.
-pub fn caching_table() -> Vec<(String, u64, u64, u64)> {
+pub fn caching_table() -> Vec<CachingRow> {
     let prefix = estimate_tokens(&system_prompt());
     [
         ("openai", "gpt-4.1"),
@@ -425,12 +442,14 @@ pub fn caching_table() -> Vec<(String, u64, u64, u64)> {
     .map(|(p, m)| {
         let rules = caching_rules(p, m, Retention::Default);
         let cached = |n: u64| rules.as_ref().map_or(0, |r| r.cacheable_prefix(n));
-        (
-            format!("{p}/{m}"),
-            rules.as_ref().map_or(0, |r| r.min_prefix_tokens),
-            cached(750),
-            cached(prefix),
-        )
+        CachingRow {
+            model: format!("{p}/{m}"),
+            min_prefix: rules.as_ref().map_or(0, |r| r.min_prefix_tokens),
+            cached_of_750: cached(750),
+            cached_of_shared: cached(prefix),
+            lifetime_secs: rules.as_ref().map_or(0, |r| r.ttl.as_secs()),
+            write_premium: rules.as_ref().and_then(|r| r.write_multiplier),
+        }
     })
     .collect()
 }
@@ -448,14 +467,22 @@ pub fn render(outcomes: &[Outcome]) -> String {
     ));
     s.push_str("provider prompt caching (llmkit::core::cost::caching):\n");
     s.push_str(&format!(
-        "{:<32} {:>10} {:>18} {:>18}\n",
+        "{:<32} {:>10} {:>18} {:>18} {:>9} {:>13}\n",
         "provider/model",
         "min prefix",
         "750-token prefix",
-        format!("{prefix}-token prefix")
+        format!("{prefix}-token prefix"),
+        "lifetime",
+        "write premium"
     ));
-    for (pm, min, short, long) in caching_table() {
-        s.push_str(&format!("{pm:<32} {min:>10} {short:>18} {long:>18}\n"));
+    for r in caching_table() {
+        let write = r
+            .write_premium
+            .map_or_else(|| "none".to_owned(), |m| format!("{m}x input"));
+        s.push_str(&format!(
+            "{:<32} {:>10} {:>18} {:>18} {:>8}s {write:>13}\n",
+            r.model, r.min_prefix, r.cached_of_750, r.cached_of_shared, r.lifetime_secs
+        ));
     }
     s.push('\n');
     s.push_str(&format!(
