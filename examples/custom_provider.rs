@@ -14,12 +14,12 @@ use llmkit::core::{
     Message, ModelInfo, Result, Role, StreamEvent, ToolCall, Usage, async_trait,
 };
 use llmkit::providers::SecretString;
-use llmkit::providers::conformance::{
-    CannedResponse, Case, ConformanceAdapter, RecordedRequest, expected, run_suite,
-};
 use llmkit::providers::frames::chat_stream;
 use llmkit::providers::http::{self, ErrorMapper, ErrorRule};
 use llmkit::providers::sse::{SseEvent, sse_stream};
+use llmkit_testkit::{
+    CannedResponse, Case, ConformanceAdapter, RecordedRequest, expected, run_suite,
+};
 use serde::Deserialize;
 use serde_json::{Value, json};
 

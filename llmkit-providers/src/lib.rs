@@ -33,8 +33,6 @@ pub mod azure;
 #[cfg(any(feature = "openai", feature = "anthropic"))]
 pub mod batch;
 pub mod config;
-#[cfg(feature = "conformance")]
-pub mod conformance;
 pub mod factory;
 pub mod frames;
 pub mod http;

@@ -1,7 +1,7 @@
 //! The public conformance suite run for OpenAI, an OpenAI-compatible server and Azure OpenAI,
 //! with this crate's fixtures (learned from the real payloads in ../shared/fixtures). Every
 //! request body is also validated against the official OpenAPI schema when it is present.
-#![cfg(all(feature = "conformance", feature = "azure"))]
+#![cfg(feature = "azure")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,10 +14,10 @@ mod common;
 use std::sync::Arc;
 
 use llmkit_core::ChatModel;
-use llmkit_providers::conformance::{
+use llmkit_providers::{ProviderConfig, ProviderKind, from_config};
+use llmkit_testkit::{
     CannedResponse, Case, ConformanceAdapter, RecordedRequest, expected, run_suite,
 };
-use llmkit_providers::{ProviderConfig, ProviderKind, from_config};
 
 /// One adapter for the three members of the OpenAI family; they share fixtures and differ in
 /// URL, auth and the max-tokens field.

@@ -2,10 +2,7 @@
 //! the same table of cases as every other provider, against the suite's local fake server,
 //! with each provider's wire format for the canned replies and its own request checks
 //! (method, path, headers, body shape).
-#![cfg(all(
-    feature = "conformance",
-    any(feature = "anthropic", feature = "gemini", feature = "ollama")
-))]
+#![cfg(any(feature = "anthropic", feature = "gemini", feature = "ollama"))]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -16,10 +13,8 @@
 use std::sync::Arc;
 
 use llmkit_core::ChatModel;
-use llmkit_providers::conformance::expected::*;
-use llmkit_providers::conformance::{
-    CannedResponse, Case, ConformanceAdapter, RecordedRequest, run_suite,
-};
+use llmkit_testkit::expected::*;
+use llmkit_testkit::{CannedResponse, Case, ConformanceAdapter, RecordedRequest, run_suite};
 use serde_json::{Value, json};
 
 /// A client per model: the suite's fake server lives for one case, so pooled connections

@@ -1,6 +1,6 @@
 //! Switching provider is a configuration change: the same code, three environments, three
 //! providers (each on a local fake server).
-#![cfg(all(feature = "conformance", feature = "azure"))]
+#![cfg(feature = "azure")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use llmkit_core::{ChatModel, ChatRequest, EmbeddingModel, EmbeddingRequest};
-use llmkit_providers::conformance::{CannedResponse, FakeServer};
 use llmkit_providers::factory::{embedding_from_lookup, from_lookup};
+use llmkit_testkit::{CannedResponse, FakeServer};
 use serde_json::json;
 
 /// Provider-neutral application code.

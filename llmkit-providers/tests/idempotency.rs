@@ -2,7 +2,7 @@
 //! provider documents, and it is the same on every retry of one logical call (the retry layer
 //! resends one request; the provider must not mint a key per attempt). Providers that document
 //! no such header get none (docs/providers.md, "Idempotency keys").
-#![cfg(all(feature = "conformance", feature = "azure"))]
+#![cfg(feature = "azure")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -16,8 +16,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use llmkit_core::resilience::{Backoff, RetryLayer};
 use llmkit_core::{ChatModel, ChatRequest, Layer};
-use llmkit_providers::conformance::{CannedResponse, FakeServer};
 use llmkit_providers::{ProviderConfig, ProviderKind, from_config};
+use llmkit_testkit::{CannedResponse, FakeServer};
 use serde_json::json;
 
 const KEY: &str = "idem-7f3c-logical-call-1";

@@ -1,7 +1,7 @@
 //! Replays the real third-party payloads in ../shared/fixtures/providers/openai directly through
 //! the OpenAI provider on a local fake server. Fresh clones do not have ../shared: every test
 //! then prints a loud SKIPPED line and returns.
-#![cfg(all(feature = "conformance", feature = "openai"))]
+#![cfg(feature = "openai")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -17,9 +17,9 @@ use llmkit_core::{
     ChatModel, ChatRequest, EmbeddingModel, EmbeddingRequest, ErrorKind, FinishReason,
     collect_stream,
 };
-use llmkit_providers::conformance::{CannedResponse, FakeServer};
 use llmkit_providers::openai::{OpenAiEmbeddings, OpenAiModel};
 use llmkit_providers::{ProviderConfig, ProviderKind};
+use llmkit_testkit::{CannedResponse, FakeServer};
 use serde_json::Value;
 
 fn read(dir: &Path, name: &str) -> String {

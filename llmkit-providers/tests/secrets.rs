@@ -1,6 +1,6 @@
 //! Secrets never appear in Debug or Display of configs, models or errors, including error
 //! bodies that echo the key back and keys that do not look like keys.
-#![cfg(all(feature = "conformance", feature = "azure"))]
+#![cfg(feature = "azure")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -10,9 +10,9 @@
 
 use llmkit_core::{ChatModel, ChatRequest, EmbeddingModel, EmbeddingRequest, ErrorKind};
 use llmkit_providers::azure::{AzureOpenAiEmbeddings, AzureOpenAiModel};
-use llmkit_providers::conformance::{CannedResponse, FakeServer};
 use llmkit_providers::openai::{OpenAiEmbeddings, OpenAiModel};
 use llmkit_providers::{ProviderConfig, ProviderKind, SecretString};
+use llmkit_testkit::{CannedResponse, FakeServer};
 
 /// Deliberately shaped like an ordinary word so the excerpt scrubber's heuristics miss it:
 /// only exact redaction of the configured key catches it.

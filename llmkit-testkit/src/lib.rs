@@ -1,4 +1,9 @@
-//! The public provider conformance suite (cargo feature `conformance`).
+//! # llmkit-testkit
+//!
+//! The public provider conformance suite and its fake server, in a crate of their own so a
+//! downstream provider depends on the contract (`llmkit-core`) and this kit only — never on the
+//! built-in providers. (Until 0.1 it was `llmkit_providers::conformance`, feature
+//! `conformance`.)
 //!
 //! One table of [`Case`]s — plain chat, system prompt, multi-turn, tool call and tool result,
 //! structured output, streaming assembly (text and tool calls), usage, and every error class
@@ -23,7 +28,7 @@
 //! # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 //! use std::sync::Arc;
 //! use llmkit_core::ChatModel;
-//! use llmkit_providers::conformance::{run_suite, Case, CannedResponse, ConformanceAdapter};
+//! use llmkit_testkit::{run_suite, Case, CannedResponse, ConformanceAdapter};
 //!
 //! struct Skipper;
 //! impl ConformanceAdapter for Skipper {
