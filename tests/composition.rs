@@ -21,6 +21,7 @@ use llmkit::core::resilience::{
     CircuitBreakerLayer, DeadlineLayer, FallbackLayer, RetryLayer, TimeoutLayer, target_pipeline,
 };
 use llmkit::core::route::{RouteRule, Router};
+use llmkit::core::telemetry::{ExportQueue, MemorySink, TraceLayer};
 use llmkit::core::{
     ChatModel, ChatRequest, ChatResponse, Decimal, ErrorKind, Pipeline, PriceTable, Reply,
     ScriptedModel,
@@ -211,4 +212,52 @@ async fn one_deadline_bounds_retries_fallback_and_streams() {
         ErrorKind::Timeout
     );
     assert_eq!(start.elapsed(), Duration::from_secs(2));
+}
+
+/// Issue 17 item 4: attempts are the requests actually sent, counted once, in the error, its
+/// message and the trace record (a `circuit_open` call that sent nothing was recorded as 2).
+#[tokio::test(start_paused = true)]
+async fn attempts_are_the_requests_actually_sent() {
+    let sink = MemorySink::new();
+    let queue = ExportQueue::spawn(Arc::new(sink.clone()), 64);
+    let trace = TraceLayer::builder().export(queue.clone()).build();
+    let breakers = CircuitBreakerLayer::new().consecutive_failures(3);
+    let target = |m: Arc<ScriptedModel>| {
+        target_pipeline(
+            RetryLayer::new().max_attempts(3),
+            breakers.clone(),
+            None,
+            TimeoutLayer::new(),
+        )
+        .build(m)
+    };
+    let primary = priced("gpt-4o-mini", Reply::server_error(503));
+    let backup = priced("gpt-4o", Reply::text("from the backup"));
+    let failing_only = Pipeline::builder()
+        .layer(trace.clone())
+        .build(target(primary.clone()));
+    let with_backup = Pipeline::builder()
+        .layer(trace)
+        .layer(FallbackLayer::new().then(target(backup.clone())))
+        .build(target(primary.clone()));
+
+    // Three requests sent, all failed: the breaker opens.
+    let err = failing_only.chat(ChatRequest::user("a")).await.unwrap_err();
+    assert_eq!(primary.call_count(), 3);
+    assert_eq!((err.attempts().len(), err.requests_sent()), (3, 3));
+    assert!(err.to_string().contains("attempts=3"), "{err}");
+    assert!(!err.to_string().contains("earlier"), "{err}");
+
+    // The open circuit sends nothing: zero attempts.
+    let err = failing_only.chat(ChatRequest::user("b")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CircuitOpen);
+    assert_eq!(primary.call_count(), 3);
+    assert_eq!((err.attempts().len(), err.requests_sent()), (0, 0));
+
+    // The backup answers while the primary's circuit is open: one request in all.
+    let resp = with_backup.chat(ChatRequest::user("c")).await.unwrap();
+    assert_eq!(resp.text(), "from the backup");
+    queue.flush().await;
+    let attempts: Vec<u32> = sink.records().iter().map(|r| r.attempts).collect();
+    assert_eq!(attempts, [3, 0, 1]);
 }

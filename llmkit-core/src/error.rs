@@ -156,6 +156,7 @@ struct Inner {
     body_excerpt: Option<String>,
     prompt: Option<PromptRef>,
     attempts: Vec<Error>,
+    unsent: bool,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
@@ -175,6 +176,7 @@ impl Error {
             body_excerpt: None,
             prompt: None,
             attempts: Vec::new(),
+            unsent: false,
             source: None,
         }))
     }
@@ -252,10 +254,19 @@ impl Error {
         self
     }
 
-    /// Keeps the errors of earlier attempts (retries, fallback links), oldest first.
+    /// Keeps the errors of the requests actually sent for this logical call (retries, fallback
+    /// links), oldest first, this error's own request included when it was sent.
     #[must_use]
     pub fn with_attempts(mut self, attempts: Vec<Error>) -> Self {
         self.0.attempts = attempts;
+        self
+    }
+
+    /// Marks an error raised before any request was sent (a deadline that passed before the
+    /// attempt, a local refusal), so it is not counted as an attempt.
+    #[must_use]
+    pub fn unsent(mut self) -> Self {
+        self.0.unsent = true;
         self
     }
 
@@ -345,9 +356,51 @@ impl Error {
         self.0.prompt.as_ref()
     }
 
-    /// Errors of earlier attempts (retries, fallback links), oldest first.
+    /// Errors of the requests actually sent for this logical call, oldest first, this error's
+    /// own request included when it was sent; empty when no retry or fallback layer collected
+    /// them. `attempts().len()` is the number of failed requests (issue 17: it used to count one
+    /// more than was sent).
     pub fn attempts(&self) -> &[Error] {
         &self.0.attempts
+    }
+
+    /// Whether this error came back from a request that was sent. `false` for errors marked
+    /// [`unsent`](Self::unsent) and for local refusals, which never send anything: an open
+    /// circuit, a budget or client-side limit, a guard, a configuration problem, an unsupported
+    /// operation.
+    pub fn request_sent(&self) -> bool {
+        !self.0.unsent
+            && !matches!(
+                self.0.kind,
+                ErrorKind::CircuitOpen
+                    | ErrorKind::BudgetExceeded
+                    | ErrorKind::LimitExceeded
+                    | ErrorKind::GuardBlocked
+                    | ErrorKind::Config
+                    | ErrorKind::Unsupported
+            )
+    }
+
+    /// How many requests this logical call sent before failing: the collected
+    /// [`attempts`](Self::attempts), or 1 or 0 for an error no layer collected attempts for.
+    pub fn requests_sent(&self) -> usize {
+        if self.0.attempts.is_empty() {
+            usize::from(self.request_sent())
+        } else {
+            self.0.attempts.len()
+        }
+    }
+
+    /// The errors of the requests this error stands for (see [`requests_sent`](Self::requests_sent)):
+    /// what a layer that swallows or wraps it adds to its own attempts.
+    pub fn sent_errors(&self) -> Vec<Error> {
+        if !self.0.attempts.is_empty() {
+            self.0.attempts.clone()
+        } else if self.request_sent() {
+            vec![self.clone()]
+        } else {
+            Vec::new()
+        }
     }
 }
 
@@ -380,7 +433,7 @@ impl fmt::Display for Error {
             parts.push(format!("prompt={p}"));
         }
         if !self.0.attempts.is_empty() {
-            parts.push(format!("after {} earlier attempts", self.0.attempts.len()));
+            parts.push(format!("attempts={}", self.0.attempts.len()));
         }
         if !parts.is_empty() {
             write!(f, " ({})", parts.join(" "))?;
@@ -457,6 +510,7 @@ impl Clone for Error {
         e.0.body_excerpt.clone_from(&self.0.body_excerpt);
         e.0.prompt.clone_from(&self.0.prompt);
         e.0.attempts.clone_from(&self.0.attempts);
+        e.0.unsent = self.0.unsent;
         if let Some(src) = &self.0.source {
             e.0.source = Some(Box::new(SourceText(src.to_string())));
         }
@@ -591,6 +645,24 @@ mod tests {
         assert_eq!(
             std::error::Error::source(&c).map(|s| s.to_string()),
             Some("io".into())
+        );
+    }
+
+    #[test]
+    fn attempts_count_requests_actually_sent() {
+        // One attempt, kept by a retry layer: "attempts=1", never "after 1 earlier attempts".
+        let sent = Error::new(ErrorKind::Server, "500");
+        let e = sent.clone().with_attempts(sent.sent_errors());
+        assert_eq!(e.requests_sent(), 1);
+        assert!(e.to_string().ends_with("(attempts=1)"), "{e}");
+        // Nothing sent: an open circuit, a deadline that passed before the attempt.
+        let open = Error::new(ErrorKind::CircuitOpen, "open");
+        assert_eq!((open.requests_sent(), open.sent_errors().len()), (0, 0));
+        let late = Error::new(ErrorKind::Timeout, "deadline passed before the attempt").unsent();
+        assert!(!late.clone().request_sent());
+        assert_eq!(
+            Error::new(ErrorKind::Timeout, "attempt timed out").requests_sent(),
+            1
         );
     }
 

@@ -180,7 +180,9 @@ async fn non_retryable_errors_are_not_retried() {
         let err = model.chat(ChatRequest::user("hi")).await.unwrap_err();
         assert_eq!(err.kind(), kind);
         assert_eq!(provider.call_count(), 1, "{kind} was retried");
-        assert_eq!(err.attempts().len(), 1);
+        // Attempts are requests actually sent; an open circuit is a local refusal (issue 17).
+        let sent = usize::from(kind != ErrorKind::CircuitOpen);
+        assert_eq!(err.attempts().len(), sent, "{kind}");
     }
 }
 

@@ -253,9 +253,18 @@ async fn fallback_walks_links_in_order_and_says_why() {
         .layer(a.clone());
     let resp = model.chat(ChatRequest::user("x")).await.unwrap();
     assert_eq!(resp.text(), "from c");
+    // One `attempt_failed` per request a skipped link sent, so the trace counts them.
+    assert_eq!(
+        resp.trail
+            .by_layer("fallback")
+            .filter(|e| e.event == "attempt_failed")
+            .count(),
+        2
+    );
     let notes: Vec<_> = resp
         .trail
         .by_layer("fallback")
+        .filter(|e| e.event != "attempt_failed")
         .map(|e| (e.event.as_str(), e.detail.clone()))
         .collect();
     assert_eq!(notes.len(), 3);

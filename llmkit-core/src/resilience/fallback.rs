@@ -21,6 +21,7 @@ use crate::message::Message;
 use crate::model::{ChatModel, ChatStream, ModelInfo, response_to_events};
 use crate::request::ChatRequest;
 use crate::response::{ChatResponse, FinishReason};
+use crate::telemetry::semconv;
 
 type ErrorPredicate = Arc<dyn Fn(&Error) -> bool + Send + Sync>;
 
@@ -264,6 +265,11 @@ impl fmt::Debug for Fallback {
     }
 }
 
+/// The errors of every request the failed links sent, oldest first.
+fn sent_errors(failed: &[(usize, Error)]) -> Vec<Error> {
+    failed.iter().flat_map(|(_, e)| e.sent_errors()).collect()
+}
+
 fn label(index: usize, info: &ModelInfo) -> String {
     format!("link {index} {}/{}", info.provider, info.model)
 }
@@ -319,8 +325,8 @@ impl Fallback {
                     if failed.is_empty() {
                         return Walk::Stopped(e);
                     }
-                    let mut attempts: Vec<Error> = failed.into_iter().map(|(_, e)| e).collect();
-                    attempts.extend(e.attempts().iter().cloned());
+                    let mut attempts = sent_errors(&failed);
+                    attempts.extend(e.sent_errors());
                     return Walk::Stopped(e.with_attempts(attempts));
                 }
             }
@@ -331,28 +337,34 @@ impl Fallback {
     async fn terminal(&self, request: &ChatRequest) -> Option<(ChatResponse, &'static str)> {
         if let Some(lookup) = &self.cached {
             if let Some(resp) = lookup(request.clone()).await {
-                return Some((resp, "cached answer"));
+                return Some((resp, semconv::FALLBACK_CACHED_ANSWER));
             }
         }
-        self.static_default.clone().map(|r| (r, "static default"))
+        self.static_default
+            .clone()
+            .map(|r| (r, semconv::FALLBACK_STATIC_DEFAULT))
     }
 
     fn exhausted(&self, failed: Vec<(usize, Error)>) -> Error {
-        let errors: Vec<Error> = failed.into_iter().map(|(_, e)| e).collect();
-        match errors.last().cloned() {
-            Some(last) => last.with_attempts(errors),
+        let attempts = sent_errors(&failed);
+        match failed.into_iter().last() {
+            Some((_, last)) => last.with_attempts(attempts),
             None => Error::config("fallback chain has no links"),
         }
     }
 
+    /// One `fallback/skipped` note per failed link and one `fallback/attempt_failed` note per
+    /// request it sent, so the trace counts every request of the logical call.
     fn skipped_notes(&self, resp: &mut ChatResponse, failed: &[(usize, Error)]) {
         for (index, error) in failed {
             if let Some(link) = self.links.get(*index) {
-                resp.trail.push(
-                    "fallback",
-                    "skipped",
-                    format!("{}: {error}", label(*index, link.info())),
-                );
+                let label = label(*index, link.info());
+                for sent in error.sent_errors() {
+                    resp.trail
+                        .push("fallback", "attempt_failed", format!("{label}: {sent}"));
+                }
+                resp.trail
+                    .push("fallback", "skipped", format!("{label}: {error}"));
             }
         }
     }

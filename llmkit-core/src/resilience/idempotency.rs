@@ -364,6 +364,7 @@ impl Idempotent {
                             ErrorKind::Timeout,
                             "overall deadline exceeded waiting for a duplicate request in flight",
                         )
+                        .unsent()
                         .or_context(&info.provider, &info.model));
                     }
                     tokio::time::sleep(cfg.poll).await;

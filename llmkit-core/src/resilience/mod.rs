@@ -116,12 +116,14 @@ pub(crate) fn remaining(meta: &RequestMeta) -> Option<Duration> {
     meta.deadline.map(|d| d.saturating_duration_since(now()))
 }
 
-/// The error every layer returns when the overall deadline has run out.
+/// The error every layer returns when the overall deadline ran out before it sent anything
+/// (so it is not counted as an attempt).
 pub(crate) fn deadline_error(info: &ModelInfo, what: &str) -> Error {
     Error::new(
         ErrorKind::Timeout,
         format!("overall deadline exceeded {what}"),
     )
+    .unsent()
     .or_context(&info.provider, &info.model)
 }
 

@@ -381,7 +381,8 @@ impl Shared {
             mut record,
         } = ctx;
         let latency = start.elapsed();
-        let attempts = u32::try_from(err.attempts().len().saturating_add(1)).unwrap_or(u32::MAX);
+        // Requests actually sent: an open circuit or a refused budget sent none (issue 17).
+        let attempts = u32::try_from(err.requests_sent()).unwrap_or(u32::MAX);
         span.record(sc::ERROR_TYPE, err.kind().as_str());
         span.record(sc::OTEL_STATUS_CODE, "error");
         span.record(sc::LLMKIT_ATTEMPTS, u64::from(attempts));
@@ -444,12 +445,31 @@ impl TrailFacts {
         let count = |f: &dyn Fn(&crate::response::TrailEntry) -> bool| {
             u32::try_from(trail.entries().iter().filter(|e| f(e)).count()).unwrap_or(u32::MAX)
         };
-        TrailFacts {
-            attempts: count(&|e| {
-                e.layer == sc::TRAIL_LAYER_RETRY && e.event == sc::TRAIL_EVENT_ATTEMPT_FAILED
+        let cache_hit = trail.has(sc::TRAIL_LAYER_CACHE, sc::TRAIL_EVENT_HIT);
+        // A hit or a duplicate's shared result sent nothing for this call, whatever the stored
+        // response's own trail says.
+        let reused = cache_hit
+            || trail.has(sc::TRAIL_LAYER_IDEMPOTENCY, sc::TRAIL_EVENT_REPLAYED)
+            || trail.has(sc::TRAIL_LAYER_IDEMPOTENCY, sc::TRAIL_EVENT_JOINED);
+        // A fallback's cached answer or static default is not a request either.
+        let answered_locally = trail.entries().iter().any(|e| {
+            e.layer == sc::TRAIL_LAYER_FALLBACK
+                && e.event == sc::TRAIL_EVENT_ANSWERED
+                && (e.detail == sc::FALLBACK_CACHED_ANSWER
+                    || e.detail == sc::FALLBACK_STATIC_DEFAULT)
+        });
+        let attempts = if reused {
+            0
+        } else {
+            count(&|e| {
+                e.event == sc::TRAIL_EVENT_ATTEMPT_FAILED
+                    || (e.layer == sc::TRAIL_LAYER_ROUTER && e.event == sc::TRAIL_EVENT_ESCALATED)
             })
-            .saturating_add(1),
-            cache_hit: trail.has(sc::TRAIL_LAYER_CACHE, sc::TRAIL_EVENT_HIT),
+            .saturating_add(u32::from(!answered_locally))
+        };
+        TrailFacts {
+            attempts,
+            cache_hit,
             fallback: trail.has(sc::TRAIL_LAYER_FALLBACK, sc::TRAIL_EVENT_SKIPPED),
             reasks: count(&|e| {
                 e.event == sc::TRAIL_EVENT_REASK

@@ -145,8 +145,28 @@ pub const TRAIL_LAYER_CACHE: &str = "cache";
 pub const TRAIL_EVENT_HIT: &str = "hit";
 /// Trail layer name the retry layer writes.
 pub const TRAIL_LAYER_RETRY: &str = "retry";
-/// Trail event the retry layer writes for each failed attempt (attempts = failures + 1).
+/// Trail event written once per request that was sent and failed, by the layer that swallowed
+/// the failure (retry for its attempts, fallback for a skipped link's). The trace counts
+/// `attempts` = these + router escalations + 1 for the answer, or 0 for a cache hit or a
+/// replayed or joined duplicate: the requests actually sent.
 pub const TRAIL_EVENT_ATTEMPT_FAILED: &str = "attempt_failed";
+/// Trail event a fallback writes naming what answered: a link (`link 1 anthropic/claude-…`),
+/// [`FALLBACK_CACHED_ANSWER`] or [`FALLBACK_STATIC_DEFAULT`] (the last two send no request).
+pub const TRAIL_EVENT_ANSWERED: &str = "answered";
+/// A fallback's `answered` detail when its cached-answer lookup answered.
+pub const FALLBACK_CACHED_ANSWER: &str = "cached answer";
+/// A fallback's `answered` detail when its static default answered.
+pub const FALLBACK_STATIC_DEFAULT: &str = "static default";
+/// Trail layer name the router writes.
+pub const TRAIL_LAYER_ROUTER: &str = "router";
+/// Trail event the router writes when a rejected cheap reply was escalated (one more request).
+pub const TRAIL_EVENT_ESCALATED: &str = "escalated";
+/// Trail layer name the idempotency layer writes.
+pub const TRAIL_LAYER_IDEMPOTENCY: &str = "idempotency";
+/// Trail event for a duplicate answered with a stored result.
+pub const TRAIL_EVENT_REPLAYED: &str = "replayed";
+/// Trail event for a duplicate that shared another call's in-flight result.
+pub const TRAIL_EVENT_JOINED: &str = "joined";
 /// Trail layer name a fallback writes.
 pub const TRAIL_LAYER_FALLBACK: &str = "fallback";
 /// Trail event a fallback writes for each link that failed before another answered; its

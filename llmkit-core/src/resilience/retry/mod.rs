@@ -35,10 +35,11 @@ use crate::response::ChatResponse;
 ///   before the deadline, it gives up (the wait counts against the deadline).
 /// - Streams: retries the setup and any failure before the first content event; once a token
 ///   may have reached the caller it never retries.
-/// - The final error is the last attempt's error with [`Error::attempts`] holding every
-///   attempt's error, oldest first (the last one included).
-/// - Trail: `retry/attempt_failed` per failed attempt and `retry/answered` when a retry
-///   succeeded. Tracing: a `llmkit.attempt` span per attempt (`attempt = n`) and a warn event
+/// - The final error is the last attempt's error with [`Error::attempts`] holding the error of
+///   every request actually sent, oldest first (the last one included when it was sent; an
+///   attempt refused locally, such as by an open circuit, sent nothing and is not counted).
+/// - Trail: `retry/attempt_failed` per failed request that was sent and `retry/answered` when a
+///   retry succeeded. Tracing: a `llmkit.attempt` span per attempt (`attempt = n`) and a warn event
 ///   per retry.
 ///
 /// ```
@@ -210,23 +211,21 @@ impl RetryLayer {
         Next::Sleep(wait)
     }
 
-    fn give_up(info: &ModelInfo, errors: Vec<Error>, why: &str) -> Error {
-        let attempts = errors.len();
-        let last = errors
-            .last()
-            .cloned()
-            .unwrap_or_else(|| deadline_error(info, "before the first attempt"));
+    /// The final error: the last attempt's, holding the errors of every request actually sent.
+    fn give_up(info: &ModelInfo, sent: Vec<Error>, last: Error, why: &str) -> Error {
         tracing::warn!(
             gen_ai.provider.name = %info.provider,
             gen_ai.request.model = %info.model,
-            attempts,
+            attempts = sent.len(),
             error.type = last.kind().as_str(),
             "llmkit retry gave up: {why}"
         );
-        last.with_attempts(errors)
+        last.with_attempts(sent)
     }
 
-    /// Runs attempts of `call` until one succeeds or the policy stops.
+    /// Runs attempts of `call` until one succeeds or the policy stops. Returns the value and the
+    /// errors of the failed requests that were actually sent (an attempt refused locally, such
+    /// as by an open circuit, sent nothing and is not counted).
     async fn run<T, F, Fut>(
         &self,
         info: &ModelInfo,
@@ -239,42 +238,40 @@ impl RetryLayer {
         T: Send,
     {
         let mut schedule = self.backoff.schedule();
-        let mut errors: Vec<Error> = Vec::new();
+        let mut sent: Vec<Error> = Vec::new();
         if let Some(budget) = &self.budget {
             budget.deposit();
         }
         for attempt in 1u32.. {
             if remaining(meta).is_some_and(|left| left.is_zero()) {
                 let e = deadline_error(info, &format!("before attempt {attempt}"));
-                errors.push(e);
-                return Err(Self::give_up(info, errors, "deadline"));
+                return Err(Self::give_up(info, sent, e, "deadline"));
             }
             let span = tracing::info_span!("llmkit.attempt", attempt);
             match call().instrument(span).await {
-                Ok(value) => return Ok((value, errors)),
+                Ok(value) => return Ok((value, sent)),
                 Err(e) => {
                     let next = self.decide(&e, attempt, &mut schedule, meta);
-                    errors.push(e);
+                    sent.extend(e.sent_errors());
                     match next {
-                        Next::Stop(why) => return Err(Self::give_up(info, errors, why)),
+                        Next::Stop(why) => return Err(Self::give_up(info, sent, e, why)),
                         Next::Sleep(wait) => {
-                            if let Some(last) = errors.last() {
-                                tracing::warn!(
-                                    attempt,
-                                    gen_ai.provider.name = %info.provider,
-                                    gen_ai.request.model = %info.model,
-                                    error.type = last.kind().as_str(),
-                                    wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                                    "llmkit retrying"
-                                );
-                            }
+                            tracing::warn!(
+                                attempt,
+                                gen_ai.provider.name = %info.provider,
+                                gen_ai.request.model = %info.model,
+                                error.type = e.kind().as_str(),
+                                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                                "llmkit retrying"
+                            );
                             tokio::time::sleep(wait).await;
                         }
                     }
                 }
             }
         }
-        Err(Self::give_up(info, errors, "attempt counter overflow"))
+        let e = deadline_error(info, "after the attempt counter overflowed");
+        Err(Self::give_up(info, sent, e, "attempt counter overflow"))
     }
 }
 
