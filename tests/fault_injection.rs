@@ -379,9 +379,16 @@ async fn fallback_to_a_second_provider_when_the_first_is_down() {
     let resp = model.chat(ChatRequest::user("hi")).await.unwrap();
     assert_eq!(resp.text(), "backup answered");
     assert_eq!(primary.request_count(), 3);
+    // One `fallback/attempt_failed` per request the skipped link sent (issue 17 item 4).
+    let failed = resp
+        .trail
+        .by_layer("fallback")
+        .filter(|e| e.event == "attempt_failed");
+    assert_eq!(failed.count(), 3);
     let skipped: Vec<_> = resp
         .trail
         .by_layer("fallback")
+        .filter(|e| e.event != "attempt_failed")
         .map(|e| format!("{} {}", e.event, e.detail))
         .collect();
     assert!(skipped[0].starts_with("skipped link 0"), "{skipped:?}");
