@@ -139,6 +139,9 @@ pub struct RouteStats {
     pub errors: u64,
     /// Replies from this route rejected by the escalation check.
     pub escalated_away: u64,
+    /// Requests this route received as the target of an escalation (not counted in
+    /// `requests`, which counts first routing decisions).
+    pub escalated_in: u64,
     /// Spend on this route (calls with a known cost).
     pub cost_usd: Decimal,
     /// Calls whose cost was unknown.
@@ -164,9 +167,10 @@ pub struct RouterStats {
 }
 
 impl RouterStats {
-    /// A plain-text table: route, traffic share, requests, cost, cost per request, quality.
+    /// A plain-text table: route, share of the answers returned to callers (an escalation target
+    /// gets the share of the escalations it answered), requests, cost, cost per answer, quality.
     pub fn report(&self) -> String {
-        let total: u64 = self.routes.values().map(|r| r.requests).sum();
+        let total: u64 = self.routes.values().map(|r| r.answered).sum();
         let mut out = format!(
             "{:<12} {:>7} {:>9} {:>12} {:>12} {:>8}\n",
             "route", "share", "requests", "cost_usd", "usd/request", "quality"
@@ -175,7 +179,7 @@ impl RouterStats {
             let share = if total == 0 {
                 0.0
             } else {
-                r.requests as f64 / total as f64 * 100.0
+                r.answered as f64 / total as f64 * 100.0
             };
             let per = if r.answered == 0 {
                 Decimal::ZERO
@@ -431,6 +435,9 @@ impl ChatModel for Router {
             (Ok(resp), _) if accepted => resp,
             (Ok(rejected), Some(e)) => {
                 tracing::info!(from = %e.from, to = %e.to, "llmkit.router.escalated");
+                if let Some(r) = self.lock().routes.get_mut(&e.to) {
+                    r.escalated_in += 1;
+                }
                 let second = self.model(&e.to)?.chat(request).await;
                 self.account(&e.to, &second, true);
                 let mut resp = second?;

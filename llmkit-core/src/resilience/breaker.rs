@@ -71,6 +71,26 @@ pub struct BreakerSnapshot {
     pub retry_in: Option<Duration>,
     /// Probe calls in flight while half-open.
     pub probes_in_flight: u32,
+    /// Why the breaker is open (or half-open): the failures that opened it. `None` while closed.
+    pub opened: Option<OpenedBy>,
+}
+
+/// The failures that opened a breaker, kept until it closes again, so a health endpoint can say
+/// why a target is failing fast (issue 17: an open breaker's counters read zero).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OpenedBy {
+    /// What tripped it: `consecutive failures`, `failure rate` or `probe failed`.
+    pub reason: &'static str,
+    /// Health failures in a row when it opened.
+    pub consecutive_failures: u32,
+    /// Calls in the failure-rate window when it opened.
+    pub window_requests: u64,
+    /// Health failures in the window when it opened.
+    pub window_failures: u64,
+    /// The kind of the failure that opened it.
+    pub last_error: ErrorKind,
+    /// When it opened, in milliseconds since the Unix epoch.
+    pub opened_at_unix_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -257,6 +277,7 @@ struct Counters {
     state: State,
     consecutive: u32,
     window: Window,
+    opened: Option<OpenedBy>,
 }
 
 struct BreakerInner {
@@ -299,6 +320,7 @@ impl BreakerInner {
                 state: State::Closed,
                 consecutive: 0,
                 window: Window::new(config.window, 10),
+                opened: None,
             }),
         }
     }
@@ -322,6 +344,10 @@ impl BreakerInner {
             window_failures,
             retry_in,
             probes_in_flight,
+            opened: match state {
+                CircuitState::Closed => None,
+                _ => c.opened.clone(),
+            },
         }
     }
 
@@ -387,7 +413,7 @@ impl BreakerInner {
         }
     }
 
-    fn record(&self, probe: bool, health: Health) -> Option<Transition> {
+    fn record(&self, probe: bool, health: Health, error: Option<ErrorKind>) -> Option<Transition> {
         let now = Instant::now();
         let cfg = self.config;
         let mut c = lock(&self.counters);
@@ -412,6 +438,7 @@ impl BreakerInner {
                         c.state = State::Closed;
                         c.consecutive = 0;
                         c.window.clear();
+                        c.opened = None;
                         (
                             Some((CircuitState::HalfOpen, CircuitState::Closed)),
                             "probe succeeded",
@@ -428,6 +455,7 @@ impl BreakerInner {
                         c.state = State::Open {
                             until: now + cfg.cool_down,
                         };
+                        c.opened = Some(opened_by("probe failed", 1, (1, 1), error));
                         (
                             Some((CircuitState::HalfOpen, CircuitState::Open)),
                             "probe failed",
@@ -452,16 +480,17 @@ impl BreakerInner {
                     let by_rate = requests >= cfg.min_requests
                         && failures as f64 / requests as f64 >= cfg.failure_rate;
                     if by_count || by_rate {
-                        c.state = State::Open {
-                            until: now + cfg.cool_down,
-                        };
-                        c.consecutive = 0;
-                        c.window.clear();
                         let why = if by_count {
                             "consecutive failures"
                         } else {
                             "failure rate"
                         };
+                        c.opened = Some(opened_by(why, c.consecutive, (requests, failures), error));
+                        c.state = State::Open {
+                            until: now + cfg.cool_down,
+                        };
+                        c.consecutive = 0;
+                        c.window.clear();
                         (Some((CircuitState::Closed, CircuitState::Open)), why)
                     } else {
                         (None, "")
@@ -490,15 +519,39 @@ struct Permit {
 impl Permit {
     fn finish(mut self, health: Health) -> Option<Transition> {
         self.done = true;
-        self.breaker.record(self.probe, health)
+        self.breaker.record(self.probe, health, None)
+    }
+
+    fn fail(mut self, error: &Error) -> Option<Transition> {
+        self.done = true;
+        self.breaker
+            .record(self.probe, health_of(error), Some(error.kind()))
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
         if !self.done {
-            self.breaker.record(self.probe, Health::Unknown);
+            self.breaker.record(self.probe, Health::Unknown, None);
         }
+    }
+}
+
+fn opened_by(
+    reason: &'static str,
+    consecutive_failures: u32,
+    (window_requests, window_failures): (u64, u64),
+    error: Option<ErrorKind>,
+) -> OpenedBy {
+    OpenedBy {
+        reason,
+        consecutive_failures,
+        window_requests,
+        window_failures,
+        last_error: error.unwrap_or(ErrorKind::Other),
+        opened_at_unix_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
     }
 }
 
@@ -542,7 +595,7 @@ impl ChatModel for Breaker {
                 Ok(resp)
             }
             Err(e) => {
-                permit.finish(health_of(&e));
+                permit.fail(&e);
                 Err(e)
             }
         }
@@ -552,14 +605,14 @@ impl ChatModel for Breaker {
         let (permit, _) = self.breaker(&request).acquire()?;
         match self.inner.stream(request).await {
             Ok(stream) => Ok(observe(stream, move |end| {
-                permit.finish(match end {
-                    StreamEnd::Completed(..) => Health::Healthy,
-                    StreamEnd::Failed(e) => health_of(&e),
-                    StreamEnd::Abandoned(_) => Health::Unknown,
-                });
+                let _ = match end {
+                    StreamEnd::Completed(..) => permit.finish(Health::Healthy),
+                    StreamEnd::Failed(e) => permit.fail(&e),
+                    StreamEnd::Abandoned(_) => permit.finish(Health::Unknown),
+                };
             })),
             Err(e) => {
-                permit.finish(health_of(&e));
+                permit.fail(&e);
                 Err(e)
             }
         }

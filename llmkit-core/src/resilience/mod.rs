@@ -71,7 +71,7 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 
-pub use breaker::{BreakerSnapshot, CircuitBreaker, CircuitBreakerLayer, CircuitState};
+pub use breaker::{BreakerSnapshot, CircuitBreaker, CircuitBreakerLayer, CircuitState, OpenedBy};
 pub use degrade::{Degrade, Degraded, Outcome};
 pub use fallback::{CachedAnswer, FallThrough, Fallback, FallbackLayer};
 pub use idempotency::{Claim, IdempotencyLayer, IdempotencyStore, MemoryIdempotencyStore};
