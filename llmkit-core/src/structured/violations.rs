@@ -9,7 +9,7 @@ use serde_json::Value;
 pub(crate) const MAX_ERROR_CHARS: usize = 240;
 
 /// Up to `max` violations of `instance`, each `pointer: message` (`/` for the root), on one
-/// line of at most [`MAX_ERROR_CHARS`] message characters.
+/// line of at most 240 message characters.
 ///
 /// ```
 /// use llmkit_core::structured::violations;

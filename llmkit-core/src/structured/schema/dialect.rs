@@ -16,7 +16,7 @@ use crate::error::{Error, ErrorKind, Result};
 pub enum SchemaDialect {
     /// OpenAI (and Azure OpenAI) `response_format: json_schema` with `strict: true`: every
     /// property required (optional ones made nullable), `additionalProperties: false` on every
-    /// object, a keyword whitelist, an object root, and size limits ([`OPENAI_MAX_DEPTH`] and
+    /// object, a keyword whitelist, an object root, and size limits ([`OPENAI_MAX_DEPTH`](super::OPENAI_MAX_DEPTH) and
     /// friends). `$defs`/`$ref` are kept.
     OpenAiStrict,
     /// Anthropic tool `input_schema` (used to force structured output through a tool call):
@@ -86,7 +86,7 @@ impl fmt::Display for DroppedConstraint {
     }
 }
 
-/// The result of [`to_dialect`]: the schema to send and what it no longer says.
+/// The result of [`to_dialect`](super::to_dialect): the schema to send and what it no longer says.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TransformedSchema {
     /// The schema in the provider's dialect.
