@@ -80,6 +80,10 @@ pub enum Fault {
     },
 }
 
+/// Header name that [`Fault::retry_after_date`] leaves for the server to turn into a
+/// `retry-after` date when it writes the response; never sent as is.
+const RETRY_AFTER_DATE_MARKER: &str = "x-fault-retry-after-date-in-ms";
+
 impl Fault {
     /// A JSON response.
     pub fn json(status: u16, body: impl Into<String>) -> Self {
@@ -106,6 +110,15 @@ impl Fault {
             headers.push((name.to_owned(), value.to_owned()));
         }
         self
+    }
+
+    /// Adds `retry-after` as an HTTP date `ahead` of the moment the response is written (only to
+    /// [`Fault::Respond`]). Computed at response time, not when the fault is scripted: a date
+    /// fixed at scripting time can already be (nearly) past when a loaded machine gets to the
+    /// call, and the client then rightly waits less than the test expects.
+    #[must_use]
+    pub fn retry_after_date(self, ahead: Duration) -> Self {
+        self.header(RETRY_AFTER_DATE_MARKER, &ahead.as_millis().to_string())
     }
 
     /// This fault after a delay.
@@ -305,7 +318,13 @@ async fn serve(mut socket: TcpStream, state: &State) -> std::io::Result<()> {
                     head.push_str("content-type: application/json\r\n");
                 }
                 for (n, v) in &headers {
-                    head.push_str(&format!("{n}: {v}\r\n"));
+                    if n == RETRY_AFTER_DATE_MARKER {
+                        let ahead = Duration::from_millis(v.parse().unwrap_or(0));
+                        let at = httpdate::fmt_http_date(std::time::SystemTime::now() + ahead);
+                        head.push_str(&format!("retry-after: {at}\r\n"));
+                    } else {
+                        head.push_str(&format!("{n}: {v}\r\n"));
+                    }
                 }
                 head.push_str("\r\n");
                 socket.write_all(head.as_bytes()).await?;
