@@ -14,6 +14,15 @@
 //! - [`Layer`] and [`Pipeline`] stack capabilities around a model; the first layer added is the
 //!   outermost.
 //!
+//! ## Features
+//!
+//! With `default-features = false` this crate is only the contract above (plus [`route`],
+//! [`batch`] and [`ScriptedModel`]): a provider crate builds it without jsonschema, minijinja,
+//! moka, toml, regex or backon. Each capability is a feature, all on by default (and always on
+//! in the `llmkit` facade): `structured` (`structured`, `schema`), `prompt`, `cache`,
+//! `resilience`, `cost` (`cost`, `budget`), `telemetry` (implies `cost`); `metrics` and `otel`
+//! extend `telemetry` and are off by default.
+//!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! use std::sync::Arc;
@@ -34,29 +43,38 @@
 //! ```
 
 pub mod batch;
+#[cfg(feature = "cost")]
 pub mod budget;
+#[cfg(feature = "cache")]
 pub mod cache;
+#[cfg(feature = "cost")]
 pub mod cost;
 pub mod error;
 pub mod hex;
 pub mod layer;
 pub mod message;
 pub mod model;
+#[cfg(feature = "prompt")]
 pub mod prompt;
 pub mod request;
+#[cfg(feature = "resilience")]
 pub mod resilience;
 pub mod response;
 pub mod retrieval;
 pub mod route;
 // Schema dialect transforms live with structured output; this path stays.
+#[cfg(feature = "structured")]
 pub use structured::schema;
 pub mod scripted;
 pub mod secrets;
+#[cfg(feature = "structured")]
 pub mod structured;
 pub mod sync;
+#[cfg(feature = "telemetry")]
 pub mod telemetry;
 pub mod vector;
 
+#[cfg(feature = "cost")]
 pub use cost::PriceTable;
 pub use error::{Error, ErrorKind, Result};
 pub use layer::{Layer, MapRequestLayer, Pipeline, layer_fn, new_request_id};
@@ -67,15 +85,19 @@ pub use model::{
     Candidate, Capabilities, ChatModel, ChatStream, EmbeddingModel, ModelInfo, StreamAccumulator,
     collect_stream, response_to_events,
 };
+#[cfg(feature = "prompt")]
 pub use prompt::{PromptRegistry, RenderedPrompt};
 pub use request::{ChatRequest, PromptRef, RequestMeta, ResponseFormat};
 pub use response::{
     ChatResponse, Cost, EmbeddingRequest, EmbeddingResponse, FinishReason, StreamEvent, Trail,
     TrailEntry, Usage,
 };
+#[cfg(feature = "structured")]
 pub use schema::{DroppedConstraint, SchemaDialect, TransformedSchema, to_dialect};
 pub use scripted::{Reply, ScriptedModel, ScriptedModelBuilder, estimate_tokens, hashed_embedding};
+#[cfg(feature = "structured")]
 pub use structured::{Generated, Structured, StructuredExt};
+#[cfg(feature = "telemetry")]
 pub use telemetry::TraceLayer;
 
 /// Re-exports for `use llmkit_core::prelude::*`.
