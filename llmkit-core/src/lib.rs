@@ -20,7 +20,8 @@
 //! [`batch`] and [`ScriptedModel`]): a provider crate builds it without jsonschema, minijinja,
 //! moka, toml, regex or backon. Each capability is a feature, all on by default (and always on
 //! in the `llmkit` facade): `structured` (`structured`, `schema`), `prompt`, `cache`,
-//! `resilience`, `cost` (`cost`, `budget`), `telemetry` (implies `cost`); `metrics` and `otel`
+//! `resilience`, `cost`, `budget` (implies `cost` and `resilience`), `telemetry` (implies
+//! `cost`); `metrics` and `otel`
 //! extend `telemetry` and are off by default.
 //!
 //! ```
@@ -43,7 +44,7 @@
 //! ```
 
 pub mod batch;
-#[cfg(feature = "cost")]
+#[cfg(feature = "budget")]
 pub mod budget;
 #[cfg(feature = "cache")]
 pub mod cache;

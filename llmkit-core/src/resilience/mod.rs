@@ -207,6 +207,8 @@ pub(crate) async fn first_content(mut stream: ChatStream) -> Result<ChatStream> 
 }
 
 /// How a stream ended, reported once to an [`observe`] callback.
+// Only the budget reads the answering model; without it that field is never read.
+#[cfg_attr(not(feature = "budget"), allow(dead_code))]
 pub(crate) enum StreamEnd {
     /// `Done` arrived; the last usage event seen and the model its `Start` event named.
     Completed(crate::response::Usage, Option<String>),
