@@ -5,13 +5,20 @@
 //! Then finish the paused run from disk, in a new process:
 //!   cargo run --example proposal_review -- --resume proposal-3 --decision approve
 //! Add `--dir PATH` to both to choose where checkpoints live (default: a folder in the temp dir).
+//!
+//! Crash and resume: `--model-delay-ms 3000` makes every model call take three seconds; kill the
+//! process (Ctrl-C) while it waits and run the same command again. Each thread continues from its
+//! last checkpoint: finished ones are reported without re-running anything, an interrupted one
+//! stays paused, and one the crash reached before its first checkpoint starts. `--resume THREAD`
+//! does the same for one thread. Nothing is ever deleted: to start over, pass a new `--dir`.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use llmkit::core::{ChatModel, ChatRequest, Error, ErrorKind, Message, Reply, ScriptedModel};
 use llmkit::graph::review::{HitlGate, MemoryReviewQueue, ReviewQueue, Thresholds, Verdict};
-use llmkit::graph::{END, FileCheckpointer, Graph, NodeOutput, RunOutcome};
+use llmkit::graph::{Checkpointer, END, FileCheckpointer, Graph, NodeOutput, RunOutcome};
 use serde::{Deserialize, Serialize};
 
 /// Fields the model extracts from a proposal.
@@ -33,11 +40,39 @@ struct Review {
     decided_by: Option<String>,
 }
 
-fn scripted_model() -> ScriptedModel {
-    // Offline stand-in for an extraction model: answers JSON computed from the proposal text.
+/// The proposals, one graph thread each.
+const PROPOSALS: [(&str, &str); 3] = [
+    (
+        "proposal-1",
+        "Acme Corp: 6 month pilot, 40k USD, three references attached.",
+    ),
+    (
+        "proposal-2",
+        "Shady LLC: 900k USD in one month, no references.",
+    ),
+    (
+        "proposal-3",
+        "Globex: 10 month rollout, 120k USD, references on request.",
+    ),
+];
+
+/// The state a thread starts from, for this example's thread ids.
+fn initial_state(thread: &str) -> Option<Review> {
+    PROPOSALS
+        .iter()
+        .find(|(id, _)| *id == thread)
+        .map(|(_, text)| Review {
+            proposal: (*text).into(),
+            ..Default::default()
+        })
+}
+
+fn scripted_model(delay: Duration) -> ScriptedModel {
+    // Offline stand-in for an extraction model: answers JSON computed from the proposal text,
+    // after `delay` (so a crash mid-call can be shown).
     ScriptedModel::builder()
         .model("scripted-extractor")
-        .fallback(Reply::dynamic(|req: &ChatRequest| {
+        .fallback(Reply::dynamic(move |req: &ChatRequest| {
             let text = req.text();
             let fields = if text.contains("Acme") {
                 r#"{"budget_usd": 40000, "months": 6, "has_references": true}"#
@@ -46,7 +81,7 @@ fn scripted_model() -> ScriptedModel {
             } else {
                 r#"{"budget_usd": 120000, "months": 10, "has_references": true}"#
             };
-            Reply::text(fields)
+            Reply::text(fields).after(delay)
         }))
         .build()
 }
@@ -158,9 +193,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         || std::env::temp_dir().join("llmkit-proposal-review"),
         PathBuf::from,
     );
-    let model = Arc::new(scripted_model());
+    let delay_ms: u64 = match arg(&args, "--model-delay-ms") {
+        Some(v) => v
+            .parse()
+            .map_err(|e| format!("--model-delay-ms `{v}` is not a number of milliseconds: {e}"))?,
+        None => 0,
+    };
+    let model = Arc::new(scripted_model(Duration::from_millis(delay_ms)));
     println!(
-        "model: {} / {} (offline test double)",
+        "model: {} / {} (offline test double, {delay_ms} ms per call)",
         model.info().provider,
         model.info().model
     );
@@ -168,75 +209,48 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let queue = Arc::new(MemoryReviewQueue::new());
     let gate = Arc::new(HitlGate::new(Thresholds::new(0.8, 0.3)?, queue.clone()).sample_rate(0.0)?);
     let graph = build_graph(model.clone(), gate.clone(), executed.clone())?;
+    // Never cleared: other threads' checkpoints (and earlier runs) stay where they are.
+    let store = FileCheckpointer::new(&dir)?;
+    println!("checkpoints: {}", dir.display());
+    let nodes_run = || executed.lock().map(|l| l.clone()).unwrap_or_default();
 
     if let Some(thread) = arg(&args, "--resume") {
-        let decision = arg(&args, "--decision").unwrap_or_else(|| "approve".into());
-        let store = FileCheckpointer::new(&dir)?;
-        let waiting = graph.resume(&store, &thread).await?;
-        let RunOutcome::Interrupted { interrupt_id, .. } = waiting else {
-            println!("{thread} is not waiting for a decision");
-            return Ok(());
-        };
-        println!("resuming {thread} (interrupt {interrupt_id}) with decision `{decision}`");
-        let outcome = graph
-            .resume_with(&store, &thread, &interrupt_id, serde_json::json!(decision))
-            .await?;
+        let initial = initial_state(&thread).ok_or_else(|| {
+            format!("unknown thread `{thread}`: this example's threads are proposal-1, proposal-2 and proposal-3")
+        })?;
+        say_where(&store, &thread).await?;
+        let mut outcome = graph.run_or_resume(&store, &thread, initial).await?;
+        if let (RunOutcome::Interrupted { interrupt_id, .. }, Some(decision)) =
+            (&outcome, arg(&args, "--decision"))
+        {
+            println!("resuming {thread} (interrupt {interrupt_id}) with decision `{decision}`");
+            outcome = graph
+                .resume_with(&store, &thread, interrupt_id, serde_json::json!(decision))
+                .await?;
+        }
         report(&thread, &outcome);
-        println!(
-            "nodes executed in this process: {:?}",
-            executed.lock().map(|l| l.clone()).unwrap_or_default()
-        );
-        println!(
-            "model calls in this process: {} (extract was not called again)",
-            model.call_count()
-        );
+        println!("nodes executed in this process: {:?}", nodes_run());
+        println!("model calls in this process: {}", model.call_count());
         let history = graph.history(&store, &thread).await?;
         let sequence: Vec<&str> = history
             .iter()
             .filter_map(|c| c.completed_node.as_deref())
             .collect();
-        println!("node sequence across both processes: {sequence:?}");
+        println!("node sequence across all processes: {sequence:?}");
+        if matches!(outcome, RunOutcome::Interrupted { .. }) {
+            println!("next: add --decision approve (or reject) to decide it");
+        }
         return Ok(());
     }
 
-    // A fresh first run starts from an empty folder.
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)?;
-    }
-    let store = FileCheckpointer::new(&dir)?;
-    println!("checkpoints: {}", dir.display());
     println!("{}", graph.to_mermaid());
-    let proposals = [
-        (
-            "proposal-1",
-            "Acme Corp: 6 month pilot, 40k USD, three references attached.",
-        ),
-        (
-            "proposal-2",
-            "Shady LLC: 900k USD in one month, no references.",
-        ),
-        (
-            "proposal-3",
-            "Globex: 10 month rollout, 120k USD, references on request.",
-        ),
-    ];
-    for (thread, text) in proposals {
+    for (thread, _) in PROPOSALS {
         executed.lock().map(|mut l| l.clear()).unwrap_or(());
-        let outcome = graph
-            .run(
-                &store,
-                thread,
-                Review {
-                    proposal: text.into(),
-                    ..Default::default()
-                },
-            )
-            .await?;
+        say_where(&store, thread).await?;
+        let initial = initial_state(thread).ok_or("every listed proposal has a state")?;
+        let outcome = graph.run_or_resume(&store, thread, initial).await?;
         report(thread, &outcome);
-        println!(
-            "  nodes: {:?}",
-            executed.lock().map(|l| l.clone()).unwrap_or_default()
-        );
+        println!("  nodes: {:?}", nodes_run());
     }
     println!("model calls in this process: {}", model.call_count());
     println!(
@@ -250,6 +264,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map(|d| format!(" --dir {d}"))
             .unwrap_or_default()
     );
+    Ok(())
+}
+
+/// Says whether a thread starts fresh or continues from an earlier process's checkpoint.
+async fn say_where(store: &FileCheckpointer, thread: &str) -> Result<(), Error> {
+    match store.latest(thread).await? {
+        None => println!("{thread}: starting"),
+        Some(cp) => println!(
+            "{thread}: continuing from checkpoint {} (next: {})",
+            cp.id,
+            cp.next.as_deref().unwrap_or("-")
+        ),
+    }
     Ok(())
 }
 

@@ -8,7 +8,8 @@ use crate::builder::{END, Graph, GraphState, NodeContext, NodeOutput, NodePolicy
 use crate::checkpoint::{Checkpoint, Checkpointer, RunStatus, now_ms};
 use llmkit_core::{Error, ErrorKind, Result};
 
-/// How a call to [`Graph::run`], [`Graph::resume`] or [`Graph::resume_with`] ended.
+/// How a call to [`Graph::run`], [`Graph::run_or_resume`], [`Graph::resume`] or
+/// [`Graph::resume_with`] ended.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum RunOutcome<S> {
@@ -46,6 +47,35 @@ impl<S: GraphState> Graph<S> {
                 ),
             ));
         }
+        self.start(store, thread_id, initial).await
+    }
+
+    /// Starts `thread_id` from `initial` when it has no checkpoint yet, and otherwise continues
+    /// it from its last checkpoint like [`resume`](Self::resume) (`initial` is then unused).
+    ///
+    /// This is the call for work that is submitted again after a crash, whenever the crash came:
+    /// a thread the process never reached, or reached but died before its first checkpoint was
+    /// written, starts; one killed mid-run continues without re-running completed nodes; a
+    /// finished one returns its final state and writes nothing; a paused one stays paused.
+    pub async fn run_or_resume(
+        &self,
+        store: &dyn Checkpointer,
+        thread_id: &str,
+        initial: S,
+    ) -> Result<RunOutcome<S>> {
+        match store.latest(thread_id).await? {
+            Some(latest) => self.drive(store, latest).await,
+            None => self.start(store, thread_id, initial).await,
+        }
+    }
+
+    /// Writes a thread's first checkpoint and runs from the entry node.
+    async fn start(
+        &self,
+        store: &dyn Checkpointer,
+        thread_id: &str,
+        initial: S,
+    ) -> Result<RunOutcome<S>> {
         let first = Checkpoint {
             id: Checkpoint::make_id(thread_id, 0),
             thread_id: thread_id.to_owned(),

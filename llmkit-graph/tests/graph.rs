@@ -8,7 +8,7 @@
 )]
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use llmkit_core::{ChatModel, ChatRequest, Error, ErrorKind, Reply, ScriptedModel};
@@ -100,6 +100,75 @@ async fn runs_and_checkpoints_every_node() {
         mermaid.contains("a --> b") && mermaid.contains("b --> END"),
         "{mermaid}"
     );
+}
+
+/// A job re-submitted after a crash, whenever it came, continues correctly with one call:
+/// before the first checkpoint it starts, mid-run it continues without re-running completed
+/// nodes, after the end it returns the final state and writes nothing.
+#[tokio::test]
+async fn run_or_resume_starts_continues_or_returns_the_end() {
+    let a_runs = Arc::new(AtomicUsize::new(0));
+    let b_down = Arc::new(AtomicBool::new(true));
+    let (runs, down) = (a_runs.clone(), b_down.clone());
+    let g = Graph::<St>::builder("g")
+        .node("a", move |s, _| {
+            let runs = runs.clone();
+            async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                Ok(NodeOutput::Update(push(s, "a")))
+            }
+        })
+        .node("b", move |s, _| {
+            let down = down.clone();
+            async move {
+                if down.load(Ordering::SeqCst) {
+                    return Err(Error::new(ErrorKind::Server, "b is down"));
+                }
+                Ok(NodeOutput::Update(push(s, "b")))
+            }
+        })
+        .entry("a")
+        .edge("a", "b")
+        .edge("b", END)
+        .build()
+        .unwrap();
+    let store = MemoryCheckpointer::new();
+    assert!(
+        g.resume(&store, "t").await.is_err(),
+        "resume alone cannot start"
+    );
+    // No checkpoint yet: it starts (and b fails after a completed).
+    let err = g
+        .run_or_resume(&store, "t", St::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Server);
+    assert_eq!(a_runs.load(Ordering::SeqCst), 1);
+    // Mid-run: continues at b; a is not run again and the initial state passed is not used.
+    b_down.store(false, Ordering::SeqCst);
+    let other_initial = St {
+        n: 99,
+        ..St::default()
+    };
+    let RunOutcome::Finished(done) = g
+        .run_or_resume(&store, "t", other_initial.clone())
+        .await
+        .unwrap()
+    else {
+        panic!("not finished")
+    };
+    assert_eq!(done.trail, ["a", "b"]);
+    assert_eq!(done.n, 0);
+    assert_eq!(a_runs.load(Ordering::SeqCst), 1);
+    // Finished: the final state again, no node run, no checkpoint written.
+    let before = store.list("t").await.unwrap();
+    let RunOutcome::Finished(again) = g.run_or_resume(&store, "t", other_initial).await.unwrap()
+    else {
+        panic!("not finished")
+    };
+    assert_eq!(again, done);
+    assert_eq!(store.list("t").await.unwrap(), before);
+    assert_eq!(a_runs.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]
