@@ -3,8 +3,9 @@
 //! `llm-mock-api` (OpenAI and Anthropic wire formats).
 //!
 //! They need `scripts/test-services.sh up` (which exports `LLMKIT_TEST_LLAMA_URL` and
-//! `LLMKIT_TEST_MOCK_URL`). Without them each test prints a loud skip line; with
-//! `LLMKIT_REQUIRE_SERVICES` set (as `.ci/run` does) a missing service fails instead.
+//! `LLMKIT_TEST_MOCK_URL`), so they are `#[ignore]`d: a plain `cargo test` lists them as ignored.
+//! Run them with `cargo test --workspace --all-features -- --ignored` after provisioning; a
+//! missing service then fails the test (see `support/services.rs`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -22,32 +23,19 @@ use llmkit::providers::openai::OpenAiModel;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-fn service(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            assert!(
-                std::env::var_os("LLMKIT_REQUIRE_SERVICES").is_none(),
-                "{var} is not set but LLMKIT_REQUIRE_SERVICES is: did scripts/test-services.sh up fail?"
-            );
-            eprintln!(
-                "INTEGRATION SKIPPED: {var} is not set; start services with scripts/test-services.sh up"
-            );
-            None
-        }
-    }
-}
+#[path = "support/services.rs"]
+mod services;
+use services::service;
 
-fn llama() -> Option<Arc<dyn ChatModel>> {
-    let url = service("LLMKIT_TEST_LLAMA_URL")?;
-    Some(Arc::new(
-        OpenAiModel::compatible(url, "gemma-3-270m-q4_k_m").unwrap(),
-    ))
+fn llama() -> Arc<dyn ChatModel> {
+    let url = service("LLMKIT_TEST_LLAMA_URL");
+    Arc::new(OpenAiModel::compatible(url, "gemma-3-270m-q4_k_m").unwrap())
 }
 
 #[tokio::test]
+#[ignore = "needs the real model: run scripts/test-services.sh up"]
 async fn real_model_chat_has_openai_shape_and_usage() {
-    let Some(model) = llama() else { return };
+    let model = llama();
     let req = ChatRequest::new(vec![
         Message::system("You are a helpful assistant."),
         Message::user("Write one sentence about the sea."),
@@ -70,8 +58,9 @@ async fn real_model_chat_has_openai_shape_and_usage() {
 }
 
 #[tokio::test]
+#[ignore = "needs the real model: run scripts/test-services.sh up"]
 async fn real_model_stream_assembles_with_usage() {
-    let Some(model) = llama() else { return };
+    let model = llama();
     let req = ChatRequest::user("Count from one to five:")
         .with_max_tokens(20)
         .with_temperature(0.0);
@@ -93,8 +82,9 @@ struct City {
 }
 
 #[tokio::test]
+#[ignore = "needs the real model: run scripts/test-services.sh up"]
 async fn real_model_structured_output_is_schema_valid() {
-    let Some(model) = llama() else { return };
+    let model = llama();
     let req = ChatRequest::user("Describe a city as JSON.")
         .with_max_tokens(80)
         .with_temperature(0.0);
@@ -110,10 +100,9 @@ async fn real_model_structured_output_is_schema_valid() {
 }
 
 #[tokio::test]
+#[ignore = "needs llm-mock-api: run scripts/test-services.sh up"]
 async fn mock_server_openai_chat_stream_and_tools() {
-    let Some(base) = service("LLMKIT_TEST_MOCK_URL") else {
-        return;
-    };
+    let base = service("LLMKIT_TEST_MOCK_URL");
     let model = OpenAiModel::compatible(format!("{base}/v1"), "gpt-4o").unwrap();
     let resp = model.chat(ChatRequest::user("ping")).await.unwrap();
     assert_eq!(resp.text(), "pong from the mock server");
@@ -146,10 +135,9 @@ async fn mock_server_openai_chat_stream_and_tools() {
 }
 
 #[tokio::test]
+#[ignore = "needs llm-mock-api: run scripts/test-services.sh up"]
 async fn mock_server_anthropic_chat_stream_and_tools() {
-    let Some(base) = service("LLMKIT_TEST_MOCK_URL") else {
-        return;
-    };
+    let base = service("LLMKIT_TEST_MOCK_URL");
     let model = AnthropicModel::builder("claude-mock")
         .api_key("test-key-not-secret")
         .base_url(base)

@@ -1,5 +1,7 @@
 //! The PostgreSQL checkpointer against a real server. Needs `LLMKIT_TEST_PG_URL` (set by
-//! `scripts/test-services.sh up`); without it the test prints a loud skip line.
+//! `scripts/test-services.sh up`), so it is `#[ignore]`d: run it with `-- --ignored` after
+//! provisioning; a missing server then fails it. Each run uses a table of its own and drops it at
+//! the end, also when an assertion fails.
 #![cfg(feature = "postgres")]
 #![allow(
     clippy::unwrap_used,
@@ -8,36 +10,67 @@
     clippy::indexing_slicing
 )]
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use llmkit_graph::*;
 use serde::{Deserialize, Serialize};
+
+#[path = "../../tests/support/services.rs"]
+mod services;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 struct St {
     n: u32,
 }
 
-fn url() -> Option<String> {
-    let url = std::env::var("LLMKIT_TEST_PG_URL").ok();
-    if url.is_none() {
-        // CI provisions every service, so there a missing one is a failure, not a skip.
-        assert!(
-            std::env::var_os("LLMKIT_REQUIRE_SERVICES").is_none(),
-            "LLMKIT_TEST_PG_URL is not set but LLMKIT_REQUIRE_SERVICES is: scripts/test-services.sh up failed?"
-        );
-        eprintln!(
-            "INTEGRATION SKIPPED: LLMKIT_TEST_PG_URL is not set; start services with scripts/test-services.sh up"
-        );
-    }
-    url
+/// A plain connection for setup and cleanup, outside the code under test.
+async fn admin(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+async fn table_exists(client: &tokio_postgres::Client, table: &str) -> bool {
+    let row = client
+        .query_one("SELECT to_regclass($1)::text", &[&table])
+        .await
+        .unwrap();
+    row.get::<_, Option<String>>(0).is_some()
 }
 
 #[tokio::test]
+#[ignore = "needs PostgreSQL: run scripts/test-services.sh up"]
 async fn postgres_checkpointer_runs_resumes_and_prunes() {
-    let Some(url) = url() else { return };
-    let table = format!("llmkit_cp_test_{}", std::process::id());
+    let url = services::service("LLMKIT_TEST_PG_URL");
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let table = format!("llmkit_cp_test_{}_{nanos}", std::process::id());
+    // The body runs as its own task so a failed assertion comes back here as a JoinError: the
+    // table is dropped either way, then the failure is re-raised.
+    let body = tokio::spawn(checkpointer_round_trip(url.clone(), table.clone())).await;
+    let client = admin(&url).await;
+    client
+        .batch_execute(&format!("DROP TABLE IF EXISTS {table}"))
+        .await
+        .unwrap();
+    assert!(!table_exists(&client, &table).await, "test table dropped");
+    if let Err(e) = body {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+async fn checkpointer_round_trip(url: String, table: String) {
     let store = PostgresCheckpointer::connect_with_table(&url, &table)
         .await
         .unwrap();
+    assert!(
+        table_exists(&admin(&url).await, &table).await,
+        "connect creates the table"
+    );
     assert!(
         !format!("{store:?}").contains("llmkit-test-only"),
         "no password in Debug"
