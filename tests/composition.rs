@@ -261,3 +261,64 @@ async fn attempts_are_the_requests_actually_sent() {
     let attempts: Vec<u32> = sink.records().iter().map(|r| r.attempts).collect();
     assert_eq!(attempts, [3, 0, 1]);
 }
+
+/// Issue 17 item 5 (core side): one idempotency key per logical call unless the caller set
+/// one, generated at the top of the stack, identical across retries and fallback links, and
+/// recorded in the trace.
+#[tokio::test(start_paused = true)]
+async fn one_idempotency_key_per_logical_call() {
+    let sink = MemorySink::new();
+    let queue = ExportQueue::spawn(Arc::new(sink.clone()), 16);
+    let primary = Arc::new(
+        ScriptedModel::builder()
+            .provider("openai")
+            .model("gpt-4o-mini")
+            .fallback(Reply::server_error(503))
+            .build(),
+    );
+    let backup = priced("gpt-4o", Reply::text("ok"));
+    let target = |m: Arc<ScriptedModel>| {
+        target_pipeline(
+            RetryLayer::new(),
+            CircuitBreakerLayer::new().consecutive_failures(100),
+            None,
+            TimeoutLayer::new(),
+        )
+        .build(m)
+    };
+    let model = Pipeline::builder()
+        .layer(TraceLayer::builder().export(queue.clone()).build())
+        .layer(FallbackLayer::new().then(target(backup.clone())))
+        .build(target(primary.clone()));
+    model.chat(ChatRequest::user("a")).await.unwrap();
+    model.chat(ChatRequest::user("b")).await.unwrap();
+    let keys = |m: &ScriptedModel| -> Vec<String> {
+        m.requests()
+            .iter()
+            .map(|r| r.meta.idempotency_key.clone().unwrap())
+            .collect()
+    };
+    let (p, b) = (keys(&primary), keys(&backup));
+    assert_eq!((p.len(), b.len()), (6, 2));
+    assert!(
+        p[..3].iter().chain(&b[..1]).all(|k| *k == p[0]),
+        "{p:?} {b:?}"
+    );
+    assert!(
+        p[3..].iter().chain(&b[1..]).all(|k| *k == p[3]),
+        "{p:?} {b:?}"
+    );
+    assert_ne!(p[0], p[3], "each logical call has its own key");
+    queue.flush().await;
+    assert_eq!(
+        sink.records()[0].idempotency_key.as_deref(),
+        Some(p[0].as_str())
+    );
+
+    // A caller's key is kept.
+    model
+        .chat(ChatRequest::user("c").with_idempotency_key("order-42"))
+        .await
+        .unwrap();
+    assert_eq!(keys(&backup)[2], "order-42");
+}

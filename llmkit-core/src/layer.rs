@@ -91,8 +91,8 @@ impl Pipeline {
         }
     }
 
-    /// Whether the pipeline stamps a request id on requests that have none, and copies request
-    /// id and prompt reference onto responses. Default: `true`.
+    /// Whether the pipeline stamps a request id and an idempotency key on requests that have
+    /// none, and copies request id and prompt reference onto responses. Default: `true`.
     pub fn assign_request_ids(mut self, on: bool) -> Self {
         self.assign_request_ids = on;
         self
@@ -157,6 +157,16 @@ impl Stamp {
     fn prepare(mut request: ChatRequest) -> ChatRequest {
         if request.meta.request_id.is_none() {
             request.meta.request_id = Some(new_request_id());
+        }
+        // One idempotency key per logical call, generated here (the top of the stack) so its
+        // retries and fallback links, which clone the request below, all carry the same one.
+        // 128 random bits: unlike request ids it must not collide across processes.
+        if request.meta.idempotency_key.is_none() {
+            let mut key = String::with_capacity(5 + 32);
+            key.push_str("idem_");
+            push_hex(&mut key, fastrand::u64(..), 16);
+            push_hex(&mut key, fastrand::u64(..), 16);
+            request.meta.idempotency_key = Some(key);
         }
         request
     }

@@ -250,6 +250,7 @@ impl Shared {
         let mut record = CallRecord {
             schema: RECORD_SCHEMA_VERSION,
             request_id: meta.request_id.clone(),
+            idempotency_key: meta.idempotency_key.clone(),
             operation: "chat".to_owned(),
             stream,
             provider: info.provider.clone(),

@@ -70,6 +70,10 @@ pub struct CallRecord {
     /// llmkit's request id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
+    /// The idempotency key of the logical call (the caller's, or the one the pipeline
+    /// generated), identical across its retries and fallback links.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
     /// The provider's response id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_request_id: Option<String>,
