@@ -87,7 +87,14 @@ impl<S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'
 
 impl Recorder {
     fn install(&self) -> tracing::subscriber::DefaultGuard {
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(self.clone()))
+        let guard =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(self.clone()));
+        // Callsite interest is cached process-wide: a callsite first hit on another test
+        // thread while no recorder was live can stay cached as "never", and this thread's
+        // recorder then sees no span (seen as a flaky failure under full-suite load).
+        // Rebuilding after the recorder is live makes every callsite ask it again.
+        tracing::callsite::rebuild_interest_cache();
+        guard
     }
     fn calls(&self) -> Vec<SpanData> {
         self.spans
