@@ -71,7 +71,8 @@ pub mod secrets;
 #[cfg(feature = "structured")]
 pub mod structured;
 pub mod sync;
-#[cfg(feature = "telemetry")]
+// Always present: `telemetry::semconv` (names only, no dependency) is used by resilience's trail
+// notes too; the layer, sinks and metrics inside are behind the `telemetry` feature.
 pub mod telemetry;
 pub mod vector;
 

@@ -37,21 +37,33 @@
 //! # Ok::<(), llmkit_core::Error>(()) }).unwrap();
 //! ```
 
+#[cfg(feature = "telemetry")]
 pub mod capture;
+#[cfg(feature = "telemetry")]
 pub mod drift;
+#[cfg(feature = "telemetry")]
 pub mod layer;
+#[cfg(feature = "telemetry")]
 pub mod metrics;
 #[cfg(feature = "otel")]
 pub mod otel;
+// Names only: compiled without the `telemetry` feature because other layers (fallback's trail
+// notes) use the same conventions.
 pub mod semconv;
+#[cfg(feature = "telemetry")]
 pub mod sink;
 
+#[cfg(feature = "telemetry")]
 pub use capture::{CaptureConfig, DefaultRedactor, Redactor};
+#[cfg(feature = "telemetry")]
 pub use drift::{
     AlertSink, DriftAlert, DriftMonitor, DriftMonitorBuilder, DriftRule, Expected, Signal,
 };
+#[cfg(feature = "telemetry")]
 pub use layer::{TraceLayer, TraceLayerBuilder};
+#[cfg(feature = "telemetry")]
 pub use metrics::{LogHistogram, MetricsRegistry, MetricsSnapshot, SeriesKey, SeriesSnapshot};
+#[cfg(feature = "telemetry")]
 pub use sink::{
     CallRecord, ExportQueue, JsonLinesSink, MemorySink, RECORD_SCHEMA_VERSION, RecordSink,
     RequestParams,
