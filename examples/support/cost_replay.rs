@@ -496,15 +496,23 @@ pub fn render(outcomes: &[Outcome]) -> String {
         "cache hits",
         "batched"
     ));
-    let baseline = outcomes.first().map_or(Decimal::ZERO, |o| o.total_usd);
+    // The first configuration is the baseline; with no (or a free) baseline there is no ratio.
+    let baseline = outcomes
+        .first()
+        .map(|o| o.total_usd)
+        .filter(|b| !b.is_zero());
     for (i, o) in outcomes.iter().enumerate() {
-        let vs = if i == 0 || baseline.is_zero() {
-            "baseline".to_owned()
-        } else {
-            format!(
-                "-{}%",
-                ((Decimal::ONE - o.total_usd / baseline) * Decimal::from(100)).round_dp(1)
-            )
+        let vs = match baseline {
+            Some(base) if i > 0 => {
+                let change = ((o.total_usd / base - Decimal::ONE) * Decimal::from(100)).round_dp(1);
+                // A saving prints as -x%, a configuration that costs more as +x%.
+                if change.is_sign_negative() {
+                    format!("{change}%")
+                } else {
+                    format!("+{change}%")
+                }
+            }
+            _ => "baseline".to_owned(),
         };
         s.push_str(&format!(
             "{:<32} {:>10} {:>12} {vs:>9} {:>7.1}% {:>11} {:>10} {:>8}\n",
