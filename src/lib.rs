@@ -12,7 +12,7 @@
 //! | `guard` | [`guard`]: input/output guardrails and the action gate |
 //! | `eval` | [`eval`]: datasets, evaluators, reports and the CI gate |
 //! | `graph` | [`graph`]: checkpointed graphs, crash resume, interrupts, the human-in-the-loop gate |
-//! | `postgres` | `graph::PostgresCheckpointer` (implies `graph`) |
+//! | `postgres` | [`postgres`]: the PostgreSQL checkpointer (implies `graph`) |
 //! | `tower` | [`tower`]: a model as a `tower::Service`, a tower `Layer` around a model |
 //! | `full` | everything |
 //!
@@ -37,6 +37,8 @@ pub use llmkit_eval as eval;
 pub use llmkit_graph as graph;
 #[cfg(feature = "guard")]
 pub use llmkit_guard as guard;
+#[cfg(feature = "postgres")]
+pub use llmkit_postgres as postgres;
 #[cfg(feature = "rag")]
 pub use llmkit_rag as rag;
 #[cfg(feature = "tower")]

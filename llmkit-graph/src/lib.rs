@@ -20,8 +20,9 @@
 //! ([`NodePolicy`]). The graph is validated when built (unknown targets, unreachable nodes, nodes
 //! with no path to the end) and renders as Mermaid text ([`Graph::to_mermaid`]).
 //!
-//! Checkpoints are kept by a [`Checkpointer`]: [`MemoryCheckpointer`], [`FileCheckpointer`], and
-//! `PostgresCheckpointer` behind the `postgres` feature. [`review`] holds the [`HitlGate`]
+//! Checkpoints are kept by a [`Checkpointer`]: [`MemoryCheckpointer`] and [`FileCheckpointer`]
+//! here; the PostgreSQL one lives in the `llmkit-postgres` crate (facade feature `postgres`), so
+//! this crate depends on no database client. [`review`] holds the [`HitlGate`]
 //! (explicit approve / escalate / reject bands, sampling of automatic decisions) and the
 //! [`ReviewQueue`] a human works through.
 //!
@@ -50,8 +51,6 @@
 
 mod builder;
 mod checkpoint;
-#[cfg(feature = "postgres")]
-mod postgres;
 pub mod review;
 mod run;
 
@@ -62,6 +61,4 @@ pub use checkpoint::{
     Checkpoint, CheckpointStats, Checkpointer, FileCheckpointer, MemoryCheckpointer, Retention,
     RunStatus, now_ms,
 };
-#[cfg(feature = "postgres")]
-pub use postgres::PostgresCheckpointer;
 pub use run::RunOutcome;

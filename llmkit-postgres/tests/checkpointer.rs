@@ -2,7 +2,6 @@
 //! `scripts/test-services.sh up`), so it is `#[ignore]`d: run it with `-- --ignored` after
 //! provisioning; a missing server then fails it. Each run uses a table of its own and drops it at
 //! the end, also when an assertion fails.
-#![cfg(feature = "postgres")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -13,6 +12,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use llmkit_graph::*;
+use llmkit_postgres::PostgresCheckpointer;
 use serde::{Deserialize, Serialize};
 
 #[path = "../../tests/support/services.rs"]

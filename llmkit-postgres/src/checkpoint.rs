@@ -1,10 +1,10 @@
-//! A PostgreSQL [`Checkpointer`] for runs that resume on another machine (feature `postgres`).
+//! A PostgreSQL [`Checkpointer`] for runs that resume on another machine.
 
 use async_trait::async_trait;
 use tokio_postgres::{Client, NoTls};
 
-use crate::checkpoint::{Checkpoint, Checkpointer};
 use llmkit_core::{Error, ErrorKind, Result};
+use llmkit_graph::{Checkpoint, Checkpointer};
 
 /// Checkpoints in a PostgreSQL table (`llmkit_checkpoints` by default), one row per checkpoint,
 /// the checkpoint as `jsonb`. Each `put` is a single `INSERT ... ON CONFLICT` statement, atomic
