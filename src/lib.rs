@@ -41,6 +41,9 @@ pub use llmkit_guard as guard;
 pub use llmkit_postgres as postgres;
 #[cfg(feature = "rag")]
 pub use llmkit_rag as rag;
+/// Serving helpers for axum: health, readiness, metrics and an OpenAI-compatible route.
+#[cfg(feature = "axum")]
+pub use llmkit_serve as serve;
 #[cfg(feature = "tower")]
 pub use llmkit_tower as tower;
 
