@@ -119,7 +119,11 @@ struct Shared {
     max_deadline: Option<Duration>,
     default_deadline: Option<Duration>,
     hook: Option<RequestHook>,
+    extra_metrics: Option<ExtraMetrics>,
 }
+
+/// Renders more Prometheus families for `/metrics` (a service's own counters).
+pub type ExtraMetrics = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// The serving state: models, readiness, metrics. Cheap to clone (an `Arc`).
 #[derive(Clone)]
@@ -159,6 +163,7 @@ impl Serve {
                 max_deadline: None,
                 default_deadline: None,
                 hook: None,
+                extra_metrics: None,
             },
         }
     }
@@ -186,11 +191,15 @@ impl Serve {
 
     /// The `/metrics` page as text.
     pub fn render_metrics(&self) -> String {
-        metrics::render(
+        let mut page = metrics::render(
             self.inner.metrics.as_ref(),
             &self.inner.http,
             &self.inner.readiness.breaker_snapshots(),
-        )
+        );
+        if let Some(extra) = &self.inner.extra_metrics {
+            page.push_str(&extra());
+        }
+        page
     }
 
     /// Handles one OpenAI chat completion body as `POST /v1/chat/completions` does, for a
@@ -434,6 +443,13 @@ impl ServeBuilder {
         hook: impl Fn(&HeaderMap, &mut ChatRequest) -> Result<(), ApiError> + Send + Sync + 'static,
     ) -> Self {
         self.shared.hook = Some(Arc::new(hook));
+        self
+    }
+
+    /// Appends the text `render` returns to every `/metrics` page (your own families, in
+    /// Prometheus text format; names must not repeat the built-in ones).
+    pub fn extra_metrics(mut self, render: impl Fn() -> String + Send + Sync + 'static) -> Self {
+        self.shared.extra_metrics = Some(Arc::new(render));
         self
     }
 

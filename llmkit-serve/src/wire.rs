@@ -8,8 +8,9 @@
 //! know for a model.
 
 use llmkit_core::{
-    ChatRequest, ChatResponse, ContentPart, FinishReason, ImageSource, Message, ResponseFormat,
-    Role, StreamEvent, ToolCall, ToolChoice, ToolDefinition, Usage,
+    ChatRequest, ChatResponse, ContentPart, FinishReason, ImageSource, Message, ModelInfo,
+    ResponseFormat, Role, StreamAccumulator, StreamEvent, ToolCall, ToolChoice, ToolDefinition,
+    Usage,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -583,7 +584,7 @@ pub struct ChunkWriter {
     created: u64,
     model: String,
     include_usage: bool,
-    usage: Usage,
+    usage: StreamAccumulator,
     role_sent: bool,
 }
 
@@ -595,7 +596,7 @@ impl ChunkWriter {
             created: unix_now(),
             model,
             include_usage,
-            usage: Usage::default(),
+            usage: StreamAccumulator::new(),
             role_sent: false,
         }
     }
@@ -671,28 +672,30 @@ impl ChunkWriter {
                     None,
                 ));
             }
-            StreamEvent::Usage { usage } => {
-                // Same folding as llmkit's accumulator: providers send cumulative or final counts.
-                self.usage.input_tokens = self.usage.input_tokens.max(usage.input_tokens);
-                self.usage.cached_input_tokens = self
-                    .usage
-                    .cached_input_tokens
-                    .max(usage.cached_input_tokens);
-                self.usage.output_tokens = self.usage.output_tokens.max(usage.output_tokens);
-                self.usage.reasoning_tokens =
-                    self.usage.reasoning_tokens.max(usage.reasoning_tokens);
+            event @ StreamEvent::Usage { .. } => {
+                // llmkit's accumulator folds usage (providers send cumulative or final counts);
+                // it only ever sees usage events here, so it holds no text.
+                self.usage.push(&event);
             }
             StreamEvent::Done { finish_reason } => {
                 self.role(&mut out);
                 out.push(self.chunk(Delta::default(), Some(finish_reason_str(&finish_reason))));
                 if self.include_usage {
+                    let mut folded = std::mem::take(&mut self.usage);
+                    folded.push(&StreamEvent::Done {
+                        finish_reason: FinishReason::Stop,
+                    });
+                    let usage = folded
+                        .finish(&ModelInfo::new("", ""))
+                        .map(|r| r.usage)
+                        .unwrap_or_default();
                     out.push(Chunk {
                         id: self.id.clone(),
                         object: "chat.completion.chunk",
                         created: self.created,
                         model: self.model.clone(),
                         choices: Vec::new(),
-                        usage: Some(WireUsage::from(&self.usage)),
+                        usage: Some(WireUsage::from(&usage)),
                     });
                 }
             }
