@@ -16,7 +16,9 @@ use llmkit::core::batch::{BatchItem, LocalBatchLane, PollPolicy, run_batch};
 use llmkit::core::cache::CacheLayer;
 use llmkit::core::cost::caching::{CacheEvent, PromptCacheSimulator, Retention, caching_rules};
 use llmkit::core::cost::{PriceTable, PricingMode};
+// Poison-tolerant: a panicked call cannot leave these counters half-written.
 use llmkit::core::route::{FnClassifier, Router};
+use llmkit::core::sync::lock;
 use llmkit::core::{
     ChatModel, ChatRequest, ChatResponse, Decimal, Message, ModelInfo, Pipeline, Reply, Result,
     ScriptedModel, async_trait, estimate_tokens,
@@ -158,11 +160,6 @@ pub fn dataset() -> Result<Dataset> {
         })
         .collect();
     Dataset::from_cases("support-traffic", cases).map_err(llmkit::core::Error::from)
-}
-
-/// Locks a mutex, ignoring poisoning (a panicked call cannot leave these counters half-written).
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The strong model answers everything well; the cheap one answers easy questions and

@@ -110,6 +110,42 @@ async fn hits_cost_nothing_and_report_savings() {
     assert_eq!(s.saved_usd, Decimal::new(1, 2));
 }
 
+/// Issue 17: a hit of an answer that carried no cost recorded `saved_usd=0`, as if the saving
+/// were known to be nothing. It is unknown: the trail says so and the stats count it apart.
+#[tokio::test]
+async fn a_hit_of_an_unpriced_answer_records_an_unknown_saving() {
+    let provider = Arc::new(
+        ScriptedModel::builder()
+            .model("house-model-7b")
+            .fallback("Paris")
+            .build(),
+    );
+    let cache = CacheLayer::new();
+    let stats = cache.stats_handle();
+    let model = Pipeline::builder().layer(cache).build(provider.clone());
+    let req = || ChatRequest::user("capital of france").with_temperature(0.0);
+    let first = model.chat(req()).await.unwrap();
+    assert_eq!(first.cost, None, "the provider double prices nothing");
+    let hit = model.chat(req()).await.unwrap();
+    let note = hit
+        .trail
+        .0
+        .iter()
+        .find(|n| n.layer == "cache" && n.event == "hit")
+        .unwrap();
+    assert!(note.detail.starts_with("saved_usd=unknown "), "{note:?}");
+    assert!(
+        note.detail
+            .contains(&format!("input_tokens={}", first.usage.input_tokens)),
+        "{note:?}"
+    );
+    let s = stats.get();
+    assert_eq!(
+        (s.hits, s.hits_unpriced, s.saved_usd),
+        (1, 1, Decimal::ZERO)
+    );
+}
+
 /// Attaches a fixed cost of one cent to every reply, like a priced provider.
 struct PricedModel(Arc<ScriptedModel>);
 

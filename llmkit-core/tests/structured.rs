@@ -208,6 +208,55 @@ async fn cost_is_summed_and_bounds_the_loop() {
     assert_eq!(costly.inner.call_count(), 2);
 }
 
+/// Issue 17: the cost bound failed open. A reply without a cost (an unpriced model) counted as
+/// $0, so the loop re-asked up to `max_attempts` whatever the bound said. It now fails closed
+/// before the re-ask, naming the model; `allow_unpriced(true)` is the explicit opt-out.
+#[tokio::test]
+async fn cost_bound_fails_closed_on_an_unpriced_model() {
+    let unpriced = ScriptedModel::builder()
+        .provider("acme")
+        .model("house-model-7b")
+        .fallback(BAD_ENUM)
+        .build();
+    let err = Structured::<Verdict>::new()
+        .max_attempts(5)
+        .max_cost_usd(Decimal::new(5, 2))
+        .generate(&unpriced, request())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(err.message().contains("acme/house-model-7b"), "{err}");
+    assert_eq!(unpriced.call_count(), 1, "no re-ask without a known cost");
+    assert_eq!(err.attempts().len(), 1, "the rejected attempt is kept");
+
+    // A valid first reply needs no re-ask, so there is nothing to refuse.
+    let good = ScriptedModel::builder()
+        .model("house-model-7b")
+        .reply(GOOD)
+        .build();
+    let out = Structured::<Verdict>::new()
+        .max_cost_usd(Decimal::new(5, 2))
+        .generate(&good, request())
+        .await
+        .unwrap();
+    assert_eq!((out.attempts, out.cost), (1, None));
+
+    // Without a bound there is nothing to check: unpriced replies are re-asked as before.
+    let model = ScriptedModel::builder().reply(BAD_ENUM).reply(GOOD).build();
+    let out = model.generate::<Verdict>(request()).await.unwrap();
+    assert_eq!(out.attempts, 2);
+
+    // The explicit opt-out counts the unknown cost as $0 and keeps re-asking.
+    let model = ScriptedModel::builder().reply(BAD_ENUM).reply(GOOD).build();
+    let out = Structured::<Verdict>::new()
+        .max_cost_usd(Decimal::new(5, 2))
+        .allow_unpriced(true)
+        .generate(&model, request())
+        .await
+        .unwrap();
+    assert_eq!(out.attempts, 2);
+}
+
 #[tokio::test]
 async fn native_schema_models_get_a_response_format() {
     let model = ScriptedModel::builder()

@@ -12,7 +12,6 @@ use llmkit_guard::input::checksum::{iban_valid, luhn_valid};
 use llmkit_guard::input::pii::{PiiDetector, PiiGuard, Vault, redact};
 use llmkit_guard::input::secrets::{SecretDetector, SecretGuard};
 use llmkit_guard::input::size::SizeLimit;
-use llmkit_guard::output::schema::extract_json;
 use llmkit_guard::output::urls::{UrlGuard, host_of};
 use llmkit_guard::{
     Action, Guard, GuardContext, InjectionGuard, InjectionScorer, Provenance, Spotlight,
@@ -115,7 +114,6 @@ proptest! {
         let _ = CharPolicy::new().findings(&text);
         let _ = luhn_valid(&text);
         let _ = iban_valid(&text);
-        let _ = extract_json(&text);
         let _ = host_of(&text);
         let _ = UrlGuard::new(["example.com"]).findings(&text);
         for mark in [Spotlight::delimit(), Spotlight::datamark(), Spotlight::encode()] {

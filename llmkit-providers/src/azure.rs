@@ -32,7 +32,6 @@ use crate::config::{ProviderConfig, ProviderKind};
 use crate::http::{self, ErrorRule};
 use crate::openai::{
     BodyOptions, CAPABILITIES, Endpoint, MaxTokensField, OpenAiEmbeddings, OpenAiModel, base_url,
-    config_transport,
 };
 
 /// Provider name of Azure OpenAI (OpenTelemetry `gen_ai.provider.name`).
@@ -100,7 +99,7 @@ fn azure_endpoint(config: &ProviderConfig, embeddings: bool) -> Result<Endpoint>
             strict_schemas: true,
         },
         capabilities: CAPABILITIES,
-        transport: config_transport(config),
+        transport: config.transport(),
     })
 }
 

@@ -22,6 +22,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use llmkit_core::schema::SchemaDialect;
 use llmkit_core::{Error, Result};
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -91,6 +92,28 @@ impl ProviderKind {
             ProviderKind::Anthropic => "anthropic",
             ProviderKind::Gemini | ProviderKind::Vertex => "gemini",
             ProviderKind::Ollama => "ollama",
+        }
+    }
+
+    /// The JSON Schema dialect this provider's structured output speaks: what its wire code
+    /// hands to [`llmkit_core::schema::to_dialect`]. OpenAI, Azure and compatible servers take
+    /// [`SchemaDialect::OpenAiStrict`] (a schema strict mode cannot express is sent as given,
+    /// non-strict); Gemini and Vertex the OpenAPI subset; Anthropic a tool `input_schema`;
+    /// Ollama plain JSON Schema. This is the one place that maps providers to dialects.
+    ///
+    /// ```
+    /// use llmkit_core::schema::SchemaDialect;
+    /// use llmkit_providers::ProviderKind;
+    /// assert_eq!(ProviderKind::Vertex.schema_dialect(), SchemaDialect::Gemini);
+    /// ```
+    pub fn schema_dialect(self) -> SchemaDialect {
+        match self {
+            ProviderKind::OpenAi | ProviderKind::OpenAiCompatible | ProviderKind::Azure => {
+                SchemaDialect::OpenAiStrict
+            }
+            ProviderKind::Anthropic => SchemaDialect::Anthropic,
+            ProviderKind::Gemini | ProviderKind::Vertex => SchemaDialect::Gemini,
+            ProviderKind::Ollama => SchemaDialect::Ollama,
         }
     }
 
@@ -227,6 +250,26 @@ impl fmt::Debug for ProviderConfig {
 }
 
 impl ProviderConfig {
+    /// The transport this section describes (its timeout and extra headers): the one place
+    /// every provider's `from_config` reads them from.
+    #[cfg(any(
+        feature = "openai",
+        feature = "anthropic",
+        feature = "gemini",
+        feature = "ollama"
+    ))]
+    pub(crate) fn transport(&self) -> crate::http::Transport {
+        crate::http::Transport {
+            timeout: self.timeout,
+            headers: self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            client: None,
+        }
+    }
+
     /// A config for `provider` and `model`; every other field unset.
     pub fn new(provider: ProviderKind, model: impl Into<String>) -> Self {
         ProviderConfig {
@@ -439,6 +482,26 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_provider_states_its_schema_dialect() {
+        let dialects: Vec<(&str, SchemaDialect)> = ProviderKind::ALL
+            .iter()
+            .map(|k| (k.as_str(), k.schema_dialect()))
+            .collect();
+        assert_eq!(
+            dialects,
+            [
+                ("openai", SchemaDialect::OpenAiStrict),
+                ("openai_compatible", SchemaDialect::OpenAiStrict),
+                ("azure", SchemaDialect::OpenAiStrict),
+                ("anthropic", SchemaDialect::Anthropic),
+                ("gemini", SchemaDialect::Gemini),
+                ("vertex", SchemaDialect::Gemini),
+                ("ollama", SchemaDialect::Ollama),
+            ]
+        );
+    }
 
     #[test]
     fn deserializes_a_toml_section_and_hides_secrets() {

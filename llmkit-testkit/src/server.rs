@@ -3,12 +3,14 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::Response;
 use axum::serve::ListenerExt;
+// A panicking test thread must not hide the recorded requests from the others.
+use llmkit_core::sync::lock;
 use llmkit_core::{Error, ErrorKind, Result};
 
 /// A response the fake server sends.
@@ -148,13 +150,6 @@ impl RecordedRequest {
 struct State {
     responses: VecDeque<CannedResponse>,
     requests: Vec<RecordedRequest>,
-}
-
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    // A panicking test thread must not hide the recorded requests from the others.
-    state
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A local HTTP/1.1 server on `127.0.0.1:0` that answers each request with the next queued

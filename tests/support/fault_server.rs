@@ -11,9 +11,11 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+// Poison-tolerant: a panicking test must not hide the recorded requests from the others.
+use llmkit::core::sync::lock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -154,10 +156,26 @@ struct State {
     script: Mutex<VecDeque<Fault>>,
     fallback: Mutex<Option<Fault>>,
     requests: Mutex<Vec<Recorded>>,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: Mutex<(usize, usize)>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+/// Counts a request as in flight until dropped, whichever way its answer ends.
+struct InFlight<'a>(&'a State);
+
+impl<'a> InFlight<'a> {
+    fn enter(state: &'a State) -> Self {
+        let mut n = lock(&state.in_flight);
+        n.0 += 1;
+        n.1 = n.1.max(n.0);
+        InFlight(state)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.in_flight).0 -= 1;
+    }
 }
 
 /// The running server; stops when dropped.
@@ -222,6 +240,12 @@ impl FaultServer {
     pub fn request_count(&self) -> usize {
         lock(&self.state.requests).len()
     }
+
+    /// The most requests that were being answered at the same time (a client-side concurrency
+    /// limit shows here as a ceiling).
+    pub fn max_concurrent(&self) -> usize {
+        lock(&self.state.in_flight).1
+    }
 }
 
 async fn read_request(socket: &mut TcpStream) -> std::io::Result<Recorded> {
@@ -285,6 +309,7 @@ fn reason(status: u16) -> &'static str {
 
 async fn serve(mut socket: TcpStream, state: &State) -> std::io::Result<()> {
     let request = read_request(&mut socket).await?;
+    let _in_flight = InFlight::enter(state);
     lock(&state.requests).push(request);
     let scripted = lock(&state.script).pop_front();
     let mut fault = scripted

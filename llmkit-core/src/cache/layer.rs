@@ -54,8 +54,12 @@ pub struct CacheStats {
     pub bypassed: u64,
     /// Requests that waited on an identical in-flight call instead of calling upstream.
     pub coalesced: u64,
-    /// Money not spent thanks to hits (sum of the original calls' cost).
+    /// Money not spent thanks to hits (sum of the original calls' cost, over hits whose
+    /// original cost was known).
     pub saved_usd: Decimal,
+    /// Hits whose original answer carried no cost (an unpriced model): their saving is
+    /// unknown, so it is counted here instead of as $0 in `saved_usd`.
+    pub hits_unpriced: u64,
 }
 
 #[derive(Default)]
@@ -64,6 +68,7 @@ struct Counters {
     misses: AtomicU64,
     bypassed: AtomicU64,
     coalesced: AtomicU64,
+    hits_unpriced: AtomicU64,
     saved: Mutex<Decimal>,
 }
 
@@ -199,6 +204,7 @@ impl CacheStatsHandle {
             bypassed: c.bypassed.load(Ordering::Relaxed),
             coalesced: c.coalesced.load(Ordering::Relaxed),
             saved_usd: *crate::sync::lock(&c.saved),
+            hits_unpriced: c.hits_unpriced.load(Ordering::Relaxed),
         }
     }
 }
@@ -226,14 +232,17 @@ struct Cached {
 }
 
 /// Turns a stored response into a hit noted by `layer`: zero usage and cost (nothing was
-/// spent), the original cost and tokens recorded in the trail as the saving.
+/// spent), the original cost and tokens recorded in the trail as the saving. The saving is
+/// `None`, and the trail says `saved_usd=unknown`, when the stored answer carried no cost: an
+/// unpriced answer saved an unknown amount, not $0.
 pub(crate) fn as_hit(
     mut stored: ChatResponse,
     request: &ChatRequest,
     layer: &str,
     extra: &str,
-) -> (ChatResponse, Decimal) {
-    let saved = stored.cost.as_ref().map_or(Decimal::ZERO, |c| c.total_usd);
+) -> (ChatResponse, Option<Decimal>) {
+    let saved = stored.cost.as_ref().map(|c| c.total_usd);
+    let saved_text = saved.map_or_else(|| "unknown".to_owned(), |d| d.to_string());
     let original_usage = stored.usage;
     // The trail of the call that produced the answer (its retries, fallbacks) is not this
     // call's: a hit made no attempt.
@@ -242,7 +251,7 @@ pub(crate) fn as_hit(
         layer,
         "hit",
         format!(
-            "saved_usd={saved} input_tokens={} output_tokens={}{extra}",
+            "saved_usd={saved_text} input_tokens={} output_tokens={}{extra}",
             original_usage.input_tokens, original_usage.output_tokens
         ),
     );
@@ -289,9 +298,14 @@ impl Cached {
         Ok(resp)
     }
 
-    fn record_hit(&self, saved: Decimal) {
+    fn record_hit(&self, saved: Option<Decimal>) {
         self.counters.hits.fetch_add(1, Ordering::Relaxed);
-        *crate::sync::lock(&self.counters.saved) += saved;
+        match saved {
+            Some(usd) => *crate::sync::lock(&self.counters.saved) += usd,
+            None => {
+                self.counters.hits_unpriced.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 }
 

@@ -126,6 +126,7 @@ type Validator<T> = Arc<dyn Fn(&T) -> std::result::Result<(), String> + Send + S
 pub struct Structured<T> {
     max_attempts: u32,
     max_cost_usd: Option<Decimal>,
+    allow_unpriced: bool,
     validators: Vec<Validator<T>>,
     _marker: PhantomData<fn() -> T>,
 }
@@ -135,6 +136,7 @@ impl<T> Clone for Structured<T> {
         Structured {
             max_attempts: self.max_attempts,
             max_cost_usd: self.max_cost_usd,
+            allow_unpriced: self.allow_unpriced,
             validators: self.validators.clone(),
             _marker: PhantomData,
         }
@@ -147,6 +149,7 @@ impl<T> fmt::Debug for Structured<T> {
             .field("type", &std::any::type_name::<T>())
             .field("max_attempts", &self.max_attempts)
             .field("max_cost_usd", &self.max_cost_usd)
+            .field("allow_unpriced", &self.allow_unpriced)
             .field("validators", &self.validators.len())
             .finish()
     }
@@ -157,6 +160,7 @@ impl<T> Default for Structured<T> {
         Structured {
             max_attempts: 3,
             max_cost_usd: None,
+            allow_unpriced: false,
             validators: Vec::new(),
             _marker: PhantomData,
         }
@@ -216,9 +220,20 @@ where
     }
 
     /// Stops re-asking once the summed cost of the attempts reaches this many US dollars
-    /// (default: no bound). Attempts without a known cost count as zero.
+    /// (default: no bound). Money fails closed: when a rejected reply carried no cost (the
+    /// model is not priced), the bound cannot be checked, so no re-ask is sent and the call
+    /// fails with [`ErrorKind::Config`] naming the unpriced `provider/model`, unless
+    /// [`allow_unpriced`](Self::allow_unpriced) says to count such attempts as $0.
     pub fn max_cost_usd(mut self, usd: Decimal) -> Self {
         self.max_cost_usd = Some(usd);
+        self
+    }
+
+    /// Counts attempts without a known cost as $0 against [`max_cost_usd`](Self::max_cost_usd)
+    /// instead of failing (default `false`: closed). The explicit opt-out for models no price
+    /// table knows, as `BudgetLayer::allow_unpriced` is for budgets.
+    pub fn allow_unpriced(mut self, allow: bool) -> Self {
+        self.allow_unpriced = allow;
         self
     }
 
@@ -306,6 +321,9 @@ where
 
         let mut usage = Usage::default();
         let mut cost: Option<Cost> = None;
+        // The first `provider/model` whose reply carried no cost: the cost bound cannot be
+        // checked past it.
+        let mut unpriced: Option<String> = None;
         let mut rejected: Vec<RejectedAttempt> = Vec::new();
         let mut responses = Vec::new();
         let mut trail = Trail::default();
@@ -332,8 +350,12 @@ where
                 .await
                 .map_err(|e| with_context(e.with_attempts(attempt_errors(&rejected))))?;
             usage.add(&response.usage);
-            if let Some(c) = &response.cost {
-                cost.get_or_insert_with(Cost::default).add(c);
+            match &response.cost {
+                Some(c) => cost.get_or_insert_with(Cost::default).add(c),
+                None => {
+                    unpriced
+                        .get_or_insert_with(|| format!("{}/{}", response.provider, response.model));
+                }
             }
             trail.0.extend(response.trail.0.iter().cloned());
             let raw_text = reply_text(&response);
@@ -398,12 +420,21 @@ where
                     responses.push(response);
                 }
             }
-            if let (Some(limit), Some(spent)) = (self.max_cost_usd, &cost)
-                && spent.total_usd >= limit
+            if let Some(limit) = self.max_cost_usd
                 && attempt < self.max_attempts
             {
-                budget_stop = true;
-                break;
+                if let Some(unpriced) = unpriced.as_ref().filter(|_| !self.allow_unpriced) {
+                    return Err(with_context(
+                        Error::config(format!(
+                            "structured output cost bound ${limit} cannot be checked: {unpriced} returned no cost, so no re-ask was sent (price the model, or set allow_unpriced(true) to count it as $0)"
+                        ))
+                        .with_attempts(attempt_errors(&rejected)),
+                    ));
+                }
+                if cost.as_ref().is_some_and(|spent| spent.total_usd >= limit) {
+                    budget_stop = true;
+                    break;
+                }
             }
         }
 

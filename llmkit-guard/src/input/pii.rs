@@ -150,66 +150,36 @@ const ADDRESS_US: &str = r"\b\d{1,5}\s+(?:[A-Z][a-z]+\s+){1,3}(?:Street|St|Avenu
 const ADDRESS_DE: &str = r"\b[A-ZÄÖÜ][a-zäöüß]+(?:straße|strasse|str\.|weg|platz|allee|gasse|damm|ring)\s+\d{1,4}[a-z]?\b";
 const POSTCODE_UK: &str = r"\b(?:[A-Z]{1,2}\d[A-Z\d]?) ?\d[ABD-HJLNP-UW-Z]{2}\b";
 
+/// Every detector pattern by rule name, in the order `Patterns` takes them: the one list
+/// the prefilter set, the compiled table and the benchmark's baseline are built from.
+const TABLE: [(&str, &str); 12] = [
+    ("email", EMAIL),
+    ("phone_intl", PHONE_INTL),
+    ("phone_nanp", PHONE_NANP),
+    ("card", CARD),
+    ("iban", IBAN),
+    ("ssn", SSN),
+    ("ipv4", IPV4),
+    ("ipv6", IPV6),
+    ("dob", DOB),
+    ("address_us", ADDRESS_US),
+    ("address_de", ADDRESS_DE),
+    ("postcode_uk", POSTCODE_UK),
+];
+
 /// The detector patterns, for the benchmark's `RegexSet` baseline.
 pub fn patterns() -> Vec<String> {
-    [
-        EMAIL,
-        PHONE_INTL,
-        PHONE_NANP,
-        CARD,
-        IBAN,
-        SSN,
-        IPV4,
-        IPV6,
-        DOB,
-        ADDRESS_US,
-        ADDRESS_DE,
-        POSTCODE_UK,
-    ]
-    .iter()
-    .map(|p| ascii_pattern(p))
-    .collect()
+    TABLE.iter().map(|(_, p)| ascii_pattern(p)).collect()
 }
 
 /// Every pattern in `patterns()` order, as one prefilter set.
-static PII_SET: LazyLock<Option<regex::RegexSet>> = LazyLock::new(|| {
-    compile_set([
-        EMAIL,
-        PHONE_INTL,
-        PHONE_NANP,
-        CARD,
-        IBAN,
-        SSN,
-        IPV4,
-        IPV6,
-        DOB,
-        ADDRESS_US,
-        ADDRESS_DE,
-        POSTCODE_UK,
-    ])
-});
+static PII_SET: LazyLock<Option<regex::RegexSet>> =
+    LazyLock::new(|| compile_set(TABLE.iter().map(|(_, p)| *p)));
 
 /// Every pattern, compiled, or the first that does not compile (surfaced by
 /// [`PiiDetector::try_new`]; never a pattern silently skipped).
 static PATTERNS: LazyLock<Result<Patterns, PatternError>> = LazyLock::new(|| {
-    let mut r = compile_table(
-        "pii",
-        [
-            ("email", EMAIL),
-            ("phone_intl", PHONE_INTL),
-            ("phone_nanp", PHONE_NANP),
-            ("card", CARD),
-            ("iban", IBAN),
-            ("ssn", SSN),
-            ("ipv4", IPV4),
-            ("ipv6", IPV6),
-            ("dob", DOB),
-            ("address_us", ADDRESS_US),
-            ("address_de", ADDRESS_DE),
-            ("postcode_uk", POSTCODE_UK),
-        ],
-    )?
-    .into_iter();
+    let mut r = compile_table("pii", TABLE)?.into_iter();
     let mut next = || {
         r.next().ok_or_else(|| PatternError {
             table: "pii",
@@ -393,7 +363,7 @@ impl PiiDetector {
             out.push(PiiMatch { kind, range, score });
         };
         // One prefilter pass says which patterns match at all (indices as in `patterns()`).
-        let hit = prefilter(PII_SET.as_ref(), 12, text);
+        let hit = prefilter(PII_SET.as_ref(), TABLE.len(), text);
         let on = |i: usize| hit.get(i).copied().unwrap_or(true);
         // Most text has no digit and no '@': skip whole pattern families cheaply.
         let has_digit = text.bytes().any(|b| b.is_ascii_digit());

@@ -1,9 +1,11 @@
 //! JSON Schema conformance of the model's answer.
 //!
 //! [`SchemaGuard`] compiles the schema once, at construction, with the `jsonschema` crate, then
-//! checks each answer: the whole text, or the first fenced ```` ```json ```` block, or the outermost
-//! `{...}` / `[...]` span, must parse and validate. Reasons list the first three violations with
-//! their JSON pointer.
+//! checks each answer: the whole text, or one of the JSON values embedded in it (a fenced
+//! ```` ```json ```` block, an object after some prose), must validate. Finding the values is
+//! structured output's job ([`json_candidates`]), so the guard and the re-ask loop read a reply
+//! the same way. Reasons list the first candidate's first three violations with their JSON
+//! pointer.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -39,36 +41,8 @@ pub fn compile_schema(schema: &Value) -> Result<jsonschema::Validator, Error> {
 
 // How a violation reads is llmkit-core's (`pointer: message`, one bounded line), shared with the
 // structured-output re-ask.
+use llmkit_core::structured::json_candidates;
 pub use llmkit_core::structured::violations;
-
-/// The JSON value in a model's answer: the whole text, a fenced json block, or the outermost
-/// object or array.
-pub fn extract_json(text: &str) -> Option<Value> {
-    let t = text.trim();
-    if let Ok(v) = serde_json::from_str(t) {
-        return Some(v);
-    }
-    if let Some(start) = t.find("```") {
-        let after = t.get(start + 3..)?;
-        let body_start = after.find('\n').map(|i| i + 1).unwrap_or(0);
-        let body = after.get(body_start..)?;
-        if let Some(end) = body.find("```") {
-            if let Ok(v) = serde_json::from_str(body.get(..end)?.trim()) {
-                return Some(v);
-            }
-        }
-    }
-    for (open, close) in [('{', '}'), ('[', ']')] {
-        if let (Some(s), Some(e)) = (t.find(open), t.rfind(close)) {
-            if s < e {
-                if let Ok(v) = serde_json::from_str(t.get(s..=e)?) {
-                    return Some(v);
-                }
-            }
-        }
-    }
-    None
-}
 
 /// The schema guard. Default action [`Action::Block`]; [`Action::Flag`] records violations
 /// without stopping (redaction does not apply and behaves like block).
@@ -112,13 +86,14 @@ impl Guard for SchemaGuard {
     }
 
     async fn check(&self, text: &str, _ctx: &GuardContext<'_>) -> Decision {
-        let reasons = match extract_json(text) {
-            None => vec!["answer is not valid json".to_owned()],
-            Some(v) => violations(&self.validator, &v, 3),
-        };
-        if reasons.is_empty() {
+        let candidates = json_candidates(text);
+        if candidates.iter().any(|v| self.validator.is_valid(v)) {
             return Decision::allow("schema");
         }
+        let reasons = match candidates.first() {
+            None => vec!["answer is not valid json".to_owned()],
+            Some(v) => violations(&self.validator, v, 3),
+        };
         let mut d = Decision::block("schema", 1.0, "");
         d.reasons = reasons;
         if self.action == Action::Flag {
@@ -132,18 +107,30 @@ impl Guard for SchemaGuard {
 mod tests {
     use super::*;
 
-    #[test]
-    fn extraction() {
-        assert_eq!(
-            extract_json(" {\"a\":1} "),
-            Some(serde_json::json!({"a":1}))
+    #[tokio::test]
+    async fn reads_a_reply_as_structured_output_does() {
+        let g = SchemaGuard::new(&serde_json::json!({
+            "type": "object", "required": ["a"], "properties": {"a": {"type": "integer"}}
+        }))
+        .unwrap();
+        let ctx = GuardContext::output();
+        for ok in [
+            " {\"a\":1} ",
+            "Here:\n```json\n{\"a\":2}\n```\nbye",
+            // A draft and a final answer: one valid candidate is enough (the old outermost-span
+            // reading parsed `{"b":1} final: {"a":3}` as one value and failed it).
+            "draft: {\"b\":1} final: {\"a\":3}",
+        ] {
+            assert!(g.check(ok, &ctx).await.is_allow(), "{ok}");
+        }
+        let d = g.check("no json", &ctx).await;
+        assert_eq!(d.reasons, ["answer is not valid json"]);
+        let d = g.check("so {\"a\": \"x\"} ok", &ctx).await;
+        assert!(
+            d.is_block() && d.reasons[0].contains("/a"),
+            "{:?}",
+            d.reasons
         );
-        assert_eq!(
-            extract_json("Here:\n```json\n{\"a\":2}\n```\nbye"),
-            Some(serde_json::json!({"a":2}))
-        );
-        assert_eq!(extract_json("so [1,2] ok"), Some(serde_json::json!([1, 2])));
-        assert_eq!(extract_json("no json"), None);
         assert!(SchemaGuard::new(&serde_json::json!({"type": 12})).is_err());
     }
 }

@@ -72,7 +72,8 @@ impl fmt::Debug for AnthropicModel {
 
 /// Builds an [`AnthropicModel`]; every setting has a documented default.
 #[must_use]
-#[derive(Clone)]
+// Derived: `SecretString` and `Transport` print no secret (key redacted, header names only).
+#[derive(Clone, Debug)]
 pub struct AnthropicBuilder {
     model: String,
     api_key: Option<SecretString>,
@@ -83,17 +84,6 @@ pub struct AnthropicBuilder {
     cache_ttl: CacheTtl,
     min_cache_tokens: Option<u32>,
     transport: http::Transport,
-}
-
-impl fmt::Debug for AnthropicBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AnthropicBuilder")
-            .field("model", &self.model)
-            .field("api_key", &self.api_key)
-            .field("base_url", &self.base_url)
-            .field("transport", &self.transport)
-            .finish_non_exhaustive()
-    }
 }
 
 impl AnthropicBuilder {
@@ -205,12 +195,7 @@ impl AnthropicModel {
         if let Some(v) = &config.api_version {
             b = b.api_version(v.clone());
         }
-        if let Some(t) = config.timeout {
-            b = b.timeout(t);
-        }
-        for (name, value) in &config.headers {
-            b = b.header(name.clone(), value.clone());
-        }
+        b.transport = config.transport();
         b.build()
     }
 

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use llmkit_core::schema::{SchemaDialect, to_dialect};
+use llmkit_core::schema::to_dialect;
 use llmkit_core::{
     ChatRequest, ChatResponse, ContentPart, Error, ErrorKind, FinishReason, ImageSource, Message,
     ResponseFormat, Result, Role, StreamEvent, ToolCall, ToolChoice, Usage,
@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::cache::{self, BreakpointSite, CachePlan, CacheTtl};
+use crate::config::ProviderKind;
 use crate::http::{ErrorMapper, ErrorRule};
 
 /// Provider name as in the OpenTelemetry `gen_ai.provider.name` attribute.
@@ -444,7 +445,7 @@ fn input_schema(schema: &Value) -> Result<Value> {
         Value::Object(_) => schema.clone(),
         _ => serde_json::json!({"type": "object", "properties": {}}),
     };
-    Ok(to_dialect(&object, SchemaDialect::Anthropic)?.schema)
+    Ok(to_dialect(&object, ProviderKind::Anthropic.schema_dialect())?.schema)
 }
 
 /// Tool names must match `^[a-zA-Z0-9_-]{1,64}$`.

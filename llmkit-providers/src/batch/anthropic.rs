@@ -8,6 +8,7 @@ use llmkit_core::batch::{
     BatchHandle, BatchItem, BatchLane, BatchProgress, BatchStatus, validate_items,
 };
 use llmkit_core::cost::PriceTable;
+use llmkit_core::sync;
 use llmkit_core::{ChatResponse, Error, ErrorKind, Result, async_trait};
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
@@ -252,10 +253,7 @@ impl BatchLane for AnthropicBatchLane {
                 )
                 .await?;
             let batch: MessageBatch = http::read_json(response, &self.model.mapper()).await?;
-            self.plans
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .insert(batch.id.clone(), plans);
+            sync::lock(&self.plans).insert(batch.id.clone(), plans);
             Ok(BatchHandle {
                 id: batch.id,
                 provider: self.model.info().provider.clone(),
@@ -294,10 +292,7 @@ impl BatchLane for AnthropicBatchLane {
                 .text()
                 .await
                 .map_err(|e| mapper.transport_error(e))?;
-            let plans = self
-                .plans
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
+            let plans = sync::lock(&self.plans)
                 .get(&handle.id)
                 .cloned()
                 .unwrap_or_default();

@@ -94,7 +94,8 @@ impl fmt::Debug for GeminiModel {
 
 /// Builds a [`GeminiModel`]; every setting has a documented default.
 #[must_use]
-#[derive(Clone)]
+// Derived: `SecretString` and `Transport` print no secret (key redacted, header names only).
+#[derive(Clone, Debug)]
 pub struct GeminiBuilder {
     model: String,
     vertex: Option<(String, String)>,
@@ -102,18 +103,6 @@ pub struct GeminiBuilder {
     base_url: Option<String>,
     embedding_model: String,
     transport: http::Transport,
-}
-
-impl fmt::Debug for GeminiBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("GeminiBuilder")
-            .field("model", &self.model)
-            .field("vertex", &self.vertex)
-            .field("credential", &self.credential)
-            .field("base_url", &self.base_url)
-            .field("transport", &self.transport)
-            .finish_non_exhaustive()
-    }
 }
 
 impl GeminiBuilder {
@@ -275,15 +264,10 @@ impl GeminiModel {
         if let Some(url) = &config.base_url {
             b = b.base_url(url.clone());
         }
-        if let Some(t) = config.timeout {
-            b = b.timeout(t);
-        }
         if let Some(m) = &config.embedding_model {
             b = b.embedding_model(m.clone());
         }
-        for (name, value) in &config.headers {
-            b = b.header(name.clone(), value.clone());
-        }
+        b.transport = config.transport();
         b.build()
     }
 

@@ -1,7 +1,7 @@
 //! Gemini `generateContent` wire types and the pure conversions between them and llmkit's
 //! types. Shared by the AI Studio and Vertex AI endpoints, which accept the same body.
 
-use llmkit_core::schema::{DroppedConstraint, SchemaDialect, TransformedSchema, to_dialect};
+use llmkit_core::schema::{DroppedConstraint, TransformedSchema, to_dialect};
 use llmkit_core::{
     ChatRequest, ChatResponse, ContentPart, Error, ErrorKind, FinishReason, ImageSource, Message,
     ResponseFormat, Result, Role, StreamEvent, ToolCall, ToolChoice, Usage,
@@ -9,6 +9,7 @@ use llmkit_core::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::config::ProviderKind;
 use crate::http::{ErrorMapper, ErrorRule};
 use crate::tool_names::tool_name_for_call;
 
@@ -173,7 +174,7 @@ pub(crate) struct FunctionCallingConfig {
 /// A JSON Schema in the OpenAPI subset Gemini's `responseSchema` and function `parameters`
 /// accept (the shared transform in `llmkit_core::schema`), with what it had to drop.
 fn gemini_schema(schema: &Value) -> Result<TransformedSchema> {
-    to_dialect(schema, SchemaDialect::Gemini)
+    to_dialect(schema, ProviderKind::Gemini.schema_dialect())
 }
 
 /// A built body plus the response-schema constraints Gemini will not enforce.

@@ -58,23 +58,14 @@ struct Inner {
 
 /// Builds an [`OllamaModel`]; every setting has a documented default.
 #[must_use]
-#[derive(Clone)]
+// Derived: `SecretString` and `Transport` print no secret (key redacted, header names only).
+#[derive(Clone, Debug)]
 pub struct OllamaBuilder {
     model: String,
     host: String,
     keep_alive: Option<String>,
     num_ctx: Option<u32>,
     transport: http::Transport,
-}
-
-impl fmt::Debug for OllamaBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OllamaBuilder")
-            .field("model", &self.model)
-            .field("host", &self.host)
-            .field("transport", &self.transport)
-            .finish_non_exhaustive()
-    }
 }
 
 impl OllamaBuilder {
@@ -155,12 +146,7 @@ impl OllamaModel {
         if let Some(url) = &config.base_url {
             b = b.host(url.clone());
         }
-        if let Some(t) = config.timeout {
-            b = b.timeout(t);
-        }
-        for (name, value) in &config.headers {
-            b = b.header(name.clone(), value.clone());
-        }
+        b.transport = config.transport();
         b.build()
     }
 

@@ -1,7 +1,7 @@
 //! Ollama native API (`/api/chat`, `/api/embed`) wire types and the pure conversions between
 //! them and llmkit's types.
 
-use llmkit_core::schema::{SchemaDialect, to_dialect};
+use llmkit_core::schema::to_dialect;
 use llmkit_core::{
     ChatRequest, ChatResponse, ContentPart, Error, ErrorKind, FinishReason, ImageSource, Message,
     ResponseFormat, Result, Role, StreamEvent, ToolCall, Usage,
@@ -9,6 +9,7 @@ use llmkit_core::{
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::config::ProviderKind;
 use crate::http::{ErrorMapper, ErrorRule};
 use crate::tool_names::tool_name_for_call;
 
@@ -182,7 +183,7 @@ pub(crate) fn build_request(req: &ChatRequest, opts: &BuildOptions) -> Result<Ch
         ResponseFormat::Text => None,
         ResponseFormat::Json => Some(Value::String("json".to_owned())),
         ResponseFormat::JsonSchema { schema, .. } => {
-            Some(to_dialect(schema, SchemaDialect::Ollama)?.schema)
+            Some(to_dialect(schema, ProviderKind::Ollama.schema_dialect())?.schema)
         }
     };
     Ok(ChatBody {

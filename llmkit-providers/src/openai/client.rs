@@ -103,22 +103,10 @@ pub(crate) fn base_url(raw: &str, env_var: &str) -> Result<String> {
     }
 }
 
-/// The transport a config section describes: its timeout and extra headers.
-pub(crate) fn config_transport(config: &ProviderConfig) -> http::Transport {
-    http::Transport {
-        timeout: config.timeout,
-        headers: config
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        client: None,
-    }
-}
-
 /// Builds an [`OpenAiModel`] (or [`OpenAiEmbeddings`]); every setting has a documented default.
 #[must_use]
-#[derive(Clone)]
+// Derived: `SecretString` and `Transport` print no secret (key redacted, header names only).
+#[derive(Clone, Debug)]
 pub struct OpenAiBuilder {
     model: String,
     compatible: bool,
@@ -127,18 +115,6 @@ pub struct OpenAiBuilder {
     organization: Option<String>,
     project: Option<String>,
     transport: http::Transport,
-}
-
-impl fmt::Debug for OpenAiBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OpenAiBuilder")
-            .field("model", &self.model)
-            .field("compatible", &self.compatible)
-            .field("api_key", &self.api_key)
-            .field("base_url", &self.base_url)
-            .field("transport", &self.transport)
-            .finish_non_exhaustive()
-    }
 }
 
 impl OpenAiBuilder {
@@ -399,7 +375,7 @@ fn builder_from_config(config: &ProviderConfig, model: &str) -> Result<OpenAiBui
     if let Some(project) = &config.project {
         b = b.project(project.clone());
     }
-    b.transport = config_transport(config);
+    b.transport = config.transport();
     Ok(b)
 }
 

@@ -44,7 +44,7 @@ use crate::http::ErrorRule;
 pub use client::{OpenAiBuilder, OpenAiEmbeddings, OpenAiModel};
 // What Azure builds its endpoint with.
 #[cfg(feature = "azure")]
-pub(crate) use client::{CAPABILITIES, Endpoint, base_url, config_transport};
+pub(crate) use client::{CAPABILITIES, Endpoint, base_url};
 #[cfg(feature = "azure")]
 pub(crate) use wire::{BodyOptions, MaxTokensField};
 

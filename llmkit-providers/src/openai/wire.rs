@@ -2,13 +2,15 @@
 //! and response bodies, and pure conversions to and from llmkit's types. No I/O here, so every
 //! mapping is unit-tested against the shared real payloads.
 
-use llmkit_core::schema::{SchemaDialect, to_dialect};
+use llmkit_core::schema::to_dialect;
 use llmkit_core::{
     ChatRequest, ChatResponse, ContentPart, Error, ErrorKind, FinishReason, ImageSource, Message,
     Result, Role, StreamEvent, ToolCall, ToolChoice, Usage,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use crate::config::ProviderKind;
 
 /// Which field carries the output-token limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,7 +270,7 @@ fn wire_schema(schema: &Value, strict: bool) -> (Value, bool) {
     if !strict {
         return (schema.clone(), false);
     }
-    match to_dialect(schema, SchemaDialect::OpenAiStrict) {
+    match to_dialect(schema, ProviderKind::OpenAi.schema_dialect()) {
         Ok(t) => (t.schema, true),
         Err(_) => (schema.clone(), false),
     }

@@ -9,7 +9,8 @@ use serde_json::{Map, Value};
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// The JSON Schema subset a provider accepts.
+/// The JSON Schema subset a provider accepts. Which provider speaks which dialect is provider
+/// knowledge and lives in `llmkit-providers` (`ProviderKind::schema_dialect`), not here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -33,18 +34,6 @@ pub enum SchemaDialect {
 }
 
 impl SchemaDialect {
-    /// The dialect for an OpenTelemetry provider name (`openai`, `azure.ai.openai`,
-    /// `anthropic`, `gcp.gemini`, `gemini`, `ollama`); anything else is [`SchemaDialect::PromptOnly`].
-    pub fn for_provider(provider: &str) -> Self {
-        match provider {
-            "openai" | "azure.ai.openai" | "azure" => SchemaDialect::OpenAiStrict,
-            "anthropic" => SchemaDialect::Anthropic,
-            "gcp.gemini" | "gemini" | "gcp.vertex_ai" => SchemaDialect::Gemini,
-            "ollama" => SchemaDialect::Ollama,
-            _ => SchemaDialect::PromptOnly,
-        }
-    }
-
     /// A stable lower-case name.
     pub fn as_str(self) -> &'static str {
         match self {

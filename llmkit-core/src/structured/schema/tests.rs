@@ -272,22 +272,6 @@ fn ollama_and_prompt_only_keep_the_schema() {
     assert_eq!(p.schema, schema);
 }
 
-#[test]
-fn provider_names_map_to_dialects() {
-    assert_eq!(
-        SchemaDialect::for_provider("openai"),
-        SchemaDialect::OpenAiStrict
-    );
-    assert_eq!(
-        SchemaDialect::for_provider("gcp.gemini"),
-        SchemaDialect::Gemini
-    );
-    assert_eq!(
-        SchemaDialect::for_provider("scripted"),
-        SchemaDialect::PromptOnly
-    );
-}
-
 fn arb_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
