@@ -7,6 +7,12 @@
 //! fast with [`ErrorKind::BudgetExceeded`] or is downgraded to a cheaper model, by policy.
 //! Reserving before the call keeps concurrent calls from overspending together.
 //!
+//! The spend lives in a [`BudgetLedger`]: [`MemoryBudgetLedger`] (the default) for one process,
+//! or a shared one (`llmkit_redis::RedisBudgetLedger`) so N replicas hold one budget. A ledger
+//! reserves against every limit in one atomic step, and a reservation carries a lease so a
+//! replica that dies mid-call cannot block a tenant forever. A ledger that cannot answer fails
+//! the call (money fails closed).
+//!
 //! **Money fails closed.** The layer prices what will actually be called: the
 //! [`candidates`](crate::ChatModel::candidates) of the model it wraps (a router's routes and
 //! escalation paths, a fallback's links), reserving for the most expensive one. A candidate the
@@ -115,20 +121,161 @@ impl std::fmt::Debug for OverBudget {
     }
 }
 
+/// One limit a reservation must fit: at most `limit` USD per `period` in `scope`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BudgetLimit {
+    /// What the limit counts: `"global"` or `"tenant:<name>"` for [`BudgetLayer`]'s limits.
+    pub scope: String,
+    /// Most the scope may spend per period.
+    pub limit: Decimal,
+    /// How long a window lasts; a window starts with the first reservation after the previous
+    /// one ended.
+    pub period: Duration,
+}
+
+/// Money held for one call until it is settled. Made by a [`BudgetLedger`]; the fields a
+/// ledger needs to settle it travel with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// Unique per reservation (a shared ledger stores its lease under this id).
+    pub id: String,
+    /// The amount held.
+    pub amount: Decimal,
+    /// The scopes it was held in, each with the start of the window it was held in (ledger
+    /// specific: milliseconds of the ledger's clock; the memory ledger leaves it 0).
+    pub windows: Vec<(String, i64)>,
+}
+
+/// Why a ledger refused a reservation: the first limit it would cross.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Index of that limit in the slice passed to [`BudgetLedger::reserve`].
+    pub index: usize,
+    /// Spent (settled plus reserved) in its current window.
+    pub spent: Decimal,
+    /// Its limit.
+    pub limit: Decimal,
+}
+
+/// Where spend is counted. The default is [`MemoryBudgetLedger`] (one process); a shared ledger
+/// (Redis) makes N replicas hold one budget.
+///
+/// Semantics every implementation keeps (the invariants of `shared/DESIGN.md`):
+/// - `reserve` is **atomic** over all `limits`: roll each window whose period has passed, then
+///   either add `amount` to every scope (each fits: `spent + amount <= limit`) or to none.
+/// - a reservation holds for `lease` at most: a holder that dies never settles, and a shared
+///   ledger releases its amount when the lease expires (an in-process ledger dies with its
+///   holder, so it may ignore the lease).
+/// - `settle` replaces the held amount with `actual` (0 releases it) in the window it was held
+///   in; a reservation whose lease already expired is charged `actual` afresh.
+///
+/// Required: all three methods.
+#[async_trait]
+pub trait BudgetLedger: Send + Sync {
+    /// Reserves `amount` in every limit's scope, or returns the first limit it would cross.
+    async fn reserve(
+        &self,
+        limits: &[BudgetLimit],
+        amount: Decimal,
+        lease: Duration,
+    ) -> Result<std::result::Result<Reservation, Refusal>>;
+    /// Replaces a reservation by the real cost.
+    async fn settle(&self, reservation: &Reservation, actual: Decimal) -> Result<()>;
+    /// Spent (settled plus reserved) in `scope`'s current window.
+    async fn spent(&self, scope: &str) -> Result<Decimal>;
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Window {
     started: tokio::time::Instant,
     spent: Decimal,
 }
 
+/// In-process [`BudgetLedger`]: one window per scope, started by its first reservation, on
+/// tokio's clock (so paused-clock tests can roll it). Reservation leases are not needed: the
+/// ledger dies with the process holding them.
 #[derive(Debug, Default)]
-struct Ledger {
-    tenants: HashMap<String, Window>,
-    global: Option<Window>,
+pub struct MemoryBudgetLedger {
+    windows: Mutex<HashMap<String, Window>>,
 }
 
+impl MemoryBudgetLedger {
+    /// An empty ledger.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl BudgetLedger for MemoryBudgetLedger {
+    async fn reserve(
+        &self,
+        limits: &[BudgetLimit],
+        amount: Decimal,
+        _lease: Duration,
+    ) -> Result<std::result::Result<Reservation, Refusal>> {
+        let now = tokio::time::Instant::now();
+        let mut windows = crate::sync::lock(&self.windows);
+        for (index, l) in limits.iter().enumerate() {
+            let w = windows.entry(l.scope.clone()).or_insert(Window {
+                started: now,
+                spent: Decimal::ZERO,
+            });
+            if now.duration_since(w.started) >= l.period {
+                *w = Window {
+                    started: now,
+                    spent: Decimal::ZERO,
+                };
+            }
+            if w.spent + amount > l.limit {
+                return Ok(Err(Refusal {
+                    index,
+                    spent: w.spent,
+                    limit: l.limit,
+                }));
+            }
+        }
+        // Commit only after every check passed, so a refused call reserves nothing.
+        for l in limits {
+            if let Some(w) = windows.get_mut(&l.scope) {
+                w.spent += amount;
+            }
+        }
+        Ok(Ok(Reservation {
+            id: String::new(),
+            amount,
+            windows: limits.iter().map(|l| (l.scope.clone(), 0)).collect(),
+        }))
+    }
+
+    async fn settle(&self, reservation: &Reservation, actual: Decimal) -> Result<()> {
+        let mut windows = crate::sync::lock(&self.windows);
+        for (scope, _) in &reservation.windows {
+            if let Some(w) = windows.get_mut(scope) {
+                w.spent = (w.spent + actual - reservation.amount).max(Decimal::ZERO);
+            }
+        }
+        Ok(())
+    }
+
+    async fn spent(&self, scope: &str) -> Result<Decimal> {
+        Ok(crate::sync::lock(&self.windows)
+            .get(scope)
+            .map_or(Decimal::ZERO, |w| w.spent))
+    }
+}
+
+/// The ledger scope of a tenant's limit.
+pub fn tenant_scope(tenant: &str) -> String {
+    format!("tenant:{tenant}")
+}
+
+/// The ledger scope of the global limit.
+pub const GLOBAL_SCOPE: &str = "global";
+
 /// Builds a budget layer. Defaults: no limits (so a bare layer only accounts), output estimated
-/// as `max_tokens` or 1,024 tokens, fail fast when over.
+/// as `max_tokens` or 1,024 tokens, fail fast when over, a [`MemoryBudgetLedger`], reservations
+/// leased for 10 minutes.
 #[must_use]
 #[derive(Clone)]
 pub struct BudgetLayer {
@@ -139,7 +286,8 @@ pub struct BudgetLayer {
     default_output_tokens: u64,
     on_exceed: OverBudget,
     allow_unpriced: bool,
-    ledger: Arc<Mutex<Ledger>>,
+    ledger: Arc<dyn BudgetLedger>,
+    lease: Duration,
 }
 
 impl std::fmt::Debug for BudgetLayer {
@@ -165,8 +313,24 @@ impl BudgetLayer {
             default_output_tokens: 1024,
             on_exceed: OverBudget::Fail,
             allow_unpriced: false,
-            ledger: Arc::new(Mutex::new(Ledger::default())),
+            ledger: Arc::new(MemoryBudgetLedger::new()),
+            lease: Duration::from_secs(600),
         }
+    }
+
+    /// Counts spend in `ledger` (default: a [`MemoryBudgetLedger`] of this layer and its clones).
+    /// A shared ledger makes every replica hold one budget; when it cannot answer, calls fail
+    /// (money fails closed).
+    pub fn ledger(mut self, ledger: Arc<dyn BudgetLedger>) -> Self {
+        self.ledger = ledger;
+        self
+    }
+
+    /// How long a reservation holds if its call never settles (its process died): default 10
+    /// minutes. Keep it above the longest call you allow; a shared ledger then releases it.
+    pub fn reservation_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
     }
 
     /// Most a single call may cost (estimated before the call).
@@ -211,16 +375,9 @@ impl BudgetLayer {
         self
     }
 
-    /// Spend recorded for a tenant in its current period.
-    pub fn tenant_spend(&self, tenant: &str) -> Decimal {
-        self.lock()
-            .tenants
-            .get(tenant)
-            .map_or(Decimal::ZERO, |w| w.spent)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Ledger> {
-        crate::sync::lock(&self.ledger)
+    /// Spend (settled plus reserved) recorded for a tenant in its current period.
+    pub async fn tenant_spend(&self, tenant: &str) -> Result<Decimal> {
+        self.ledger.spent(&tenant_scope(tenant)).await
     }
 
     /// The estimated cost of `request` on `info`'s model, or `None` when the pricer does not know
@@ -280,75 +437,70 @@ impl BudgetLayer {
         })
     }
 
-    /// Reserves `amount` for `tenant` against every limit, or says which limit it would cross.
-    fn reserve(&self, tenant: &str, amount: Decimal) -> std::result::Result<(), String> {
+    /// Reserves `amount` for `tenant` against every limit. `Ok(Err(why))` says which limit it
+    /// would cross; `Err` is a ledger failure (the call fails: money fails closed).
+    async fn reserve(
+        &self,
+        tenant: &str,
+        amount: Decimal,
+    ) -> Result<std::result::Result<Reservation, String>> {
         if let Some(limit) = self.per_request {
             if amount > limit {
-                return Err(format!(
+                return Ok(Err(format!(
                     "estimated ${} exceeds the per-request limit of ${limit}",
                     amount.round_dp(6)
-                ));
+                )));
             }
         }
-        let now = tokio::time::Instant::now();
-        let mut ledger = self.lock();
-        let fresh = |w: &mut Window, period: Duration| {
-            if now.duration_since(w.started) >= period {
-                *w = Window {
-                    started: now,
-                    spent: Decimal::ZERO,
-                };
-            }
-        };
+        let mut limits = Vec::with_capacity(2);
         if let Some((limit, period)) = self.per_tenant {
-            let w = ledger.tenants.entry(tenant.to_owned()).or_insert(Window {
-                started: now,
-                spent: Decimal::ZERO,
+            limits.push(BudgetLimit {
+                scope: tenant_scope(tenant),
+                limit,
+                period,
             });
-            fresh(w, period);
-            if w.spent + amount > limit {
-                return Err(format!(
-                    "tenant `{tenant}` has spent ${} of ${limit} this period; this call needs about ${}",
-                    w.spent.round_dp(6),
-                    amount.round_dp(6)
-                ));
-            }
         }
         if let Some((limit, period)) = self.global {
-            let w = ledger.global.get_or_insert(Window {
-                started: now,
-                spent: Decimal::ZERO,
+            limits.push(BudgetLimit {
+                scope: GLOBAL_SCOPE.to_owned(),
+                limit,
+                period,
             });
-            fresh(w, period);
-            if w.spent + amount > limit {
-                return Err(format!(
-                    "the global budget has ${} of ${limit} spent this period; this call needs about ${}",
-                    w.spent.round_dp(6),
-                    amount.round_dp(6)
-                ));
-            }
         }
-        // Commit only after every check passed, so a refused call reserves nothing.
-        if self.per_tenant.is_some() {
-            if let Some(w) = ledger.tenants.get_mut(tenant) {
-                w.spent += amount;
-            }
-        }
-        if let Some(w) = ledger.global.as_mut() {
-            w.spent += amount;
-        }
-        Ok(())
+        Ok(
+            match self.ledger.reserve(&limits, amount, self.lease).await? {
+                Ok(reservation) => Ok(reservation),
+                Err(refusal) => {
+                    let spent = refusal.spent.round_dp(6);
+                    let limit = refusal.limit;
+                    let needs = amount.round_dp(6);
+                    let is_tenant = self.per_tenant.is_some() && refusal.index == 0;
+                    Err(if is_tenant {
+                        format!(
+                            "tenant `{tenant}` has spent ${spent} of ${limit} this period; this call needs about ${needs}"
+                        )
+                    } else {
+                        format!(
+                            "the global budget has ${spent} of ${limit} spent this period; this call needs about ${needs}"
+                        )
+                    })
+                }
+            },
+        )
     }
 
-    /// Replaces a reservation with the real amount (negative deltas release).
-    fn settle(&self, tenant: &str, delta: Decimal) {
-        let mut ledger = self.lock();
-        if let Some(w) = ledger.tenants.get_mut(tenant) {
-            w.spent = (w.spent + delta).max(Decimal::ZERO);
+    /// Replaces a reservation with the real amount; a ledger failure is logged (the
+    /// reservation then stands until its lease expires).
+    async fn settle(&self, reservation: &Reservation, actual: Decimal) {
+        if let Err(e) = self.ledger.settle(reservation, actual).await {
+            tracing::warn!(error.type = e.kind().as_str(), "llmkit budget: could not settle a reservation: {e}");
         }
-        if let Some(w) = ledger.global.as_mut() {
-            w.spent = (w.spent + delta).max(Decimal::ZERO);
-        }
+    }
+
+    /// Settles from synchronous code (a stream's end).
+    fn settle_detached(&self, reservation: Reservation, actual: Decimal) {
+        let budget = self.clone();
+        crate::resilience::run_detached(async move { budget.settle(&reservation, actual).await });
     }
 }
 
@@ -368,18 +520,21 @@ struct Budgeted {
 
 impl Budgeted {
     /// Picks the model that fits the budget and reserves its worst-case estimate.
-    fn admit(&self, request: &ChatRequest) -> Result<(Arc<dyn ChatModel>, Decimal, bool)> {
+    async fn admit(
+        &self,
+        request: &ChatRequest,
+    ) -> Result<(Arc<dyn ChatModel>, Reservation, bool)> {
         let tenant = request.meta.tenant.as_deref().unwrap_or("");
         let primary = self.budget.worst_case(self.inner.as_ref(), request)?;
-        let refusal = match self.budget.reserve(tenant, primary) {
-            Ok(()) => return Ok((self.inner.clone(), primary, false)),
+        let refusal = match self.budget.reserve(tenant, primary).await? {
+            Ok(r) => return Ok((self.inner.clone(), r, false)),
             Err(why) => why,
         };
         if let OverBudget::Downgrade(cheaper) = &self.budget.on_exceed {
             let amount = self.budget.worst_case(cheaper.as_ref(), request)?;
-            if self.budget.reserve(tenant, amount).is_ok() {
+            if let Ok(r) = self.budget.reserve(tenant, amount).await? {
                 tracing::info!(reason = %refusal, to = %cheaper.info().model, "llmkit.budget.downgraded");
-                return Ok((cheaper.clone(), amount, true));
+                return Ok((cheaper.clone(), r, true));
             }
         }
         let info = self.inner.info();
@@ -403,13 +558,13 @@ impl ChatModel for Budgeted {
     }
 
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
-        let tenant = request.meta.tenant.clone().unwrap_or_default();
-        let (model, reserved, downgraded) = self.admit(&request)?;
+        let (model, reservation, downgraded) = self.admit(&request).await?;
+        let reserved = reservation.amount;
         match model.chat(request).await {
             Ok(mut resp) => {
                 // Unknown real cost: the reservation stands (fail closed).
                 let actual = self.budget.actual(&resp).unwrap_or(reserved);
-                self.budget.settle(&tenant, actual - reserved);
+                self.budget.settle(&reservation, actual).await;
                 if downgraded {
                     resp.trail
                         .push("budget", "downgraded", format!("to {}", resp.model));
@@ -422,39 +577,39 @@ impl ChatModel for Budgeted {
                 Ok(resp)
             }
             Err(e) => {
-                self.budget.settle(&tenant, -reserved);
+                self.budget.settle(&reservation, Decimal::ZERO).await;
                 Err(e)
             }
         }
     }
 
     async fn stream(&self, request: ChatRequest) -> Result<ChatStream> {
-        let tenant = request.meta.tenant.clone().unwrap_or_default();
-        let (model, reserved, _) = self.admit(&request)?;
+        let (model, reservation, _) = self.admit(&request).await?;
         let stream = match model.stream(request).await {
             Ok(stream) => stream,
             Err(e) => {
-                self.budget.settle(&tenant, -reserved);
+                self.budget.settle(&reservation, Decimal::ZERO).await;
                 return Err(e);
             }
         };
         // Settle when the stream completes, priced for the model that answered (named by its
         // `Start` event). A stream that failed or was dropped may have been billed for what it
-        // produced, so its reservation stands.
+        // produced, so its reservation stands (settled at the reserved amount, so a shared
+        // ledger does not release it when the lease expires).
         let budget = self.budget.clone();
         let candidates = model.candidates();
         Ok(crate::resilience::observe(stream, move |end| {
-            if let crate::resilience::StreamEnd::Completed(usage, Some(answered)) = end {
-                let actual = candidates
+            let reserved = reservation.amount;
+            let actual = match end {
+                crate::resilience::StreamEnd::Completed(usage, Some(answered)) => candidates
                     .iter()
                     .flat_map(|c| c.models.iter())
                     .find(|m| m.model == answered)
                     .and_then(|m| budget.pricer.price(&m.provider, &answered, &usage))
-                    .map(|c| c.total_usd);
-                if let Some(actual) = actual {
-                    budget.settle(&tenant, actual - reserved);
-                }
-            }
+                    .map_or(reserved, |c| c.total_usd),
+                _ => reserved,
+            };
+            budget.settle_detached(reservation, actual);
         }))
     }
 }

@@ -607,7 +607,7 @@ async fn budget_per_tenant_period_settles_and_resets() {
     for _ in 0..5 {
         model.chat(call("acme")).await.unwrap();
     }
-    let spent = budget.tenant_spend("acme");
+    let spent = budget.tenant_spend("acme").await.unwrap();
     assert!(
         spent < Decimal::new(1, 3),
         "settled to real usage, not the estimate: {spent}"
@@ -703,7 +703,10 @@ async fn budget_downgrades_by_policy_and_releases_on_error() {
         .await
         .is_err()
     );
-    assert_eq!(tenant_budget.tenant_spend("t"), Decimal::ZERO);
+    assert_eq!(
+        tenant_budget.tenant_spend("t").await.unwrap(),
+        Decimal::ZERO
+    );
 }
 
 mod batch {

@@ -3,12 +3,13 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use rust_decimal::Decimal;
 
 use super::key::{CacheKey, cache_key};
-use super::store::{CacheStore, MokaCacheStore};
+use super::store::{CacheStore, Fill, MokaCacheStore};
 use crate::error::Result;
 use crate::layer::Layer;
 use crate::model::{ChatModel, ChatStream, ModelInfo, response_to_events};
@@ -125,13 +126,23 @@ impl Drop for Lead<'_> {
 }
 
 /// Builds a [`CacheLayer`]. Defaults: [`MokaCacheStore::default`] (10,000 entries, one hour),
-/// [`CachePolicy::Deterministic`], not scoped by tenant.
+/// [`CachePolicy::Deterministic`], not scoped by tenant, fail open, fill lease 60 s polled every
+/// 50 ms.
 #[must_use]
 pub struct CacheLayer {
     store: Arc<dyn CacheStore>,
     policy: CachePolicy,
     scope_by_tenant: bool,
     counters: Arc<Counters>,
+    fill: FillConfig,
+}
+
+/// How misses coordinate through the store, and what a store failure does.
+#[derive(Debug, Clone, Copy)]
+struct FillConfig {
+    fail_open: bool,
+    lease: Duration,
+    poll: Duration,
 }
 
 impl std::fmt::Debug for CacheLayer {
@@ -139,6 +150,7 @@ impl std::fmt::Debug for CacheLayer {
         f.debug_struct("CacheLayer")
             .field("policy", &self.policy)
             .field("scope_by_tenant", &self.scope_by_tenant)
+            .field("fail_open", &self.fill.fail_open)
             .finish_non_exhaustive()
     }
 }
@@ -157,7 +169,34 @@ impl CacheLayer {
             policy: CachePolicy::default(),
             scope_by_tenant: false,
             counters: Arc::new(Counters::default()),
+            fill: FillConfig {
+                fail_open: true,
+                lease: Duration::from_secs(60),
+                poll: Duration::from_millis(50),
+            },
         }
+    }
+
+    /// Whether a failing store lets calls through (default `true`: the cache is an
+    /// optimisation, so an unreachable store costs upstream calls, never answers; the failure
+    /// is logged). `false` returns the store's error instead.
+    pub fn fail_open(mut self, open: bool) -> Self {
+        self.fill.fail_open = open;
+        self
+    }
+
+    /// How long a fill lease on a shared store holds a key before another replica may lead
+    /// (default 60 s): keep it above the longest call. A leader that dies blocks its key's
+    /// followers at most this long.
+    pub fn fill_lease(mut self, lease: Duration) -> Self {
+        self.fill.lease = lease;
+        self
+    }
+
+    /// How often a follower polls a shared store for another replica's fill (default 50 ms).
+    pub fn fill_poll(mut self, every: Duration) -> Self {
+        self.fill.poll = every.max(Duration::from_millis(1));
+        self
     }
 
     /// Uses another store (a bounded moka with your TTL, or a shared one).
@@ -218,8 +257,17 @@ impl Layer for CacheLayer {
             scope_by_tenant: self.scope_by_tenant,
             counters: self.counters.clone(),
             in_flight: Arc::new(Mutex::new(HashMap::new())),
+            fill: self.fill,
         })
     }
+}
+
+/// How [`Cached::lead_fill`] ended.
+enum Filled {
+    /// This call leads (with the store's lease token, if it took one).
+    Lead(Option<String>),
+    /// Another replica filled the key.
+    Stored(Box<ChatResponse>),
 }
 
 struct Cached {
@@ -229,6 +277,7 @@ struct Cached {
     scope_by_tenant: bool,
     counters: Arc<Counters>,
     in_flight: Arc<Mutex<HashMap<CacheKey, Arc<Flight>>>>,
+    fill: FillConfig,
 }
 
 /// Turns a stored response into a hit noted by `layer`: zero usage and cost (nothing was
@@ -280,6 +329,19 @@ impl Cached {
             flight,
             finished: false,
         };
+        // Across processes: a shared store names one leader per key; the others wait for its
+        // stored answer (dropping `lead` on an error hands local followers back to the loop).
+        let token = match self.lead_fill(&request, key).await? {
+            Filled::Lead(token) => token,
+            Filled::Stored(stored) => {
+                let stored = *stored;
+                lead.finish(&Ok(stored.clone()));
+                self.counters.coalesced.fetch_add(1, Ordering::Relaxed);
+                let (hit, saved) = as_hit(stored, &request, "cache", "");
+                self.record_hit(saved);
+                return Ok(hit);
+            }
+        };
         self.counters.misses.fetch_add(1, Ordering::Relaxed);
         let result = self.inner.chat(request).await;
         if let Ok(resp) = &result {
@@ -292,10 +354,63 @@ impl Cached {
                 }
             }
         }
+        if let Some(token) = token {
+            if let Err(e) = self.store.end_fill(key, &token).await {
+                tracing::warn!(error = %e, "llmkit.cache.end_fill_failed");
+            }
+        }
         lead.finish(&result);
         let mut resp = result?;
         resp.trail.push("cache", "miss", "");
         Ok(resp)
+    }
+
+    /// Takes the store's fill lease for `key`, or waits for the replica holding it: its
+    /// stored answer, or the lease when it ends (the leader failed or died). `Lead(None)`: the
+    /// store failed and the policy is fail-open, so this call goes upstream without a lease.
+    async fn lead_fill(&self, request: &ChatRequest, key: &CacheKey) -> Result<Filled> {
+        loop {
+            match self.store.try_fill(key, self.fill.lease).await {
+                Ok(Fill::Lead(token)) => return Ok(Filled::Lead(Some(token))),
+                Ok(Fill::Wait) => {}
+                Err(e) => return self.store_failed(e).map(|()| Filled::Lead(None)),
+            }
+            let deadline_near = request.meta.deadline.is_some_and(|d| {
+                d.saturating_duration_since(tokio::time::Instant::now().into_std())
+                    <= self.fill.poll
+            });
+            if deadline_near {
+                return Err(crate::Error::new(
+                    crate::ErrorKind::Timeout,
+                    "overall deadline exceeded waiting for another replica to fill the cache",
+                )
+                .unsent());
+            }
+            tokio::time::sleep(self.fill.poll).await;
+            match self.store.get(key).await {
+                Ok(Some(stored)) => return Ok(Filled::Stored(Box::new(stored))),
+                Ok(None) => {}
+                Err(e) => return self.store_failed(e).map(|()| Filled::Lead(None)),
+            }
+        }
+    }
+
+    /// Applies the failure policy to a store error: `Ok` (logged) when failing open.
+    fn store_failed(&self, e: crate::Error) -> Result<()> {
+        if self.fill.fail_open {
+            tracing::warn!(error = %e, "llmkit.cache.store_unavailable");
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }
+
+    /// Reads the store under the failure policy: a failing store reads as a miss when open.
+    async fn stored(&self, key: &CacheKey) -> Result<Option<ChatResponse>> {
+        match self.store.get(key).await {
+            Ok(found) => Ok(found),
+            Err(e) => self.store_failed(e).map(|()| None),
+        }
     }
 
     fn record_hit(&self, saved: Option<Decimal>) {
@@ -325,7 +440,7 @@ impl ChatModel for Cached {
             return self.inner.chat(request).await;
         }
         let key = cache_key(self.inner.info(), &request, self.scope_by_tenant);
-        if let Some(stored) = self.store.get(&key).await? {
+        if let Some(stored) = self.stored(&key).await? {
             let (hit, saved) = as_hit(stored, &request, "cache", "");
             self.record_hit(saved);
             tracing::debug!(key = %key, "llmkit.cache.hit");
@@ -362,7 +477,7 @@ impl ChatModel for Cached {
                 }
                 // The leader gave up: the answer may have been stored meanwhile, else lead.
                 Some(Outcome::Abandoned) | None => {
-                    if let Some(stored) = self.store.get(&key).await? {
+                    if let Some(stored) = self.stored(&key).await? {
                         let (hit, saved) = as_hit(stored, &request, "cache", "");
                         self.record_hit(saved);
                         return Ok(hit);
@@ -377,7 +492,7 @@ impl ChatModel for Cached {
         // cached).
         if self.policy.admits(&request) {
             let key = cache_key(self.inner.info(), &request, self.scope_by_tenant);
-            if let Some(stored) = self.store.get(&key).await? {
+            if let Some(stored) = self.stored(&key).await? {
                 let (hit, saved) = as_hit(stored, &request, "cache", "");
                 self.record_hit(saved);
                 let events = response_to_events(&hit);

@@ -34,4 +34,4 @@ mod store;
 pub use key::{CacheKey, cache_key, canonical_json};
 pub use layer::{CacheLayer, CachePolicy, CacheStats, CacheStatsHandle};
 pub use semantic::SemanticCacheLayer;
-pub use store::{CacheStore, MokaCacheStore};
+pub use store::{CacheStore, Fill, MokaCacheStore};

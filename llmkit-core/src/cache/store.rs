@@ -8,9 +8,27 @@ use super::key::CacheKey;
 use crate::error::Result;
 use crate::response::ChatResponse;
 
-/// A store of cached responses. The moka default lives in one process; implement this trait over
-/// a shared engine (Redis: `GET`/`SET key value PX ttl`, values as the response's JSON) so many
-/// replicas share hits. Stores must be safe to call concurrently.
+/// Who fills a missing entry, as a store that coordinates processes answers
+/// [`CacheStore::try_fill`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fill {
+    /// This caller leads: it calls upstream, stores the answer, then ends its lease with
+    /// [`CacheStore::end_fill`] and this token.
+    Lead(String),
+    /// Another process holds the lease: poll [`CacheStore::get`] until the answer appears or the
+    /// lease ends.
+    Wait,
+}
+
+/// A store of cached responses. The moka default lives in one process; a shared store
+/// (`llmkit_redis::RedisCacheStore`) lets many replicas share hits and fills. Stores must be safe
+/// to call concurrently.
+///
+/// Required: `get`, `put`, `remove`. `try_fill`/`end_fill` have defaults for a store used by one
+/// process, where the cache layer's in-process single flight already makes one leader per key; a
+/// shared store overrides them with a lease (Redis: `SET lease token NX PX ms`) so one replica
+/// leads per key and a leader that dies releases the key when its lease expires.
 #[async_trait]
 pub trait CacheStore: Send + Sync {
     /// The cached response for `key`, if present and fresh.
@@ -19,6 +37,18 @@ pub trait CacheStore: Send + Sync {
     async fn put(&self, key: &CacheKey, response: &ChatResponse) -> Result<()>;
     /// Removes an entry (for invalidation).
     async fn remove(&self, key: &CacheKey) -> Result<()>;
+    /// Asks to lead the fill of a missing `key` for at most `lease`. Default: always
+    /// [`Fill::Lead`] (one process needs no lease).
+    async fn try_fill(&self, key: &CacheKey, lease: Duration) -> Result<Fill> {
+        let _ = (key, lease);
+        Ok(Fill::Lead(String::new()))
+    }
+    /// Ends a fill lease taken by [`try_fill`](Self::try_fill) (only if `token` still holds it).
+    /// Default: nothing to end.
+    async fn end_fill(&self, key: &CacheKey, token: &str) -> Result<()> {
+        let _ = (key, token);
+        Ok(())
+    }
 }
 
 /// In-process cache on moka: bounded by entry count, entries expire after a time to live.

@@ -6,6 +6,12 @@
 //! refill continuously (`limit / 60 s`) up to one minute's worth. Tokens are estimated before the
 //! call ([`estimate_tokens`] of the prompt plus `max_tokens`) and settled with the real usage
 //! after it, so the bucket tracks what the provider will count.
+//!
+//! The buckets live in a [`RateLimitStore`]: [`MemoryRateLimitStore`] (the default) for one
+//! process, or a shared one (`llmkit_redis::RedisRateLimitStore`, GCRA in a Lua script) so N
+//! replicas stay under one provider quota together. Concurrency slots stay per process: a
+//! semaphore permit cannot outlive its holder, and a shared one would need leases for nothing a
+//! requests-per-minute limit does not already bound.
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -16,7 +22,7 @@ use serde::Serialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use super::{Registry, StreamEnd, bounded, lock, observe, target_model};
+use super::{Registry, StreamEnd, bounded, lock, observe, run_detached, target_model};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layer::Layer;
 use crate::model::{ChatModel, ChatStream, ModelInfo};
@@ -54,8 +60,8 @@ pub struct LimitSnapshot {
 #[derive(Debug, Clone, Copy)]
 struct Config {
     concurrency: Option<usize>,
-    rpm: Option<u32>,
-    tpm: Option<u64>,
+    rpm: Option<(u64, Duration)>,
+    tpm: Option<(u64, Duration)>,
     mode: LimitMode,
     max_wait: Option<Duration>,
 }
@@ -83,6 +89,7 @@ struct Config {
 pub struct LimitLayer {
     config: Config,
     registry: Arc<Registry<Limiter>>,
+    store: Arc<dyn RateLimitStore>,
 }
 
 impl fmt::Debug for LimitLayer {
@@ -101,7 +108,8 @@ impl Default for LimitLayer {
 
 impl LimitLayer {
     /// Defaults: no limit of any kind (set the ones you need), [`LimitMode::Wait`], no
-    /// `max_wait` (only the request's deadline bounds waiting).
+    /// `max_wait` (only the request's deadline bounds waiting), buckets in a
+    /// [`MemoryRateLimitStore`] shared by this layer's clones.
     pub fn new() -> Self {
         LimitLayer {
             config: Config {
@@ -112,7 +120,16 @@ impl LimitLayer {
                 max_wait: None,
             },
             registry: Arc::new(Registry::new()),
+            store: Arc::new(MemoryRateLimitStore::default()),
         }
+    }
+
+    /// Keeps the request and token buckets in `store` (default: in process). A shared store
+    /// makes replicas count against one limit; when it cannot answer, calls fail with its error
+    /// (a limit that cannot be checked is not silently lifted).
+    pub fn store(mut self, store: Arc<dyn RateLimitStore>) -> Self {
+        self.store = store;
+        self
     }
 
     /// Calls in flight at once per provider+model (default: unlimited; at least 1).
@@ -122,14 +139,25 @@ impl LimitLayer {
     }
 
     /// Requests per minute per provider+model (default: unlimited; at least 1).
-    pub fn requests_per_minute(mut self, n: u32) -> Self {
-        self.config.rpm = Some(n.max(1));
+    pub fn requests_per_minute(self, n: u32) -> Self {
+        self.requests_per(u64::from(n), Duration::from_secs(60))
+    }
+
+    /// `n` requests per `period` per provider+model (at least 1 per at least 1 ms): the bucket
+    /// holds `n` and refills continuously at `n / period`.
+    pub fn requests_per(mut self, n: u64, period: Duration) -> Self {
+        self.config.rpm = Some((n.max(1), period.max(Duration::from_millis(1))));
         self
     }
 
     /// Tokens (input + output) per minute per provider+model (default: unlimited; at least 1).
-    pub fn tokens_per_minute(mut self, n: u64) -> Self {
-        self.config.tpm = Some(n.max(1));
+    pub fn tokens_per_minute(self, n: u64) -> Self {
+        self.tokens_per(n, Duration::from_secs(60))
+    }
+
+    /// `n` tokens per `period` per provider+model, like [`requests_per`](Self::requests_per).
+    pub fn tokens_per(mut self, n: u64, period: Duration) -> Self {
+        self.config.tpm = Some((n.max(1), period.max(Duration::from_millis(1))));
         self
     }
 
@@ -153,14 +181,15 @@ impl LimitLayer {
     fn limiter(&self, provider: &str, model: &str) -> Arc<Limiter> {
         let config = self.config;
         self.registry
-            .get_or_insert(provider, model, || Limiter::new(config))
+            .get_or_insert(provider, model, || Limiter::new(config, provider, model))
     }
 
-    /// The state of one provider+model's limiter, if a call created it.
+    /// The state of one provider+model's limiter, if a call created it. Bucket levels are
+    /// `None` when the store cannot read them without a round trip (a shared store).
     pub fn snapshot(&self, provider: &str, model: &str) -> Option<LimitSnapshot> {
         self.registry
             .get(provider, model)
-            .map(|l| l.snapshot(provider, model))
+            .map(|l| l.snapshot(self.store.as_ref(), provider, model))
     }
 
     /// Every limiter's state, sorted by provider and model.
@@ -168,7 +197,7 @@ impl LimitLayer {
         self.registry
             .all()
             .into_iter()
-            .map(|((p, m), l)| l.snapshot(&p, &m))
+            .map(|((p, m), l)| l.snapshot(self.store.as_ref(), &p, &m))
             .collect()
     }
 }
@@ -179,6 +208,67 @@ impl Layer for LimitLayer {
             layer: self.clone(),
             inner,
         })
+    }
+}
+
+/// One bucket a call takes from: at most `limit` units per `period`, refilled continuously.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RateBucket {
+    /// Identifies the bucket (the layer uses `<provider>/<model>/requests` and `/tokens`).
+    pub key: String,
+    /// Units this call takes (1 for a request, the token estimate for tokens). A negative cost
+    /// gives units back.
+    pub cost: f64,
+    /// Bucket capacity: units per period.
+    pub limit: u64,
+    /// The period `limit` refills over.
+    pub period: Duration,
+}
+
+/// The answer of [`RateLimitStore::acquire`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Admission {
+    /// Taken; go now.
+    Now,
+    /// Taken (reserved ahead, so callers are served in arrival order); go after `wait`.
+    After {
+        /// How long the caller waits before sending.
+        wait: Duration,
+        /// Index of the bucket that imposed the wait.
+        bucket: usize,
+    },
+    /// Nothing taken: the wait would exceed `max_wait`.
+    Refused {
+        /// When the buckets could admit the call.
+        retry_after: Duration,
+        /// Index of the bucket that refused.
+        bucket: usize,
+    },
+}
+
+/// Where rate-limit buckets live. The default is [`MemoryRateLimitStore`] (one process); a
+/// shared store makes replicas count against one limit.
+///
+/// Semantics every implementation keeps: `acquire` is **atomic** over all `buckets`: compute the
+/// wait until each bucket holds its `cost`; if the longest wait exceeds `max_wait` (`None`:
+/// unbounded) take nothing and refuse, else take every cost now (a bucket may go below zero:
+/// the taker waits out the debt). `adjust` takes `cost` more (negative: gives back, never above
+/// capacity). Required: `acquire` and `adjust`; `level` has a default.
+#[async_trait]
+pub trait RateLimitStore: Send + Sync {
+    /// Takes every bucket's cost, or refuses without taking anything.
+    async fn acquire(
+        &self,
+        buckets: &[RateBucket],
+        max_wait: Option<Duration>,
+    ) -> Result<Admission>;
+    /// Takes `bucket.cost` more from the bucket (negative: gives it back).
+    async fn adjust(&self, bucket: &RateBucket) -> Result<()>;
+    /// Units available now in `key`, when readable without a round trip (default: `None`).
+    fn level(&self, key: &str) -> Option<f64> {
+        let _ = key;
+        None
     }
 }
 
@@ -194,11 +284,11 @@ struct Bucket {
 
 impl Bucket {
     #[allow(clippy::cast_precision_loss)]
-    fn per_minute(n: u64) -> Self {
+    fn new(n: u64, period: Duration) -> Self {
         Bucket {
             capacity: n as f64,
             level: n as f64,
-            per_sec: n as f64 / 60.0,
+            per_sec: n as f64 / period.as_secs_f64(),
             last: Instant::now(),
         }
     }
@@ -224,34 +314,104 @@ impl Bucket {
     }
 }
 
+/// In-process [`RateLimitStore`]: token buckets on tokio's clock (paused-clock tests work).
+#[derive(Debug, Default)]
+pub struct MemoryRateLimitStore {
+    buckets: Mutex<std::collections::HashMap<String, Bucket>>,
+}
+
+#[async_trait]
+impl RateLimitStore for MemoryRateLimitStore {
+    async fn acquire(
+        &self,
+        buckets: &[RateBucket],
+        max_wait: Option<Duration>,
+    ) -> Result<Admission> {
+        let now = Instant::now();
+        let mut map = lock(&self.buckets);
+        let mut wait = (Duration::ZERO, 0);
+        for (i, b) in buckets.iter().enumerate() {
+            let bucket = map
+                .entry(b.key.clone())
+                .or_insert_with(|| Bucket::new(b.limit, b.period));
+            bucket.refill(now);
+            let w = bucket.wait_for(b.cost);
+            if w > wait.0 {
+                wait = (w, i);
+            }
+        }
+        if max_wait.is_some_and(|max| wait.0 > max) {
+            return Ok(Admission::Refused {
+                retry_after: wait.0,
+                bucket: wait.1,
+            });
+        }
+        for b in buckets {
+            if let Some(bucket) = map.get_mut(&b.key) {
+                bucket.adjust(-b.cost);
+            }
+        }
+        Ok(if wait.0.is_zero() {
+            Admission::Now
+        } else {
+            Admission::After {
+                wait: wait.0,
+                bucket: wait.1,
+            }
+        })
+    }
+
+    async fn adjust(&self, bucket: &RateBucket) -> Result<()> {
+        if let Some(b) = lock(&self.buckets).get_mut(&bucket.key) {
+            b.adjust(-bucket.cost);
+        }
+        Ok(())
+    }
+
+    fn level(&self, key: &str) -> Option<f64> {
+        lock(&self.buckets).get_mut(key).map(|b| {
+            b.refill(Instant::now());
+            b.level
+        })
+    }
+}
+
+/// Adjusts a bucket from synchronous code. A failure is logged: the bucket then stays as
+/// reserved, the conservative side.
+fn adjust_detached(store: Arc<dyn RateLimitStore>, bucket: RateBucket) {
+    run_detached(async move {
+        if let Err(e) = store.adjust(&bucket).await {
+            tracing::warn!(error.type = e.kind().as_str(), "llmkit limit: could not settle tokens: {e}");
+        }
+    });
+}
+
+/// One provider+model's concurrency slots and bucket names.
 struct Limiter {
     semaphore: Option<Arc<Semaphore>>,
     concurrency: usize,
-    requests: Option<Mutex<Bucket>>,
-    tokens: Option<Mutex<Bucket>>,
+    requests: Option<RateBucket>,
+    tokens: Option<RateBucket>,
 }
 
 impl Limiter {
-    fn new(config: Config) -> Self {
+    fn new(config: Config, provider: &str, model: &str) -> Self {
+        let bucket = |kind: &str, (limit, period): (u64, Duration)| RateBucket {
+            key: format!("{provider}/{model}/{kind}"),
+            cost: 0.0,
+            limit,
+            period,
+        };
         Limiter {
             semaphore: config.concurrency.map(|n| Arc::new(Semaphore::new(n))),
             concurrency: config.concurrency.unwrap_or(0),
-            requests: config
-                .rpm
-                .map(|n| Mutex::new(Bucket::per_minute(u64::from(n)))),
-            tokens: config.tpm.map(|n| Mutex::new(Bucket::per_minute(n))),
+            requests: config.rpm.map(|r| bucket("requests", r)),
+            tokens: config.tpm.map(|t| bucket("tokens", t)),
         }
     }
 
-    fn snapshot(&self, provider: &str, model: &str) -> LimitSnapshot {
-        let now = Instant::now();
-        let level = |b: &Option<Mutex<Bucket>>| {
-            b.as_ref().map(|b| {
-                let mut b = lock(b);
-                b.refill(now);
-                b.level
-            })
-        };
+    fn snapshot(&self, store: &dyn RateLimitStore, provider: &str, model: &str) -> LimitSnapshot {
+        let level = |b: &Option<RateBucket>| b.as_ref().and_then(|b| store.level(&b.key));
         LimitSnapshot {
             provider: provider.to_owned(),
             model: model.to_owned(),
@@ -262,63 +422,41 @@ impl Limiter {
             tokens_available: level(&self.tokens),
         }
     }
-
-    /// The wait needed for one request of `tokens`, and which limit imposes it.
-    fn needed(&self, tokens: f64, now: Instant) -> (Duration, &'static str) {
-        let mut wait = (Duration::ZERO, "");
-        if let Some(b) = &self.requests {
-            let mut b = lock(b);
-            b.refill(now);
-            wait = wait.max((b.wait_for(1.0), "requests-per-minute"));
-        }
-        if let Some(b) = &self.tokens {
-            let mut b = lock(b);
-            b.refill(now);
-            let w = b.wait_for(tokens);
-            if w > wait.0 {
-                wait = (w, "tokens-per-minute");
-            }
-        }
-        wait
-    }
-
-    fn reserve(&self, tokens: f64) {
-        if let Some(b) = &self.requests {
-            lock(b).adjust(-1.0);
-        }
-        if let Some(b) = &self.tokens {
-            lock(b).adjust(-tokens);
-        }
-    }
-
-    fn adjust_tokens(&self, delta: f64) {
-        if let Some(b) = &self.tokens {
-            lock(b).adjust(delta);
-        }
-    }
 }
 
-/// Reserved capacity for one call: refunds the reservation when dropped before `settle`.
+/// Reserved capacity for one call: refunds the token reservation when dropped before `settle`.
 struct Ticket {
-    limiter: Arc<Limiter>,
+    store: Arc<dyn RateLimitStore>,
+    tokens: Option<RateBucket>,
     estimate: f64,
     _permit: Option<OwnedSemaphorePermit>,
     settled: bool,
 }
 
 impl Ticket {
+    /// Gives back `delta` tokens (negative: takes more).
+    fn give_back(&self, delta: f64) {
+        if let Some(b) = &self.tokens {
+            let bucket = RateBucket {
+                cost: -delta,
+                ..b.clone()
+            };
+            adjust_detached(self.store.clone(), bucket);
+        }
+    }
+
     /// Replaces the estimate by the real usage; returns a trail detail.
     #[allow(clippy::cast_precision_loss)]
     fn settle(mut self, used: Option<u64>) -> String {
         self.settled = true;
         match used {
             Some(used) => {
-                self.limiter.adjust_tokens(self.estimate - used as f64);
+                self.give_back(self.estimate - used as f64);
                 format!("estimated {} tokens, used {used}", self.estimate)
             }
             // Failed call: the provider counted the request but (almost) no tokens.
             None => {
-                self.limiter.adjust_tokens(self.estimate);
+                self.give_back(self.estimate);
                 format!("estimated {} tokens, refunded after failure", self.estimate)
             }
         }
@@ -328,7 +466,7 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         if !self.settled {
-            self.limiter.adjust_tokens(self.estimate);
+            self.give_back(self.estimate);
         }
     }
 }
@@ -354,35 +492,63 @@ impl Limit {
         #[allow(clippy::cast_precision_loss)]
         let estimate =
             (estimate_tokens(&request.text()) + u64::from(request.max_tokens.unwrap_or(0))) as f64;
-        if let Some(tpm) = cfg.tpm {
+        if let Some((tpm, period)) = cfg.tpm {
             #[allow(clippy::cast_precision_loss)]
             if estimate > tpm as f64 {
                 return Err(self.limit_error(format!(
-                    "request needs about {estimate} tokens but the limit for {}/{model} is {tpm} per minute",
-                    info.provider
+                    "request needs about {estimate} tokens but the limit for {}/{model} is {tpm} per {}",
+                    info.provider,
+                    if period == Duration::from_secs(60) { "minute".to_owned() } else { format!("{period:?}") }
                 )));
             }
         }
         let started = Instant::now();
-        let (wait, which) = limiter.needed(estimate, started);
-        if !wait.is_zero() {
-            let refuse = |why: &str| {
-                self.limit_error(format!(
-                    "{which} limit reached for {}/{model}: {why}",
-                    info.provider
-                ))
-                .with_retry_after(wait)
+        let mut buckets = Vec::with_capacity(2);
+        let mut names = Vec::with_capacity(2);
+        if let Some(b) = &limiter.requests {
+            buckets.push(RateBucket {
+                cost: 1.0,
+                ..b.clone()
+            });
+            names.push("requests-per-minute");
+        }
+        if let Some(b) = &limiter.tokens {
+            buckets.push(RateBucket {
+                cost: estimate,
+                ..b.clone()
+            });
+            names.push("tokens-per-minute");
+        }
+        let mut wait = Duration::ZERO;
+        if !buckets.is_empty() {
+            let max_wait = match cfg.mode {
+                LimitMode::FailFast => Some(Duration::ZERO),
+                LimitMode::Wait => bounded(cfg.max_wait, &request.meta),
             };
-            if cfg.mode == LimitMode::FailFast {
-                return Err(refuse("failing fast"));
-            }
-            if bounded(cfg.max_wait, &request.meta).is_some_and(|left| left < wait) {
-                return Err(refuse("the wait would pass the deadline"));
+            match self.layer.store.acquire(&buckets, max_wait).await? {
+                Admission::Now => {}
+                Admission::After { wait: w, .. } => wait = w,
+                Admission::Refused {
+                    retry_after,
+                    bucket,
+                } => {
+                    let which = names.get(bucket).copied().unwrap_or("rate");
+                    let why = match cfg.mode {
+                        LimitMode::FailFast => "failing fast",
+                        LimitMode::Wait => "the wait would pass the deadline",
+                    };
+                    return Err(self
+                        .limit_error(format!(
+                            "{which} limit reached for {}/{model}: {why}",
+                            info.provider
+                        ))
+                        .with_retry_after(retry_after));
+                }
             }
         }
-        limiter.reserve(estimate);
         let mut ticket = Ticket {
-            limiter: limiter.clone(),
+            store: self.layer.store.clone(),
+            tokens: limiter.tokens.clone(),
             estimate,
             _permit: None,
             settled: false,

@@ -75,7 +75,10 @@ pub use breaker::{BreakerSnapshot, CircuitBreaker, CircuitBreakerLayer, CircuitS
 pub use degrade::{Degrade, Degraded, Outcome};
 pub use fallback::{CachedAnswer, FallThrough, Fallback, FallbackLayer};
 pub use idempotency::{Claim, IdempotencyLayer, IdempotencyStore, MemoryIdempotencyStore};
-pub use limit::{LimitLayer, LimitMode, LimitSnapshot};
+pub use limit::{
+    Admission, LimitLayer, LimitMode, LimitSnapshot, MemoryRateLimitStore, RateBucket,
+    RateLimitStore,
+};
 pub use retry::{Backoff, Jitter, RetryBudget, RetryLayer, RetryPolicy};
 pub use timeout::{DeadlineLayer, TimeoutLayer};
 
@@ -132,6 +135,19 @@ pub(crate) fn bounded(limit: Option<Duration>, meta: &RequestMeta) -> Option<Dur
     match (limit, remaining(meta)) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
+    }
+}
+
+/// Runs `work` from synchronous code (a drop, a stream's end): to completion at once when it
+/// does not wait (in-memory stores), else on a spawned task (shared stores); dropped when there
+/// is no runtime to spawn on.
+pub(crate) fn run_detached(work: impl std::future::Future<Output = ()> + Send + 'static) {
+    use futures::FutureExt;
+    let mut work = Box::pin(work);
+    if work.as_mut().now_or_never().is_none() {
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(work);
+        }
     }
 }
 
