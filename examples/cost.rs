@@ -1,6 +1,6 @@
 //! Cost levers replayed on 1,000 requests, each configuration priced with the bundled price table and scored for quality.
 //!
-//! Run with `cargo run --example cost`. Offline: scripted stand-ins answer as `openai/gpt-4.1`
+//! Run with `cargo run --example cost --features eval`. Offline: scripted stand-ins answer as `openai/gpt-4.1`
 //! (strong) and `openai/gpt-4.1-mini` (cheap) and are priced with `PriceTable::bundled()`.
 //! Provider prompt caching follows each provider's rules from `llmkit::core::cost::caching`
 //! (OpenAI caches prefixes of 1,024 tokens or more, in 128-token steps, for about 5 minutes

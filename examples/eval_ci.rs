@@ -1,11 +1,11 @@
 //! Eval suite for CI: two prompt versions on 30 support cases, offline; compares them, writes JSON/Markdown/JUnit/HTML reports and exits 1 when the gate fails.
 //!
 //! ```text
-//! cargo run --example eval_ci                      # candidate v2: gate passes, exit 0
-//! cargo run --example eval_ci -- --candidate v1    # candidate v1: gate fails, exit 1
-//! cargo run --example eval_ci -- --gate-fail-demo  # same as --candidate v1
-//! cargo run --example eval_ci -- --out DIR         # where reports go (default target/eval-report)
-//! cargo run --example eval_ci -- --write-baseline  # accept the candidate as the new baseline
+//! cargo run --example eval_ci --features eval                      # candidate v2: gate passes, exit 0
+//! cargo run --example eval_ci --features eval -- --candidate v1    # candidate v1: gate fails, exit 1
+//! cargo run --example eval_ci --features eval -- --gate-fail-demo  # same as --candidate v1
+//! cargo run --example eval_ci --features eval -- --out DIR         # where reports go (default target/eval-report)
+//! cargo run --example eval_ci --features eval -- --write-baseline  # accept the candidate as the new baseline
 //! ```
 //!
 //! Offline by default: the support model and the judge are `ScriptedModel`s. The support model

@@ -1,9 +1,9 @@
 //! Proposal review: a checkpointed graph that extracts, scores, auto-decides and pauses for a human.
 //!
 //! First run (offline, scripted model):
-//!   cargo run --example proposal_review
+//!   cargo run --example proposal_review --features graph
 //! Then finish the paused run from disk, in a new process:
-//!   cargo run --example proposal_review -- --resume proposal-3 --decision approve
+//!   cargo run --example proposal_review --features graph -- --resume proposal-3 --decision approve
 //! Add `--dir PATH` to both to choose where checkpoints live (default: a folder in the temp dir).
 //!
 //! Crash and resume: `--model-delay-ms 3000` makes every model call take three seconds; kill the
@@ -259,7 +259,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         queue.pending().await?.len()
     );
     println!(
-        "next: cargo run --example proposal_review -- --resume proposal-3 --decision approve{}",
+        "next: cargo run --example proposal_review --features graph -- --resume proposal-3 --decision approve{}",
         arg(&args, "--dir")
             .map(|d| format!(" --dir {d}"))
             .unwrap_or_default()

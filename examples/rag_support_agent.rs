@@ -1,7 +1,7 @@
 //! RAG support agent: index a policy corpus, answer with checked citations, refuse what the
 //! sources do not say, and grade retrieval on a labelled query set.
 //!
-//! Run with `cargo run --example rag_support_agent`. Offline: embeddings come from the scripted
+//! Run with `cargo run --example rag_support_agent --features rag`. Offline: embeddings come from the scripted
 //! model's deterministic hashed bag of words, and the answering "model" is a scripted stand-in
 //! that cites the chunks it was given (set `LLMKIT_PROVIDER` to answer with a real model).
 

@@ -2,7 +2,8 @@
 # Checks that llmkit-providers compiles warning-free (clippy, -D warnings, all targets) with no
 # provider and with each provider feature alone, so no provider silently depends on another's
 # code; then the conformance kit (llmkit-testkit) on its own, which must build without
-# llmkit-providers; and that llmkit-core's contract stays small.
+# llmkit-providers; that llmkit-core's contract stays small; and that the llmkit facade's default
+# features stay slim and build an application (tests/facade-user) on their own.
 # Usage: scripts/check-features.sh   (CI runs it; set CARGO_TARGET_DIR to share a build cache)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,4 +46,37 @@ done
 echo "==> llmkit-downstream-provider (llmkit-core contract only)"
 cargo clippy -p llmkit-downstream-provider --all-targets -- -D warnings
 cargo test -p llmkit-downstream-provider
+
+# The facade's default features (issue 19 item 5): the core layers, the providers and guard; no
+# database client, ANN index, exporter or CLI in the tree. Every [[example]]/[[test]]
+# that the defaults cover builds warning-free; an application crate on the defaults
+# (tests/facade-user, its own build) runs the README's snippet and derives JsonSchema through
+# `llmkit::schemars`.
+echo "==> llmkit (default features): dependency tree"
+tree=$(cargo tree -p llmkit -e normal --prefix none)
+for heavy in hnsw_rs rayon tokio-postgres postgres clap indicatif opentelemetry metrics; do
+  if grep -q "^$heavy v" <<<"$tree"; then
+    echo "llmkit with default features depends on $heavy:"
+    cargo tree -p llmkit -e normal -i "$heavy"
+    exit 1
+  fi
+done
+echo "    $(sed 's/ (\*)$//' <<<"$tree" | sort -u | wc -l) crates (cargo tree -p llmkit -e normal --prefix none | sed 's/ (\*)\$//' | sort -u | wc -l)"
+echo "==> llmkit --no-default-features"
+cargo clippy -p llmkit --no-default-features -- -D warnings
+echo "==> llmkit (default features, all targets)"
+cargo clippy -p llmkit --all-targets -- -D warnings
+echo "==> llmkit-facade-user (README snippet, schemars through the facade)"
+cargo clippy -p llmkit-facade-user --all-targets -- -D warnings
+cargo test -p llmkit-facade-user
+
+# rust-version is the toolchain CI builds with, so the claim is verified by this very build
+# (cargo refuses a toolchain older than rust-version; a newer CI toolchain must move it).
+msrv=$(sed -n 's/^rust-version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+rustc_version=$(rustc --version | awk '{print $2}')
+if [ "${rustc_version%.*}" != "$msrv" ]; then
+  echo "rust-version = \"$msrv\" but CI builds with rustc $rustc_version: set rust-version to ${rustc_version%.*}" >&2
+  exit 1
+fi
+echo "==> rust-version $msrv = the CI toolchain (rustc $rustc_version)"
 echo "all feature combinations compile"

@@ -5,16 +5,23 @@
 //! and cost, RAG that cites, guardrails and evals. This facade re-exports the member crates
 //! behind cargo features so an application adds one dependency.
 //!
-//! | feature | what it brings |
-//! |---|---|
-//! | `openai`, `azure`, `anthropic`, `gemini`, `ollama` | provider modules in [`providers`] |
-//! | `rag` | [`rag`]: chunking, retrieval, grounded answers |
-//! | `guard` | [`guard`]: input/output guardrails and the action gate |
-//! | `eval` | [`eval`]: datasets, evaluators, reports and the CI gate |
-//! | `graph` | [`graph`]: checkpointed graphs, crash resume, interrupts, the human-in-the-loop gate |
-//! | `postgres` | [`postgres`]: the PostgreSQL checkpointer (implies `graph`) |
-//! | `tower` | [`tower`]: a model as a `tower::Service`, a tower `Layer` around a model |
-//! | `full` | everything |
+//! The default features cover calling any provider through the recommended stack: the core
+//! layers (structured output, prompts, cache, resilience, cost, budget, trace) are always on,
+//! and `default` adds every provider and the guard layer. Everything else is opt-in:
+//!
+//! | feature | default | what it brings |
+//! |---|---|---|
+//! | `openai`, `azure`, `anthropic`, `gemini`, `ollama` | yes | provider modules in [`providers`] |
+//! | `guard` | yes | [`guard`]: input/output guardrails and the action gate |
+//! | `rag` | no | [`rag`]: chunking, retrieval, grounded answers (exact vector store) |
+//! | `hnsw` | no | `rag::HnswVectorStore`, approximate search for large corpora (implies `rag`) |
+//! | `eval` | no | [`eval`]: datasets, evaluators, reports and the CI gate |
+//! | `graph` | no | [`graph`]: checkpointed graphs, crash resume, interrupts, the human-in-the-loop gate |
+//! | `postgres` | no | [`postgres`]: the PostgreSQL checkpointer (implies `graph`) |
+//! | `tower` | no | [`tower`]: a model as a `tower::Service`, a tower `Layer` around a model |
+//! | `metrics`, `otel` | no | the `metrics` facade mirror; OTLP export of spans and metrics |
+//! | `axum` | no | [`serve`]: axum serving helpers (health, readiness, metrics, OpenAI-compatible route) |
+//! | `full` | no | every feature above |
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -22,14 +29,37 @@
 //! use llmkit::prelude::*;
 //!
 //! let model: Arc<dyn ChatModel> = Pipeline::builder()
-//!     .build(Arc::new(llmkit::core::ScriptedModel::always("hello")));
+//!     .build(Arc::new(ScriptedModel::always("hello")));
 //! let reply = model.chat(ChatRequest::user("hi")).await?;
 //! assert_eq!(reply.text(), "hello");
+//! # Ok::<(), llmkit::core::Error>(()) }).unwrap();
+//! ```
+//!
+//! Structured output through the re-exported [`schemars`], so an application needs no schemars
+//! dependency of its own and always derives with the version llmkit validates against:
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use llmkit::prelude::*;
+//!
+//! #[derive(serde::Deserialize, JsonSchema)]
+//! #[schemars(crate = "llmkit::schemars")]
+//! struct Verdict {
+//!     refundable: bool,
+//! }
+//!
+//! let model = ScriptedModel::always(r#"{"refundable": true}"#);
+//! let out = model.generate::<Verdict>(ChatRequest::user("Refund after 10 days?")).await?;
+//! assert!(out.value.refundable);
 //! # Ok::<(), llmkit::core::Error>(()) }).unwrap();
 //! ```
 
 pub use llmkit_core as core;
 pub use llmkit_providers as providers;
+/// The schemars version llmkit builds JSON schemas with. Derive through it with
+/// `#[derive(llmkit::schemars::JsonSchema)]` and `#[schemars(crate = "llmkit::schemars")]`
+/// (the derive otherwise names a `schemars` crate your package would have to depend on).
+pub use schemars;
 
 #[cfg(feature = "eval")]
 pub use llmkit_eval as eval;
@@ -52,20 +82,43 @@ pub use llmkit_tower as tower;
 #[doc = include_str!("../docs/tower.md")]
 pub struct TowerGuide;
 
-/// The names most applications need, for `use llmkit::prelude::*`.
+/// The names an application of the recommended stack needs, for `use llmkit::prelude::*`:
+/// the vocabulary, the scripted test model, structured output, prompts, the layers in their
+/// recommended order (Trace → Deadline → InputGuard → Cache → Budget → Fallback → Retry →
+/// Breaker → Limit → Timeout), the price table, the provider factory and, with `guard`, the guard
+/// pipeline. `JsonSchema` is the derive macro; add `#[schemars(crate = "llmkit::schemars")]`
+/// to the type.
 pub mod prelude {
+    pub use llmkit_core::budget::BudgetLayer;
+    pub use llmkit_core::cache::{CacheLayer, CachePolicy};
     pub use llmkit_core::prelude::*;
+    pub use llmkit_core::resilience::{
+        CircuitBreakerLayer, DeadlineLayer, FallbackLayer, LimitLayer, RetryLayer, TimeoutLayer,
+        target_pipeline,
+    };
+    pub use llmkit_core::structured::{Generated, Structured, StructuredExt};
+    pub use llmkit_core::telemetry::{ExportQueue, JsonLinesSink, TraceLayer};
+    pub use llmkit_core::{
+        Cost, Decimal, PriceTable, PromptRef, PromptRegistry, Reply, ScriptedModel, Usage,
+    };
+    #[cfg(feature = "guard")]
+    pub use llmkit_guard::{GuardPipeline, InjectionGuard};
+    pub use llmkit_providers::{ProviderConfig, ProviderKind, from_config, from_env};
+    pub use schemars::JsonSchema;
 }
+
+/// README.md, compiled as doctests with the default features (its snippets promise no more).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct Readme;
 
 /// The guides in `docs/` and the README, compiled as doctests with facade paths, so a snippet
 /// that no longer matches the code fails `cargo test` (issue 17: "Rust snippets in docs compile").
 /// Blocks that are not Rust are fenced as `text`, `sh`, `toml`, ...; Rust blocks that need a
 /// network or a file are `no_run` but still compiled. The guides span every member crate, so
-/// they are compiled with `full` (the default); the `otel` snippet carries its own `cfg`.
+/// they are compiled with `full`; the README (above) needs only the default features.
 #[cfg(all(doctest, feature = "full"))]
 mod guides {
-    #[doc = include_str!("../README.md")]
-    struct Readme;
     #[doc = include_str!("../docs/README.md")]
     struct DocsIndex;
     #[doc = include_str!("../docs/architecture.md")]

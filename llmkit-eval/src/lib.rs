@@ -20,7 +20,8 @@
 //!   (bootstrap CI, McNemar, regressed cases); [`gate`] turns thresholds and a stored
 //!   [`Baseline`] into an exit code; [`review`] exports samples for humans and
 //!   imports their labels.
-//! - The `llmkit-eval` binary (`run`, `compare`, `gate`) does the same from a shell.
+//! - The `llmkit-eval` binary (`run`, `compare`, `gate`; feature `cli`) does the same from a
+//!   shell.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {

@@ -10,7 +10,8 @@
 //!   rate-limited calls (`ErrorKind::RateLimited`/`Overloaded`) wait for the provider's
 //!   retry-after (at least one second) and retry, up to [`Runner::rate_limit_retries`] times;
 //!   [`Runner::retry`] sets any other policy.
-//! - A progress bar is drawn only when stderr is a terminal, so CI logs stay clean.
+//! - A progress bar is drawn only when stderr is a terminal, so CI logs stay clean, and only
+//!   with the `progress` feature (indicatif; the `cli` feature includes it).
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
@@ -47,6 +48,37 @@ use crate::retrieval::RetrievalMetrics;
 pub use crate::cache::OutputCache;
 pub use crate::result::{CaseResult, GroupStats, NamedScore, RunResult, RunStats, Summary};
 pub use crate::target::{FnTarget, OutputsFile, Target, TargetId, TargetOutput, target_fn};
+
+/// The run's progress bar: indicatif's with the `progress` feature, nothing without it (so a
+/// library user who never sees a terminal does not compile indicatif).
+struct Progress {
+    #[cfg(feature = "progress")]
+    bar: indicatif::ProgressBar,
+}
+
+impl Progress {
+    #[cfg_attr(not(feature = "progress"), allow(unused_variables))]
+    fn new(visible: bool, len: usize) -> Self {
+        Self {
+            #[cfg(feature = "progress")]
+            bar: if visible {
+                indicatif::ProgressBar::new(len as u64)
+            } else {
+                indicatif::ProgressBar::hidden()
+            },
+        }
+    }
+
+    fn inc(&self) {
+        #[cfg(feature = "progress")]
+        self.bar.inc(1);
+    }
+
+    fn finish(&self) {
+        #[cfg(feature = "progress")]
+        self.bar.finish_and_clear();
+    }
+}
 
 /// Runs targets over datasets. Defaults: concurrency 4, no output cache, retrieval k = 5,
 /// 3 rate-limit retries (see [`rate_limit_retries`](Runner::rate_limit_retries)), progress bar
@@ -145,7 +177,8 @@ impl Runner {
         self
     }
 
-    /// Whether to draw a progress bar when stderr is a terminal (default true).
+    /// Whether to draw a progress bar when stderr is a terminal (default true). Without the
+    /// `progress` feature no bar is ever drawn.
     pub fn progress(mut self, on: bool) -> Self {
         self.progress = on;
         self
@@ -161,11 +194,10 @@ impl Runner {
         let target_id = target.id();
         // Names the target in the retry layer's logs.
         let info = ModelInfo::new("llmkit-eval", target_id.to_string());
-        let bar = if self.progress && std::io::stderr().is_terminal() {
-            indicatif::ProgressBar::new(dataset.len() as u64)
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
+        let bar = Progress::new(
+            self.progress && std::io::stderr().is_terminal(),
+            dataset.len(),
+        );
         let mut stats = RunStats::default();
         let mut results: Vec<(usize, CaseResult, usize)> =
             futures::stream::iter(dataset.cases().iter().enumerate())
@@ -173,14 +205,14 @@ impl Runner {
                     let (target_id, info, bar) = (&target_id, &info, &bar);
                     async move {
                         let (result, calls) = self.run_case(case, target, target_id, info).await;
-                        bar.inc(1);
+                        bar.inc();
                         (index, result, calls)
                     }
                 })
                 .buffer_unordered(self.concurrency)
                 .collect()
                 .await;
-        bar.finish_and_clear();
+        bar.finish();
         results.sort_by_key(|(i, _, _)| *i);
         let cases: Vec<CaseResult> = results
             .into_iter()

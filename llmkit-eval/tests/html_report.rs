@@ -10,7 +10,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
 use llmkit_core::PromptRef;
 use llmkit_eval::gate::{GateCheck, GateOutcome};
@@ -316,6 +315,8 @@ async fn sections_show_the_comparison_calibration_and_trend() {
     assert!(page.contains("75.0% [30.1%, 95.4%]"));
 }
 
+// The binary exists only with the `cli` feature (clap); `--all-features` runs this test.
+#[cfg(feature = "cli")]
 #[tokio::test]
 async fn cli_writes_the_page_and_rejects_a_gate_baseline() {
     let dir = tempfile::tempdir().unwrap();
@@ -335,7 +336,7 @@ async fn cli_writes_the_page_and_rejects_a_gate_baseline() {
     std::fs::write(p("gate.json"), serde_json::to_string(&gate).unwrap()).unwrap();
     let s = |name: &str| p(name).display().to_string();
     let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_llmkit-eval"))
+        std::process::Command::new(env!("CARGO_BIN_EXE_llmkit-eval"))
             .arg("report")
             .args(args)
             .output()

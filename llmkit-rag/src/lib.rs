@@ -9,7 +9,8 @@
 //!   byte offsets (`&doc.text[c.start..c.end] == c.text`) and ids stable across re-indexing;
 //! - [`load_file`] / [`load_dir`] (glob patterns) for `.txt`, `.md` and `.html` files;
 //! - [`Index`]: embeddings cached by content hash, a [`VectorStore`] ([`MemoryVectorStore`] by
-//!   default, exact cosine, persistable; [`HnswVectorStore`] for large corpora, approximate),
+//!   default, exact cosine, persistable; `HnswVectorStore` for large corpora, approximate,
+//!   with the `hnsw` feature),
 //!   [`Bm25`], hybrid search fused with [`rrf`], incremental [`Index::sync`] and staleness
 //!   reports;
 //! - reranking: [`LexicalOverlapReranker`] and [`LlmReranker`] (structured relevance scores);
@@ -59,6 +60,7 @@ pub use index::{Index, IndexReport, SearchMode};
 pub use lexical::Bm25;
 pub use load::{load_dir, load_file};
 pub use rerank::{LexicalOverlapReranker, LlmReranker, RerankFailure, Reranker};
+#[cfg(feature = "hnsw")]
 pub use store::hnsw::{HnswConfig, HnswVectorStore};
 pub use store::memory::MemoryVectorStore;
 pub use store::{Hit, VectorStore};

@@ -1,8 +1,9 @@
 //! Vector stores: the [`VectorStore`] trait with the [`Hit`] and [`Filter`] every retriever
 //! shares, [`memory`] (exact search, persistable) and [`hnsw`] (approximate, for large
-//! corpora). Implement the trait over pgvector or Qdrant for shared corpora.
+//! corpora; feature `hnsw`). Implement the trait over pgvector or Qdrant for shared corpora.
 
 pub(crate) mod file;
+#[cfg(feature = "hnsw")]
 pub mod hnsw;
 pub mod memory;
 
