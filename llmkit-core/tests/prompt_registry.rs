@@ -29,8 +29,16 @@ fn problems(err: PromptError) -> Vec<String> {
 #[test]
 fn loads_the_example_folder_with_labels() {
     let reg = PromptRegistry::load_dir(examples_dir()).unwrap();
-    assert_eq!(reg.ids().collect::<Vec<_>>(), vec!["refund_verdict"]);
-    assert_eq!(reg.len(), 2);
+    // refund_verdict (examples/structured_output.rs), refund_question (examples/quickstart.rs).
+    assert_eq!(
+        reg.ids().collect::<Vec<_>>(),
+        vec!["refund_question", "refund_verdict"]
+    );
+    assert_eq!(reg.len(), 3);
+    assert_eq!(
+        reg.get("refund_question@production").unwrap().version(),
+        "1"
+    );
     assert_eq!(reg.get("refund_verdict@production").unwrap().version(), "1");
     assert_eq!(reg.get("refund_verdict@canary").unwrap().version(), "2");
     assert_eq!(reg.get("refund_verdict@latest").unwrap().version(), "2");
