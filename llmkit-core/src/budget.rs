@@ -19,6 +19,11 @@
 //! pricer does not know is refused with [`ErrorKind::Config`] naming it, unless
 //! [`BudgetLayer::allow_unpriced`] says otherwise; it is never reserved at $0 silently.
 //!
+//! Embedding models get the same layer ([`Layer::layer_embedding`]): the input tokens of every
+//! input are priced for the embedding model, reserved against the same limits and settled with
+//! the response's real usage; an embedding model the pricer does not know is refused the same
+//! way. [`OverBudget::Downgrade`] names a chat model, so an embedding call over a limit fails.
+//!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! use std::sync::Arc;
@@ -48,9 +53,9 @@ use rust_decimal::Decimal;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::layer::Layer;
-use crate::model::{Candidate, ChatModel, ChatStream, ModelInfo};
+use crate::model::{Candidate, ChatModel, ChatStream, EmbeddingModel, ModelInfo};
 use crate::request::ChatRequest;
-use crate::response::{ChatResponse, Cost, Usage};
+use crate::response::{ChatResponse, Cost, EmbeddingRequest, EmbeddingResponse, Trail, Usage};
 use crate::scripted::estimate_tokens;
 
 /// Prices token usage for a provider and model. The price table implements it; tests use
@@ -413,12 +418,7 @@ impl BudgetLayer {
                     None if self.allow_unpriced => {}
                     None => {
                         let name = request.model.as_deref().unwrap_or(&info.model);
-                        return Err(Error::config(format!(
-                            "budget cannot price model `{}/{name}`: add it to the price table, \
-                             or opt in with BudgetLayer::allow_unpriced(true)",
-                            info.provider
-                        ))
-                        .or_context(&info.provider, name));
+                        return Err(Self::unpriced("model", &info.provider, name));
                     }
                 }
             }
@@ -430,11 +430,31 @@ impl BudgetLayer {
     /// The real cost of a finished call: its own cost, or its usage priced for the model that
     /// answered; `None` when neither is known.
     fn actual(&self, resp: &ChatResponse) -> Option<Decimal> {
-        resp.cost.as_ref().map(|c| c.total_usd).or_else(|| {
+        self.actual_of(resp.cost.as_ref(), &resp.provider, &resp.model, &resp.usage)
+    }
+
+    /// A response's own cost, or its usage priced for the model that answered.
+    fn actual_of(
+        &self,
+        cost: Option<&Cost>,
+        provider: &str,
+        model: &str,
+        usage: &Usage,
+    ) -> Option<Decimal> {
+        cost.map(|c| c.total_usd).or_else(|| {
             self.pricer
-                .price(&resp.provider, &resp.model, &resp.usage)
+                .price(provider, model, usage)
                 .map(|c| c.total_usd)
         })
+    }
+
+    /// The refusal for a model the pricer does not know (fail closed, never $0).
+    fn unpriced(what: &str, provider: &str, model: &str) -> Error {
+        Error::config(format!(
+            "budget cannot price {what} `{provider}/{model}`: add it to the price table, \
+             or opt in with BudgetLayer::allow_unpriced(true)"
+        ))
+        .or_context(provider, model)
     }
 
     /// Reserves `amount` for `tenant` against every limit. `Ok(Err(why))` says which limit it
@@ -497,6 +517,25 @@ impl BudgetLayer {
         }
     }
 
+    /// Settles an answered call's reservation with its real cost and notes both in `trail`. An
+    /// unknown real cost leaves the reservation standing (fail closed): it settles at the
+    /// reserved amount.
+    async fn settle_answered(
+        &self,
+        reservation: &Reservation,
+        actual: Option<Decimal>,
+        trail: &mut Trail,
+    ) {
+        let reserved = reservation.amount;
+        let actual = actual.unwrap_or(reserved);
+        self.settle(reservation, actual).await;
+        trail.push(
+            "budget",
+            "settled",
+            format!("estimated_usd={} actual_usd={actual}", reserved.round_dp(6)),
+        );
+    }
+
     /// Settles from synchronous code (a stream's end).
     fn settle_detached(&self, reservation: Reservation, actual: Decimal) {
         let budget = self.clone();
@@ -511,14 +550,22 @@ impl Layer for BudgetLayer {
             budget: self.clone(),
         })
     }
+
+    fn layer_embedding(&self, inner: Arc<dyn EmbeddingModel>) -> Option<Arc<dyn EmbeddingModel>> {
+        Some(Arc::new(Budgeted {
+            inner,
+            budget: self.clone(),
+        }))
+    }
 }
 
-struct Budgeted {
-    inner: Arc<dyn ChatModel>,
+/// The budget wrapper around a chat model or an embedding model.
+struct Budgeted<M: ?Sized> {
+    inner: Arc<M>,
     budget: BudgetLayer,
 }
 
-impl Budgeted {
+impl Budgeted<dyn ChatModel> {
     /// Picks the model that fits the budget and reserves its worst-case estimate.
     async fn admit(
         &self,
@@ -543,7 +590,7 @@ impl Budgeted {
 }
 
 #[async_trait]
-impl ChatModel for Budgeted {
+impl ChatModel for Budgeted<dyn ChatModel> {
     fn info(&self) -> &ModelInfo {
         self.inner.info()
     }
@@ -559,21 +606,16 @@ impl ChatModel for Budgeted {
 
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
         let (model, reservation, downgraded) = self.admit(&request).await?;
-        let reserved = reservation.amount;
         match model.chat(request).await {
             Ok(mut resp) => {
-                // Unknown real cost: the reservation stands (fail closed).
-                let actual = self.budget.actual(&resp).unwrap_or(reserved);
-                self.budget.settle(&reservation, actual).await;
                 if downgraded {
                     resp.trail
                         .push("budget", "downgraded", format!("to {}", resp.model));
                 }
-                resp.trail.push(
-                    "budget",
-                    "settled",
-                    format!("estimated_usd={} actual_usd={actual}", reserved.round_dp(6)),
-                );
+                let actual = self.budget.actual(&resp);
+                self.budget
+                    .settle_answered(&reservation, actual, &mut resp.trail)
+                    .await;
                 Ok(resp)
             }
             Err(e) => {
@@ -611,6 +653,72 @@ impl ChatModel for Budgeted {
             };
             budget.settle_detached(reservation, actual);
         }))
+    }
+}
+
+impl BudgetLayer {
+    /// The estimated cost of embedding `request`'s inputs on `info`'s model (input tokens only),
+    /// or `None` when the pricer does not know that model.
+    pub fn estimate_embedding(&self, info: &ModelInfo, request: &EmbeddingRequest) -> Option<Cost> {
+        let model = request.model.as_deref().unwrap_or(&info.model);
+        let usage = Usage {
+            input_tokens: request.inputs.iter().map(|t| estimate_tokens(t)).sum(),
+            ..Default::default()
+        };
+        self.pricer.price(&info.provider, model, &usage)
+    }
+}
+
+#[async_trait]
+impl EmbeddingModel for Budgeted<dyn EmbeddingModel> {
+    fn info(&self) -> &ModelInfo {
+        self.inner.info()
+    }
+
+    fn dimensions(&self) -> Option<usize> {
+        self.inner.dimensions()
+    }
+
+    async fn embed(&self, request: EmbeddingRequest) -> Result<EmbeddingResponse> {
+        let info = self.inner.info();
+        let tenant = request.meta.tenant.as_deref().unwrap_or("");
+        let estimate = match self.budget.estimate_embedding(info, &request) {
+            Some(cost) => cost.total_usd,
+            None if self.budget.allow_unpriced => Decimal::ZERO,
+            None => {
+                let name = request.model.as_deref().unwrap_or(&info.model);
+                return Err(BudgetLayer::unpriced(
+                    "embedding model",
+                    &info.provider,
+                    name,
+                ));
+            }
+        };
+        let reservation = match self.budget.reserve(tenant, estimate).await? {
+            Ok(reservation) => reservation,
+            Err(why) => {
+                return Err(Error::new(ErrorKind::BudgetExceeded, why)
+                    .or_context(&info.provider, &info.model));
+            }
+        };
+        match self.inner.embed(request).await {
+            Ok(mut resp) => {
+                let actual = self.budget.actual_of(
+                    resp.cost.as_ref(),
+                    &resp.provider,
+                    &resp.model,
+                    &resp.usage,
+                );
+                self.budget
+                    .settle_answered(&reservation, actual, &mut resp.trail)
+                    .await;
+                Ok(resp)
+            }
+            Err(e) => {
+                self.budget.settle(&reservation, Decimal::ZERO).await;
+                Err(e)
+            }
+        }
     }
 }
 

@@ -31,12 +31,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
-use crate::error::Result;
-use crate::model::{ChatModel, ChatStream, ModelInfo};
-use crate::request::ChatRequest;
-use crate::response::ChatResponse;
+use crate::error::{Error, Result};
+use crate::model::{ChatModel, ChatStream, EmbeddingModel, ModelInfo};
+use crate::request::{ChatRequest, RequestMeta};
+use crate::response::{ChatResponse, EmbeddingRequest, EmbeddingResponse};
 
-/// Wraps a model in another model.
+/// Wraps a model in another model: a chat model always, an embedding model when the layer has an
+/// embedding form.
+///
+/// Implementors must provide [`layer`](Layer::layer). [`layer_embedding`](Layer::layer_embedding)
+/// defaults to `None`, meaning "this layer has no embedding form": a layer whose work does not
+/// apply to embeddings (a guard reading chat messages, a request rewriter) says so, and
+/// [`Pipeline::build_embedding`] refuses the stack with an error naming it instead of silently
+/// leaving the layer out. A default that passed the model through would let a budget or a retry
+/// vanish from an embedding stack unnoticed, so no layer gets one. llmkit's retry, breaker,
+/// timeout, deadline, trace (and its cost), cache and budget layers all have an embedding form.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a llmkit `Layer`",
     note = "a layer turns an `Arc<dyn ChatModel>` into another `Arc<dyn ChatModel>`"
@@ -44,11 +53,31 @@ use crate::response::ChatResponse;
 pub trait Layer: Send + Sync {
     /// Returns `inner` wrapped by this layer.
     fn layer(&self, inner: Arc<dyn ChatModel>) -> Arc<dyn ChatModel>;
+
+    /// Returns `inner` wrapped by this layer's embedding form, or `None` when the layer has none
+    /// (the default; see the [trait docs](Layer)).
+    fn layer_embedding(&self, inner: Arc<dyn EmbeddingModel>) -> Option<Arc<dyn EmbeddingModel>> {
+        let _ = inner;
+        None
+    }
+
+    /// The layer's name in errors (default: its Rust type name).
+    fn name(&self) -> &'static str {
+        std::any::type_name::<Self>()
+    }
 }
 
 impl<L: Layer + ?Sized> Layer for Arc<L> {
     fn layer(&self, inner: Arc<dyn ChatModel>) -> Arc<dyn ChatModel> {
         (**self).layer(inner)
+    }
+
+    fn layer_embedding(&self, inner: Arc<dyn EmbeddingModel>) -> Option<Arc<dyn EmbeddingModel>> {
+        (**self).layer_embedding(inner)
+    }
+
+    fn name(&self) -> &'static str {
+        (**self).name()
     }
 }
 
@@ -109,6 +138,51 @@ impl Pipeline {
         }
         current
     }
+
+    /// Wraps an embedding model in the same layers, in the same order, and returns the stack: one
+    /// pipeline definition serves a chat model and the embedding model beside it.
+    ///
+    /// Fails with [`ErrorKind::Config`](crate::ErrorKind) naming the first layer that has no
+    /// embedding form (see [`Layer::layer_embedding`]); a stack is never built with a layer
+    /// silently missing.
+    ///
+    /// ```
+    /// # tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap().block_on(async {
+    /// use std::sync::Arc;
+    /// use llmkit_core::resilience::{RetryLayer, TimeoutLayer};
+    /// use llmkit_core::{layer_fn, EmbeddingModel, EmbeddingRequest, ErrorKind, Pipeline, Reply, ScriptedModel};
+    ///
+    /// let embedder = Arc::new(ScriptedModel::builder().embed_reply(Reply::overloaded()).build());
+    /// let stack = Pipeline::builder().layer(RetryLayer::new()).layer(TimeoutLayer::new());
+    /// let model = stack.build_embedding(embedder.clone())?;
+    /// let resp = model.embed(EmbeddingRequest::new(["refund policy"])).await?;
+    /// assert_eq!(resp.embeddings.len(), 1);
+    /// assert_eq!(embedder.embed_requests().len(), 2, "the overloaded first attempt was retried");
+    /// assert!(resp.request_id.is_some(), "the pipeline assigns a request id");
+    ///
+    /// // A layer without an embedding form is named, not skipped.
+    /// let err = Pipeline::builder().layer(layer_fn("tag", |r| r)).build_embedding(embedder).err().unwrap();
+    /// assert_eq!(err.kind(), ErrorKind::Config);
+    /// # Ok::<(), llmkit_core::Error>(()) }).unwrap();
+    /// ```
+    pub fn build_embedding(
+        &self,
+        model: Arc<dyn EmbeddingModel>,
+    ) -> Result<Arc<dyn EmbeddingModel>> {
+        let mut current = model;
+        for layer in self.layers.iter().rev() {
+            current = layer.layer_embedding(current).ok_or_else(|| {
+                Error::config(format!(
+                    "layer `{}` has no embedding form: build the embedding stack without it",
+                    layer.name()
+                ))
+            })?;
+        }
+        if self.assign_request_ids {
+            current = Arc::new(Stamp { inner: current });
+        }
+        Ok(current)
+    }
 }
 
 /// A process-unique request id: a random per-process prefix and a counter. Cheap (no syscall,
@@ -149,31 +223,64 @@ fn push_hex(out: &mut String, value: u64, min_digits: u32) {
 
 /// Outermost wrapper added by [`Pipeline::build`]: assigns request ids and stamps the request id
 /// and prompt reference on responses and errors, so every layer below can rely on them.
-struct Stamp {
-    inner: Arc<dyn ChatModel>,
+struct Stamp<M> {
+    inner: M,
 }
 
-impl Stamp {
+impl Stamp<Arc<dyn ChatModel>> {
     fn prepare(mut request: ChatRequest) -> ChatRequest {
-        if request.meta.request_id.is_none() {
-            request.meta.request_id = Some(new_request_id());
-        }
-        // One idempotency key per logical call, generated here (the top of the stack) so its
-        // retries and fallback links, which clone the request below, all carry the same one.
-        // 128 random bits: unlike request ids it must not collide across processes.
-        if request.meta.idempotency_key.is_none() {
-            let mut key = String::with_capacity(5 + 32);
-            key.push_str("idem_");
-            push_hex(&mut key, fastrand::u64(..), 16);
-            push_hex(&mut key, fastrand::u64(..), 16);
-            request.meta.idempotency_key = Some(key);
-        }
+        stamp_meta(&mut request.meta);
         request
     }
 }
 
+/// Gives a request without them a request id and an idempotency key.
+fn stamp_meta(meta: &mut RequestMeta) {
+    if meta.request_id.is_none() {
+        meta.request_id = Some(new_request_id());
+    }
+    // One idempotency key per logical call, generated here (the top of the stack) so its
+    // retries and fallback links, which clone the request below, all carry the same one.
+    // 128 random bits: unlike request ids it must not collide across processes.
+    if meta.idempotency_key.is_none() {
+        let mut key = String::with_capacity(5 + 32);
+        key.push_str("idem_");
+        push_hex(&mut key, fastrand::u64(..), 16);
+        push_hex(&mut key, fastrand::u64(..), 16);
+        meta.idempotency_key = Some(key);
+    }
+}
+
 #[async_trait]
-impl ChatModel for Stamp {
+impl EmbeddingModel for Stamp<Arc<dyn EmbeddingModel>> {
+    fn info(&self) -> &ModelInfo {
+        self.inner.info()
+    }
+
+    fn dimensions(&self) -> Option<usize> {
+        self.inner.dimensions()
+    }
+
+    async fn embed(&self, mut request: EmbeddingRequest) -> Result<EmbeddingResponse> {
+        stamp_meta(&mut request.meta);
+        let request_id = request.meta.request_id.clone();
+        match self.inner.embed(request).await {
+            Ok(mut resp) => {
+                if resp.request_id.is_none() {
+                    resp.request_id = request_id;
+                }
+                Ok(resp)
+            }
+            Err(e) => match request_id {
+                Some(id) if e.request_id().is_none() => Err(e.with_request_id(id)),
+                _ => Err(e),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl ChatModel for Stamp<Arc<dyn ChatModel>> {
     fn info(&self) -> &ModelInfo {
         self.inner.info()
     }

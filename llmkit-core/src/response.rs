@@ -164,6 +164,11 @@ impl Trail {
     pub fn entries(&self) -> &[TrailEntry] {
         &self.0
     }
+
+    /// Whether no layer wrote anything.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// A chat response, normalized at the provider boundary.
@@ -328,4 +333,11 @@ pub struct EmbeddingResponse {
     /// Cost, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<Cost>,
+    /// llmkit's request id (stamped by [`Pipeline::build_embedding`](crate::Pipeline::build_embedding)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Notes the embedding layers left (retry attempts, cache hits, budget settlement), as on
+    /// [`ChatResponse::trail`].
+    #[serde(default, skip_serializing_if = "Trail::is_empty")]
+    pub trail: Trail,
 }

@@ -172,6 +172,7 @@ pub struct ScriptedModelBuilder {
     fallback: Option<Reply>,
     chunk_chars: usize,
     dimensions: usize,
+    embed_sequence: Vec<Reply>,
 }
 
 impl fmt::Debug for ScriptedModelBuilder {
@@ -273,6 +274,15 @@ impl ScriptedModelBuilder {
         self
     }
 
+    /// Appends a reply for the next [`embed`](EmbeddingModel::embed) call: [`Reply::Fail`] fails
+    /// it (a 429 from an embedding provider is [`Reply::rate_limited`]), [`Reply::Delayed`] waits
+    /// first, any other reply answers with the usual vectors. Embedding calls consume these in
+    /// order and answer normally once they run out (default: none, every call answers).
+    pub fn embed_reply(mut self, reply: impl Into<Reply>) -> Self {
+        self.embed_sequence.push(reply.into());
+        self
+    }
+
     /// Builds the model.
     pub fn build(self) -> ScriptedModel {
         ScriptedModel {
@@ -287,6 +297,7 @@ impl ScriptedModelBuilder {
                     fallback: self.fallback,
                     requests: Vec::new(),
                     embed_requests: Vec::new(),
+                    embed_sequence: self.embed_sequence.into(),
                 }),
             }),
         }
@@ -300,6 +311,7 @@ struct State {
     fallback: Option<Reply>,
     requests: Vec<ChatRequest>,
     embed_requests: Vec<EmbeddingRequest>,
+    embed_sequence: std::collections::VecDeque<Reply>,
 }
 
 struct Inner {
@@ -361,6 +373,7 @@ impl ScriptedModel {
             fallback: None,
             chunk_chars: 8,
             dimensions: 64,
+            embed_sequence: Vec::new(),
         }
     }
 
@@ -550,6 +563,20 @@ impl EmbeddingModel for ScriptedModel {
     }
 
     async fn embed(&self, request: EmbeddingRequest) -> Result<EmbeddingResponse> {
+        let scripted = {
+            let mut state = self.state();
+            state.embed_requests.push(request.clone());
+            state.embed_sequence.pop_front()
+        };
+        let mut reply = scripted;
+        while let Some(Reply::Delayed(d, inner)) = reply {
+            tokio::time::sleep(d).await;
+            reply = Some(*inner);
+        }
+        if let Some(Reply::Fail(e)) = reply {
+            let info = &self.inner.info;
+            return Err(e.or_context(&info.provider, &info.model));
+        }
         let dims = request
             .dimensions
             .map_or(self.inner.dimensions, |d| d as usize)
@@ -560,7 +587,6 @@ impl EmbeddingModel for ScriptedModel {
             .map(|t| hashed_embedding(t, dims))
             .collect();
         let input_tokens = request.inputs.iter().map(|t| estimate_tokens(t)).sum();
-        self.state().embed_requests.push(request);
         Ok(EmbeddingResponse {
             embeddings,
             model: self.inner.info.model.clone(),
@@ -569,7 +595,7 @@ impl EmbeddingModel for ScriptedModel {
                 input_tokens,
                 ..Default::default()
             },
-            cost: None,
+            ..Default::default()
         })
     }
 

@@ -133,6 +133,7 @@ fn serde_round_trips() {
         provider: "p".into(),
         usage: Usage::default(),
         cost: None,
+        ..Default::default()
     });
 }
 

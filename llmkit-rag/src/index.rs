@@ -117,6 +117,15 @@ impl Index {
         self
     }
 
+    /// Wraps the embedding model in `layers` (retry, breaker, timeout, trace, cache, budget: the
+    /// same [`Pipeline`](llmkit_core::Pipeline) a chat model uses), so indexing and queries get
+    /// the same failure handling, tracing and spend limits as chat calls. Fails with
+    /// [`ErrorKind::Config`] when a layer has no embedding form.
+    pub fn with_embedding_layers(mut self, layers: &llmkit_core::Pipeline) -> Result<Self> {
+        self.embedder = layers.build_embedding(self.embedder)?;
+        Ok(self)
+    }
+
     /// Uses another vector store (pgvector, Qdrant, ...).
     #[must_use]
     pub fn with_vector_store(mut self, store: Arc<dyn VectorStore>) -> Self {

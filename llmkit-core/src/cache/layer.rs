@@ -8,11 +8,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rust_decimal::Decimal;
 
+use super::embedding::{CachedEmbedding, EmbeddingStore, MokaEmbeddingStore};
 use super::key::{CacheKey, cache_key};
 use super::store::{CacheStore, Fill, MokaCacheStore};
 use crate::error::Result;
 use crate::layer::Layer;
-use crate::model::{ChatModel, ChatStream, ModelInfo, response_to_events};
+use crate::model::{ChatModel, ChatStream, EmbeddingModel, ModelInfo, response_to_events};
 use crate::request::ChatRequest;
 use crate::response::{ChatResponse, Cost, Usage};
 
@@ -64,10 +65,10 @@ pub struct CacheStats {
 }
 
 #[derive(Default)]
-struct Counters {
-    hits: AtomicU64,
-    misses: AtomicU64,
-    bypassed: AtomicU64,
+pub(super) struct Counters {
+    pub(super) hits: AtomicU64,
+    pub(super) misses: AtomicU64,
+    pub(super) bypassed: AtomicU64,
     coalesced: AtomicU64,
     hits_unpriced: AtomicU64,
     saved: Mutex<Decimal>,
@@ -127,10 +128,14 @@ impl Drop for Lead<'_> {
 
 /// Builds a [`CacheLayer`]. Defaults: [`MokaCacheStore::default`] (10,000 entries, one hour),
 /// [`CachePolicy::Deterministic`], not scoped by tenant, fail open, fill lease 60 s polled every
-/// 50 ms.
+/// 50 ms, and for embedding models ([`Layer::layer_embedding`]) a
+/// [`MokaEmbeddingStore::default`] caching each input's vector (see
+/// [`embedding`](super::embedding): every input is cached unless the request opts out, and
+/// [`CacheStats`] then counts inputs, not requests).
 #[must_use]
 pub struct CacheLayer {
     store: Arc<dyn CacheStore>,
+    embedding_store: Arc<dyn EmbeddingStore>,
     policy: CachePolicy,
     scope_by_tenant: bool,
     counters: Arc<Counters>,
@@ -166,6 +171,7 @@ impl CacheLayer {
     pub fn new() -> Self {
         CacheLayer {
             store: Arc::new(MokaCacheStore::default()),
+            embedding_store: Arc::new(MokaEmbeddingStore::default()),
             policy: CachePolicy::default(),
             scope_by_tenant: false,
             counters: Arc::new(Counters::default()),
@@ -202,6 +208,12 @@ impl CacheLayer {
     /// Uses another store (a bounded moka with your TTL, or a shared one).
     pub fn store(mut self, store: Arc<dyn CacheStore>) -> Self {
         self.store = store;
+        self
+    }
+
+    /// Uses another store for embedding vectors (default: [`MokaEmbeddingStore::default`]).
+    pub fn embedding_store(mut self, store: Arc<dyn EmbeddingStore>) -> Self {
+        self.embedding_store = store;
         self
     }
 
@@ -259,6 +271,16 @@ impl Layer for CacheLayer {
             in_flight: Arc::new(Mutex::new(HashMap::new())),
             fill: self.fill,
         })
+    }
+
+    fn layer_embedding(&self, inner: Arc<dyn EmbeddingModel>) -> Option<Arc<dyn EmbeddingModel>> {
+        Some(Arc::new(CachedEmbedding {
+            inner,
+            store: self.embedding_store.clone(),
+            scope_by_tenant: self.scope_by_tenant,
+            counters: self.counters.clone(),
+            fail_open: self.fill.fail_open,
+        }))
     }
 }
 

@@ -26,11 +26,13 @@
 //! # Ok::<(), llmkit_core::Error>(()) }).unwrap();
 //! ```
 
+pub mod embedding;
 mod key;
 mod layer;
 pub mod semantic;
 mod store;
 
+pub use embedding::{EmbeddingStore, MokaEmbeddingStore};
 pub use key::{CacheKey, cache_key, canonical_json};
 pub use layer::{CacheLayer, CachePolicy, CacheStats, CacheStatsHandle};
 pub use semantic::SemanticCacheLayer;

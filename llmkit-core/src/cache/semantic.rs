@@ -115,6 +115,15 @@ impl SemanticCacheLayer {
         }
     }
 
+    /// Wraps the embedder in `layers` (retry, breaker, timeout, trace, budget: the same
+    /// [`Pipeline`](crate::Pipeline) a chat model uses), so the lookups this cache makes are
+    /// retried, traced and budgeted like any other call. Fails with
+    /// [`ErrorKind::Config`](crate::ErrorKind) when a layer has no embedding form.
+    pub fn with_embedding_layers(mut self, layers: &crate::Pipeline) -> Result<Self> {
+        self.embedder = layers.build_embedding(self.embedder)?;
+        Ok(self)
+    }
+
     /// Minimum cosine similarity for a hit.
     pub fn threshold(mut self, t: f32) -> Self {
         self.threshold = t;

@@ -19,9 +19,9 @@ use super::window::Window;
 use super::{Registry, StreamEnd, lock, observe, target_model};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layer::Layer;
-use crate::model::{ChatModel, ChatStream, ModelInfo};
+use crate::model::{ChatModel, ChatStream, EmbeddingModel, ModelInfo};
 use crate::request::ChatRequest;
-use crate::response::ChatResponse;
+use crate::response::{ChatResponse, EmbeddingRequest, EmbeddingResponse, Trail};
 
 /// The three breaker states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -238,6 +238,15 @@ impl Layer for CircuitBreakerLayer {
             layer: self.clone(),
             inner,
         })
+    }
+
+    /// The same breakers, keyed by the embedding model's provider and model: an embedding
+    /// endpoint that keeps failing fails fast like a chat one.
+    fn layer_embedding(&self, inner: Arc<dyn EmbeddingModel>) -> Option<Arc<dyn EmbeddingModel>> {
+        Some(Arc::new(EmbeddingBreaker {
+            layer: self.clone(),
+            inner,
+        }))
     }
 }
 
@@ -569,9 +578,8 @@ impl Breaker {
     }
 }
 
-fn note(resp: &mut ChatResponse, (from, to): Transition) {
-    resp.trail
-        .push("breaker", to.as_str(), format!("{from} -> {to}"));
+fn note(trail: &mut Trail, (from, to): Transition) {
+    trail.push("breaker", to.as_str(), format!("{from} -> {to}"));
 }
 
 #[async_trait]
@@ -590,7 +598,7 @@ impl ChatModel for Breaker {
             Ok(mut resp) => {
                 let closed = permit.finish(Health::Healthy);
                 for t in opened.into_iter().chain(closed) {
-                    note(&mut resp, t);
+                    note(&mut resp.trail, t);
                 }
                 Ok(resp)
             }
@@ -611,6 +619,45 @@ impl ChatModel for Breaker {
                     StreamEnd::Abandoned(_) => permit.finish(Health::Unknown),
                 };
             })),
+            Err(e) => {
+                permit.fail(&e);
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The breaker around an embedding model.
+struct EmbeddingBreaker {
+    layer: CircuitBreakerLayer,
+    inner: Arc<dyn EmbeddingModel>,
+}
+
+#[async_trait]
+impl EmbeddingModel for EmbeddingBreaker {
+    fn info(&self) -> &ModelInfo {
+        self.inner.info()
+    }
+
+    fn dimensions(&self) -> Option<usize> {
+        self.inner.dimensions()
+    }
+
+    async fn embed(&self, request: EmbeddingRequest) -> Result<EmbeddingResponse> {
+        let info = self.inner.info();
+        let breaker = self
+            .layer
+            .breaker(&info.provider, target_model(info, request.model.as_deref()))
+            .inner;
+        let (permit, opened) = breaker.acquire()?;
+        match self.inner.embed(request).await {
+            Ok(mut resp) => {
+                let closed = permit.finish(Health::Healthy);
+                for t in opened.into_iter().chain(closed) {
+                    note(&mut resp.trail, t);
+                }
+                Ok(resp)
+            }
             Err(e) => {
                 permit.fail(&e);
                 Err(e)

@@ -18,14 +18,15 @@ use tokio::time::{Instant, Sleep};
 use super::deadline_error;
 use crate::error::{Error, ErrorKind, Result};
 use crate::layer::Layer;
-use crate::model::{ChatModel, ChatStream, ModelInfo};
-use crate::request::ChatRequest;
-use crate::response::{ChatResponse, StreamEvent};
+use crate::model::{ChatModel, ChatStream, EmbeddingModel, ModelInfo};
+use crate::request::{ChatRequest, RequestMeta};
+use crate::response::{ChatResponse, EmbeddingRequest, EmbeddingResponse, StreamEvent};
 
 /// Per-attempt, time-to-first-token and idle timeouts; put it innermost, next to the provider.
 ///
 /// Every bound is also cut short by [`RequestMeta::deadline`](crate::RequestMeta) when that is
-/// sooner. A timeout fails with [`ErrorKind::Timeout`] (retryable), so the retry layer above can
+/// sooner. An embedding call ([`Layer::layer_embedding`]) is bounded like one non-streaming
+/// attempt. A timeout fails with [`ErrorKind::Timeout`] (retryable), so the retry layer above can
 /// try again while the overall deadline allows.
 ///
 /// ```
@@ -107,11 +108,52 @@ impl Layer for TimeoutLayer {
             inner,
         })
     }
+
+    fn layer_embedding(&self, inner: Arc<dyn EmbeddingModel>) -> Option<Arc<dyn EmbeddingModel>> {
+        Some(Arc::new(Timeout {
+            config: *self,
+            inner,
+        }))
+    }
 }
 
-struct Timeout {
+/// The timeout wrapper around a chat model or an embedding model.
+struct Timeout<M: ?Sized> {
     config: TimeoutLayer,
-    inner: Arc<dyn ChatModel>,
+    inner: Arc<M>,
+}
+
+impl<M: ?Sized> Timeout<M> {
+    /// Runs one non-streaming call within the attempt bound and the overall deadline.
+    async fn bounded<T>(
+        &self,
+        info: &ModelInfo,
+        deadline: Option<std::time::Instant>,
+        call: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        let deadline = deadline.map(Instant::from_std);
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            return Err(deadline_error(info, "before the attempt started"));
+        }
+        let attempt_end = self.config.attempt.map(|d| Instant::now() + d);
+        let Some(end) = earliest(attempt_end, deadline) else {
+            return call.await;
+        };
+        match tokio::time::timeout_at(end, call).await {
+            Ok(result) => result,
+            Err(_) if Some(end) == attempt_end => Err(timeout_error(
+                info,
+                format!(
+                    "attempt timed out after {:?}",
+                    self.config.attempt.unwrap_or_default()
+                ),
+            )),
+            Err(_) => Err(timeout_error(
+                info,
+                "overall deadline exceeded during the attempt".into(),
+            )),
+        }
+    }
 }
 
 /// One deadline per logical call: sets [`RequestMeta::deadline`](crate::RequestMeta) to `now +
@@ -167,23 +209,66 @@ impl Layer for DeadlineLayer {
             },
         })
     }
+
+    fn layer_embedding(&self, inner: Arc<dyn EmbeddingModel>) -> Option<Arc<dyn EmbeddingModel>> {
+        Some(Arc::new(Deadline {
+            total: self.total,
+            bound: Timeout {
+                config: TimeoutLayer::new().no_attempt_limit().no_stream_limits(),
+                inner,
+            },
+        }))
+    }
 }
 
-struct Deadline {
+/// The deadline wrapper around a chat model or an embedding model.
+struct Deadline<M: ?Sized> {
     total: Duration,
-    bound: Timeout,
+    bound: Timeout<M>,
 }
 
-impl Deadline {
-    fn stamp(&self, mut request: ChatRequest) -> ChatRequest {
+impl<M: ?Sized> Deadline<M> {
+    fn stamp(&self, meta: &mut RequestMeta) {
         let ours = super::now() + self.total;
-        request.meta.deadline = Some(request.meta.deadline.map_or(ours, |d| d.min(ours)));
-        request
+        meta.deadline = Some(meta.deadline.map_or(ours, |d| d.min(ours)));
     }
 }
 
 #[async_trait]
-impl ChatModel for Deadline {
+impl EmbeddingModel for Deadline<dyn EmbeddingModel> {
+    fn info(&self) -> &ModelInfo {
+        self.bound.inner.info()
+    }
+
+    fn dimensions(&self) -> Option<usize> {
+        self.bound.inner.dimensions()
+    }
+
+    async fn embed(&self, mut request: EmbeddingRequest) -> Result<EmbeddingResponse> {
+        self.stamp(&mut request.meta);
+        self.bound.embed(request).await
+    }
+}
+
+#[async_trait]
+impl EmbeddingModel for Timeout<dyn EmbeddingModel> {
+    fn info(&self) -> &ModelInfo {
+        self.inner.info()
+    }
+
+    fn dimensions(&self) -> Option<usize> {
+        self.inner.dimensions()
+    }
+
+    async fn embed(&self, request: EmbeddingRequest) -> Result<EmbeddingResponse> {
+        let deadline = request.meta.deadline;
+        self.bounded(self.inner.info(), deadline, self.inner.embed(request))
+            .await
+    }
+}
+
+#[async_trait]
+impl ChatModel for Deadline<dyn ChatModel> {
     fn info(&self) -> &ModelInfo {
         self.bound.inner.info()
     }
@@ -192,12 +277,14 @@ impl ChatModel for Deadline {
         self.bound.inner.candidates()
     }
 
-    async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
-        self.bound.chat(self.stamp(request)).await
+    async fn chat(&self, mut request: ChatRequest) -> Result<ChatResponse> {
+        self.stamp(&mut request.meta);
+        self.bound.chat(request).await
     }
 
-    async fn stream(&self, request: ChatRequest) -> Result<ChatStream> {
-        self.bound.stream(self.stamp(request)).await
+    async fn stream(&self, mut request: ChatRequest) -> Result<ChatStream> {
+        self.stamp(&mut request.meta);
+        self.bound.stream(request).await
     }
 }
 
@@ -218,7 +305,7 @@ fn timeout_error(info: &ModelInfo, what: String) -> Error {
 }
 
 #[async_trait]
-impl ChatModel for Timeout {
+impl ChatModel for Timeout<dyn ChatModel> {
     fn info(&self) -> &ModelInfo {
         self.inner.info()
     }
@@ -228,29 +315,9 @@ impl ChatModel for Timeout {
     }
 
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
-        let info = self.inner.info();
-        let deadline = request.meta.deadline.map(Instant::from_std);
-        if deadline.is_some_and(|d| d <= Instant::now()) {
-            return Err(deadline_error(info, "before the attempt started"));
-        }
-        let attempt_end = self.config.attempt.map(|d| Instant::now() + d);
-        let Some(end) = earliest(attempt_end, deadline) else {
-            return self.inner.chat(request).await;
-        };
-        match tokio::time::timeout_at(end, self.inner.chat(request)).await {
-            Ok(result) => result,
-            Err(_) if Some(end) == attempt_end => Err(timeout_error(
-                info,
-                format!(
-                    "attempt timed out after {:?}",
-                    self.config.attempt.unwrap_or_default()
-                ),
-            )),
-            Err(_) => Err(timeout_error(
-                info,
-                "overall deadline exceeded during the attempt".into(),
-            )),
-        }
+        let deadline = request.meta.deadline;
+        self.bounded(self.inner.info(), deadline, self.inner.chat(request))
+            .await
     }
 
     async fn stream(&self, request: ChatRequest) -> Result<ChatStream> {

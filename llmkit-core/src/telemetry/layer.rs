@@ -168,6 +168,16 @@ impl Layer for TraceLayer {
             shared: self.shared.clone(),
         })
     }
+
+    fn layer_embedding(
+        &self,
+        inner: Arc<dyn crate::model::EmbeddingModel>,
+    ) -> Option<Arc<dyn crate::model::EmbeddingModel>> {
+        Some(Arc::new(embeddings::TracedEmbedding {
+            inner,
+            shared: self.shared.clone(),
+        }))
+    }
 }
 
 struct Traced {
@@ -597,6 +607,155 @@ impl Drop for TracedStream {
                 "stream dropped by the caller before it ended",
             );
             self.shared.fail(ctx, &err);
+        }
+    }
+}
+
+/// Embedding calls: one `embeddings {model}` span and one [`CallRecord`] (operation
+/// `embeddings`) per call, priced with the same [`PriceTable`]. Kept apart from the chat code
+/// above so the two evolve independently.
+mod embeddings {
+    use std::sync::Arc;
+
+    use async_trait::async_trait;
+    use tokio::time::Instant;
+    use tracing::Instrument as _;
+    use tracing::field::Empty;
+
+    use super::{CallCtx, Shared, TrailFacts, sc};
+    use crate::error::Result;
+    use crate::model::{EmbeddingModel, ModelInfo};
+    use crate::response::{EmbeddingRequest, EmbeddingResponse};
+    use crate::telemetry::sink::{CallRecord, RECORD_SCHEMA_VERSION};
+
+    /// The operation name of embedding calls (`gen_ai.operation.name`).
+    pub(super) const OPERATION: &str = "embeddings";
+
+    pub(super) struct TracedEmbedding {
+        pub(super) inner: Arc<dyn EmbeddingModel>,
+        pub(super) shared: Arc<Shared>,
+    }
+
+    impl Shared {
+        fn begin_embedding(&self, info: &ModelInfo, req: &EmbeddingRequest) -> CallCtx {
+            let request_model = req.model.clone().unwrap_or_else(|| info.model.clone());
+            let span = tracing::info_span!(
+                target: sc::TARGET,
+                sc::SPAN_CALL,
+                { sc::OTEL_NAME } = %format_args!("{OPERATION} {request_model}"),
+                { sc::OTEL_KIND } = "client",
+                { sc::OTEL_STATUS_CODE } = Empty,
+                { sc::GEN_AI_OPERATION_NAME } = OPERATION,
+                { sc::GEN_AI_PROVIDER_NAME } = %info.provider,
+                { sc::GEN_AI_REQUEST_MODEL } = %request_model,
+                { sc::GEN_AI_RESPONSE_MODEL } = Empty,
+                { sc::GEN_AI_USAGE_INPUT_TOKENS } = Empty,
+                { sc::GEN_AI_RESPONSE_ID } = Empty,
+                { sc::ERROR_TYPE } = Empty,
+                { sc::LLMKIT_REQUEST_ID } = Empty,
+                { sc::LLMKIT_CACHE_HIT } = Empty,
+                { sc::LLMKIT_ATTEMPTS } = Empty,
+                { sc::LLMKIT_COST_USD } = Empty,
+                { sc::LLMKIT_COST_UNKNOWN } = Empty,
+                { sc::LLMKIT_PRICE_TABLE } = Empty,
+                { sc::LLMKIT_TENANT } = Empty,
+                { sc::LLMKIT_STREAM } = false,
+            );
+            let meta = &req.meta;
+            if let Some(id) = &meta.request_id {
+                span.record(sc::LLMKIT_REQUEST_ID, id.as_str());
+            }
+            if let Some(t) = &meta.tenant {
+                span.record(sc::LLMKIT_TENANT, t.as_str());
+            }
+            let record = CallRecord {
+                schema: RECORD_SCHEMA_VERSION,
+                request_id: meta.request_id.clone(),
+                idempotency_key: meta.idempotency_key.clone(),
+                operation: OPERATION.to_owned(),
+                provider: info.provider.clone(),
+                request_model,
+                tenant: meta.tenant.clone(),
+                context_ids: meta.context_ids.clone(),
+                attempts: 1,
+                ..Default::default()
+            };
+            CallCtx {
+                span,
+                start: Instant::now(),
+                record,
+            }
+        }
+
+        fn succeed_embedding(&self, ctx: CallCtx, resp: &mut EmbeddingResponse) {
+            let CallCtx {
+                span,
+                start,
+                mut record,
+            } = ctx;
+            let latency = start.elapsed();
+            if resp.cost.is_none() {
+                self.prices.price_embedding(resp);
+            }
+            let trail = TrailFacts::of(&resp.trail);
+            span.record(sc::GEN_AI_RESPONSE_MODEL, resp.model.as_str());
+            span.record(sc::GEN_AI_USAGE_INPUT_TOKENS, resp.usage.input_tokens);
+            span.record(sc::LLMKIT_CACHE_HIT, trail.cache_hit);
+            span.record(sc::LLMKIT_ATTEMPTS, u64::from(trail.attempts));
+            if record.request_id.is_none() {
+                if let Some(id) = &resp.request_id {
+                    span.record(sc::LLMKIT_REQUEST_ID, id.as_str());
+                }
+                record.request_id.clone_from(&resp.request_id);
+            }
+            match &resp.cost {
+                Some(c) => {
+                    if !span.is_disabled() {
+                        span.record(sc::LLMKIT_COST_USD, c.total_usd.to_string().as_str());
+                    }
+                    span.record(sc::LLMKIT_PRICE_TABLE, c.price_table.as_str());
+                    span.record(sc::LLMKIT_COST_UNKNOWN, false);
+                }
+                None => {
+                    span.record(sc::LLMKIT_PRICE_TABLE, self.prices.version());
+                    span.record(sc::LLMKIT_COST_UNKNOWN, true);
+                }
+            }
+            record.provider.clone_from(&resp.provider);
+            record.response_model = Some(resp.model.clone());
+            record.usage = Some(resp.usage);
+            record.cost.clone_from(&resp.cost);
+            record.cost_unknown = resp.cost.is_none();
+            record.attempts = trail.attempts;
+            record.cache_hit = trail.cache_hit;
+            record.trail = resp.trail.clone();
+            self.finish(record, latency);
+        }
+    }
+
+    #[async_trait]
+    impl EmbeddingModel for TracedEmbedding {
+        fn info(&self) -> &ModelInfo {
+            self.inner.info()
+        }
+
+        fn dimensions(&self) -> Option<usize> {
+            self.inner.dimensions()
+        }
+
+        async fn embed(&self, request: EmbeddingRequest) -> Result<EmbeddingResponse> {
+            let ctx = self.shared.begin_embedding(self.inner.info(), &request);
+            let result = self.inner.embed(request).instrument(ctx.span.clone()).await;
+            match result {
+                Ok(mut resp) => {
+                    self.shared.succeed_embedding(ctx, &mut resp);
+                    Ok(resp)
+                }
+                Err(e) => {
+                    self.shared.fail(ctx, &e);
+                    Err(e)
+                }
+            }
         }
     }
 }

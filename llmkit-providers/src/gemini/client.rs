@@ -584,6 +584,7 @@ impl EmbeddingModel for GeminiModel {
                 ..Default::default()
             },
             cost: None,
+            ..Default::default()
         })
     }
 }

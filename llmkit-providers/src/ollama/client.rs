@@ -299,6 +299,7 @@ impl EmbeddingModel for OllamaModel {
                 ..Default::default()
             },
             cost: None,
+            ..Default::default()
         })
     }
 }

@@ -517,6 +517,7 @@ impl EmbeddingModel for OpenAiEmbeddings {
                 provider: inner.info.provider.clone(),
                 usage,
                 cost: None,
+                ..Default::default()
             })
         };
         run.await

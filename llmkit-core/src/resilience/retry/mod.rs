@@ -21,9 +21,9 @@ pub use policy::RetryPolicy;
 use super::{deadline_error, first_content, remaining};
 use crate::error::{Error, Result};
 use crate::layer::Layer;
-use crate::model::{ChatModel, ChatStream, ModelInfo};
+use crate::model::{ChatModel, ChatStream, EmbeddingModel, ModelInfo};
 use crate::request::{ChatRequest, RequestMeta};
-use crate::response::ChatResponse;
+use crate::response::{ChatResponse, EmbeddingRequest, EmbeddingResponse, Trail};
 
 /// Retries failed attempts with backoff, within the deadline and a [`RetryBudget`].
 ///
@@ -35,6 +35,8 @@ use crate::response::ChatResponse;
 ///   before the deadline, it gives up (the wait counts against the deadline).
 /// - Streams: retries the setup and any failure before the first content event; once a token
 ///   may have reached the caller it never retries.
+/// - Embeddings ([`Layer::layer_embedding`]): the same policy, backoff, budget and deadline
+///   around [`EmbeddingModel::embed`], with the same trail notes.
 /// - The final error is the last attempt's error with [`Error::attempts`] holding the error of
 ///   every request actually sent, oldest first (the last one included when it was sent; an
 ///   attempt refused locally, such as by an open circuit, sent nothing and is not counted).
@@ -136,11 +138,29 @@ impl Layer for RetryLayer {
             inner,
         })
     }
+
+    fn layer_embedding(&self, inner: Arc<dyn EmbeddingModel>) -> Option<Arc<dyn EmbeddingModel>> {
+        Some(Arc::new(Retry {
+            config: self.clone(),
+            inner,
+        }))
+    }
 }
 
-struct Retry {
+/// The retry wrapper around a chat model or an embedding model.
+struct Retry<M: ?Sized> {
     config: RetryLayer,
-    inner: Arc<dyn ChatModel>,
+    inner: Arc<M>,
+}
+
+/// Notes each failed request that was sent and, when a retry answered, which attempt did.
+fn note_attempts(trail: &mut Trail, errors: &[Error]) {
+    for (i, e) in errors.iter().enumerate() {
+        trail.push("retry", "attempt_failed", format!("attempt {}: {e}", i + 1));
+    }
+    if !errors.is_empty() {
+        trail.push("retry", "answered", format!("attempt {}", errors.len() + 1));
+    }
 }
 
 /// What to do after a failed attempt.
@@ -276,7 +296,7 @@ impl RetryLayer {
 }
 
 #[async_trait]
-impl ChatModel for Retry {
+impl ChatModel for Retry<dyn ChatModel> {
     fn info(&self) -> &ModelInfo {
         self.inner.info()
     }
@@ -291,14 +311,7 @@ impl ChatModel for Retry {
             .config
             .run(inner.info(), &request.meta, || inner.chat(request.clone()))
             .await?;
-        for (i, e) in errors.iter().enumerate() {
-            resp.trail
-                .push("retry", "attempt_failed", format!("attempt {}: {e}", i + 1));
-        }
-        if !errors.is_empty() {
-            resp.trail
-                .push("retry", "answered", format!("attempt {}", errors.len() + 1));
-        }
+        note_attempts(&mut resp.trail, &errors);
         Ok(resp)
     }
 
@@ -311,5 +324,26 @@ impl ChatModel for Retry {
             })
             .await?;
         Ok(stream)
+    }
+}
+
+#[async_trait]
+impl EmbeddingModel for Retry<dyn EmbeddingModel> {
+    fn info(&self) -> &ModelInfo {
+        self.inner.info()
+    }
+
+    fn dimensions(&self) -> Option<usize> {
+        self.inner.dimensions()
+    }
+
+    async fn embed(&self, request: EmbeddingRequest) -> Result<EmbeddingResponse> {
+        let inner = &self.inner;
+        let (mut resp, errors) = self
+            .config
+            .run(inner.info(), &request.meta, || inner.embed(request.clone()))
+            .await?;
+        note_attempts(&mut resp.trail, &errors);
+        Ok(resp)
     }
 }
