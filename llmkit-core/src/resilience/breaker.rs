@@ -582,6 +582,31 @@ fn note(trail: &mut Trail, (from, to): Transition) {
     trail.push("breaker", to.as_str(), format!("{from} -> {to}"));
 }
 
+/// Runs one non-streaming call through `breaker`: fails fast while it is open, records the
+/// outcome, and notes the transitions it caused in the answer's trail. `call` is not polled
+/// before the breaker admits it.
+async fn guarded<T>(
+    breaker: &Arc<BreakerInner>,
+    call: impl std::future::Future<Output = Result<T>>,
+    trail: impl FnOnce(&mut T) -> &mut Trail,
+) -> Result<T> {
+    let (permit, opened) = breaker.acquire()?;
+    match call.await {
+        Ok(mut answer) => {
+            let closed = permit.finish(Health::Healthy);
+            let trail = trail(&mut answer);
+            for t in opened.into_iter().chain(closed) {
+                note(trail, t);
+            }
+            Ok(answer)
+        }
+        Err(e) => {
+            permit.fail(&e);
+            Err(e)
+        }
+    }
+}
+
 #[async_trait]
 impl ChatModel for Breaker {
     fn info(&self) -> &ModelInfo {
@@ -593,20 +618,8 @@ impl ChatModel for Breaker {
     }
 
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
-        let (permit, opened) = self.breaker(&request).acquire()?;
-        match self.inner.chat(request).await {
-            Ok(mut resp) => {
-                let closed = permit.finish(Health::Healthy);
-                for t in opened.into_iter().chain(closed) {
-                    note(&mut resp.trail, t);
-                }
-                Ok(resp)
-            }
-            Err(e) => {
-                permit.fail(&e);
-                Err(e)
-            }
-        }
+        let breaker = self.breaker(&request);
+        guarded(&breaker, self.inner.chat(request), |r| &mut r.trail).await
     }
 
     async fn stream(&self, request: ChatRequest) -> Result<ChatStream> {
@@ -649,19 +662,6 @@ impl EmbeddingModel for EmbeddingBreaker {
             .layer
             .breaker(&info.provider, target_model(info, request.model.as_deref()))
             .inner;
-        let (permit, opened) = breaker.acquire()?;
-        match self.inner.embed(request).await {
-            Ok(mut resp) => {
-                let closed = permit.finish(Health::Healthy);
-                for t in opened.into_iter().chain(closed) {
-                    note(&mut resp.trail, t);
-                }
-                Ok(resp)
-            }
-            Err(e) => {
-                permit.fail(&e);
-                Err(e)
-            }
-        }
+        guarded(&breaker, self.inner.embed(request), |r| &mut r.trail).await
     }
 }

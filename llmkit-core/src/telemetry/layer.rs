@@ -348,19 +348,7 @@ impl Shared {
         }
         span.record(sc::LLMKIT_CACHE_HIT, trail.cache_hit);
         span.record(sc::LLMKIT_ATTEMPTS, u64::from(trail.attempts));
-        match &resp.cost {
-            Some(c) => {
-                if live {
-                    span.record(sc::LLMKIT_COST_USD, c.total_usd.to_string().as_str());
-                }
-                span.record(sc::LLMKIT_PRICE_TABLE, c.price_table.as_str());
-                span.record(sc::LLMKIT_COST_UNKNOWN, false);
-            }
-            None => {
-                span.record(sc::LLMKIT_PRICE_TABLE, self.prices.version());
-                span.record(sc::LLMKIT_COST_UNKNOWN, true);
-            }
-        }
+        self.record_cost(&span, resp.cost.as_ref());
         if self.capture.is_enabled() {
             record.output = Some(self.capture_event(&span, &resp.text(), false));
         }
@@ -619,13 +607,13 @@ mod embeddings {
 
     use async_trait::async_trait;
     use tokio::time::Instant;
-    use tracing::Instrument as _;
     use tracing::field::Empty;
+    use tracing::{Instrument as _, Span};
 
     use super::{CallCtx, Shared, TrailFacts, sc};
     use crate::error::Result;
     use crate::model::{EmbeddingModel, ModelInfo};
-    use crate::response::{EmbeddingRequest, EmbeddingResponse};
+    use crate::response::{Cost, EmbeddingRequest, EmbeddingResponse};
     use crate::telemetry::sink::{CallRecord, RECORD_SCHEMA_VERSION};
 
     /// The operation name of embedding calls (`gen_ai.operation.name`).
@@ -637,6 +625,25 @@ mod embeddings {
     }
 
     impl Shared {
+        /// Records a call's cost (or that it is unknown) and the price table on its span, for
+        /// chat and embedding calls alike.
+        pub(super) fn record_cost(&self, span: &Span, cost: Option<&Cost>) {
+            match cost {
+                Some(c) => {
+                    // Formatted values cost an allocation: only for a span someone reads.
+                    if !span.is_disabled() {
+                        span.record(sc::LLMKIT_COST_USD, c.total_usd.to_string().as_str());
+                    }
+                    span.record(sc::LLMKIT_PRICE_TABLE, c.price_table.as_str());
+                    span.record(sc::LLMKIT_COST_UNKNOWN, false);
+                }
+                None => {
+                    span.record(sc::LLMKIT_PRICE_TABLE, self.prices.version());
+                    span.record(sc::LLMKIT_COST_UNKNOWN, true);
+                }
+            }
+        }
+
         fn begin_embedding(&self, info: &ModelInfo, req: &EmbeddingRequest) -> CallCtx {
             let request_model = req.model.clone().unwrap_or_else(|| info.model.clone());
             let span = tracing::info_span!(
@@ -694,9 +701,7 @@ mod embeddings {
                 mut record,
             } = ctx;
             let latency = start.elapsed();
-            if resp.cost.is_none() {
-                self.prices.price_embedding(resp);
-            }
+            self.prices.price_embedding(resp);
             let trail = TrailFacts::of(&resp.trail);
             span.record(sc::GEN_AI_RESPONSE_MODEL, resp.model.as_str());
             span.record(sc::GEN_AI_USAGE_INPUT_TOKENS, resp.usage.input_tokens);
@@ -708,19 +713,7 @@ mod embeddings {
                 }
                 record.request_id.clone_from(&resp.request_id);
             }
-            match &resp.cost {
-                Some(c) => {
-                    if !span.is_disabled() {
-                        span.record(sc::LLMKIT_COST_USD, c.total_usd.to_string().as_str());
-                    }
-                    span.record(sc::LLMKIT_PRICE_TABLE, c.price_table.as_str());
-                    span.record(sc::LLMKIT_COST_UNKNOWN, false);
-                }
-                None => {
-                    span.record(sc::LLMKIT_PRICE_TABLE, self.prices.version());
-                    span.record(sc::LLMKIT_COST_UNKNOWN, true);
-                }
-            }
+            self.record_cost(&span, resp.cost.as_ref());
             record.provider.clone_from(&resp.provider);
             record.response_model = Some(resp.model.clone());
             record.usage = Some(resp.usage);
