@@ -293,7 +293,10 @@ async fn budget_reserves_and_settles_embedding_spend() {
     small.meta.tenant = Some("acme".into());
     let resp = model.embed(small).await.unwrap();
     assert!(resp.trail.has("budget", "settled"));
-    assert_eq!(budget.tenant_spend("acme").await.unwrap(), Decimal::new(2, 6));
+    assert_eq!(
+        budget.tenant_spend("acme").await.unwrap(),
+        Decimal::new(2, 6)
+    );
 
     let mut big = EmbeddingRequest::new(["x".repeat(400)]); // 100 tokens
     big.meta.tenant = Some("acme".into());
