@@ -23,6 +23,29 @@ struct St {
     approved: Option<bool>,
 }
 
+/// A one-node graph named `loop` whose node `inc` adds one to `n` until it reaches `until`.
+fn counter_loop(until: u32) -> Graph<St> {
+    Graph::<St>::builder("loop")
+        .node("inc", |mut s: St, _| async move {
+            s.n += 1;
+            Ok(NodeOutput::Update(s))
+        })
+        .entry("inc")
+        .conditional_edge(
+            "inc",
+            move |s: &St| {
+                if s.n < until {
+                    "inc".into()
+                } else {
+                    END.into()
+                }
+            },
+            &["inc", END],
+        )
+        .build()
+        .unwrap()
+}
+
 fn push(mut s: St, what: &str) -> St {
     s.trail.push(what.to_owned());
     s
@@ -173,19 +196,7 @@ async fn run_or_resume_starts_continues_or_returns_the_end() {
 
 #[tokio::test]
 async fn conditional_routing_and_step_limit() {
-    let g = Graph::<St>::builder("loop")
-        .node("inc", |mut s: St, _| async move {
-            s.n += 1;
-            Ok(NodeOutput::Update(s))
-        })
-        .entry("inc")
-        .conditional_edge(
-            "inc",
-            |s: &St| if s.n < 5 { "inc".into() } else { END.into() },
-            &["inc", END],
-        )
-        .build()
-        .unwrap();
+    let g = counter_loop(5);
     let store = MemoryCheckpointer::new();
     let RunOutcome::Finished(s) = g.run(&store, "t", St::default()).await.unwrap() else {
         panic!()
@@ -524,19 +535,7 @@ async fn history_and_fork() {
 
 #[tokio::test]
 async fn retention_prunes() {
-    let g = Graph::<St>::builder("loop")
-        .node("inc", |mut s: St, _| async move {
-            s.n += 1;
-            Ok(NodeOutput::Update(s))
-        })
-        .entry("inc")
-        .conditional_edge(
-            "inc",
-            |s: &St| if s.n < 10 { "inc".into() } else { END.into() },
-            &["inc", END],
-        )
-        .build()
-        .unwrap();
+    let g = counter_loop(10);
     let dir = tempfile::tempdir().unwrap();
     let store = FileCheckpointer::new(dir.path()).unwrap();
     g.run(&store, "a", St::default()).await.unwrap();
