@@ -691,7 +691,7 @@ async fn production_checklist_stack_holds_under_concurrency() {
         "refused calls reached no provider"
     );
     assert_eq!(
-        stack.budget.tenant_spend("acme"),
+        stack.budget.tenant_spend("acme").await.unwrap(),
         spent,
         "the ledger settled every answered call at its real cost"
     );
@@ -734,7 +734,10 @@ async fn production_checklist_stack_holds_under_concurrency() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::GuardBlocked, "{err}");
     assert_eq!(sent(), before);
-    assert_eq!(stack.budget.tenant_spend("free-2"), Decimal::ZERO);
+    assert_eq!(
+        stack.budget.tenant_spend("free-2").await.unwrap(),
+        Decimal::ZERO
+    );
 
     // PII is redacted before the provider sees it.
     model
