@@ -5,6 +5,7 @@
 #
 #   scripts/test-services.sh up     install (idempotent, cached under .cache/), start, health-check
 #   scripts/test-services.sh browser   install only chromium (for `cargo test -- --ignored`)
+#   scripts/test-services.sh redis   install and start only Redis; prints its env (source .cache/services/redis.env)
 #   scripts/test-services.sh down   stop what `up` started
 #   scripts/test-services.sh env    print the environment the integration tests read
 #
@@ -140,12 +141,38 @@ start_postgres() {
     done_step "start PostgreSQL"
 }
 
+# --- redis (issue 20: shared cache, idempotency, budget ledger, rate limits) -------------------
+REDIS_PORT=16379
+
+install_redis() {
+    begin "redis-server (Debian package)"
+    command -v redis-server >/dev/null || apt_install redis-server
+    redis-server --version
+    done_step "redis-server"
+}
+
+start_redis() {
+    begin "start Redis on 127.0.0.1:$REDIS_PORT (no persistence)"
+    if ! redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+        redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+            --daemonize yes --pidfile "$STATE/redis.pid" --logfile "$STATE/redis.log" --dir "$STATE"
+    fi
+    for _ in $(seq 1 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    redis-cli -p "$REDIS_PORT" ping | grep -q PONG || { cat "$STATE/redis.log"; echo "[services] redis did not start"; return 1; }
+    cat >"$STATE/redis.env" <<ENV
+export LLMKIT_TEST_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
+export LLMKIT_TEST_REDIS_SERVER=$(command -v redis-server)
+ENV
+    done_step "start Redis"
+}
+
 write_env() {
     cat >"$STATE/env" <<ENV
 export LLMKIT_TEST_LLAMA_URL=http://127.0.0.1:$(cat "$STATE/llama.port")/v1
 export LLMKIT_TEST_MOCK_URL=http://127.0.0.1:$(cat "$STATE/mock.port")
 export LLMKIT_TEST_PG_URL=postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:5432/$PG_DB
 ENV
+    [ -f "$STATE/redis.env" ] && cat "$STATE/redis.env" >>"$STATE/env"
     cat "$STATE/env"
 }
 
@@ -164,11 +191,15 @@ case "${1:-}" in
         start_llama
         start_mock
         start_postgres
+        install_redis
+        start_redis
         write_env
         ;;
     down)
         stop_pid llama
         stop_pid mock
+        stop_pid redis
+        rm -f "$STATE/redis.env"
         if [ -f "$STATE/pg.version" ]; then
             pg_ctlcluster "$(cat "$STATE/pg.version")" main stop 2>/dev/null || true
             rm -f "$STATE/pg.version"
@@ -182,8 +213,13 @@ case "${1:-}" in
     browser)
         install_chromium
         ;;
+    redis)
+        install_redis
+        start_redis
+        cat "$STATE/redis.env"
+        ;;
     *)
-        echo "usage: $0 up|down|env|browser" >&2
+        echo "usage: $0 up|down|env|browser|redis" >&2
         exit 2
         ;;
 esac

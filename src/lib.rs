@@ -21,6 +21,7 @@
 //! | `tower` | no | [`tower`]: a model as a `tower::Service`, a tower `Layer` around a model |
 //! | `metrics`, `otel` | no | the `metrics` facade mirror; OTLP export of spans and metrics |
 //! | `axum` | no | [`serve`]: axum serving helpers (health, readiness, metrics, OpenAI-compatible route) |
+//! | `redis` | no | `redis`: shared cache, idempotency, budget ledger and rate limits for N replicas |
 //! | `full` | no | every feature above |
 //!
 //! ```
@@ -71,11 +72,18 @@ pub use llmkit_guard as guard;
 pub use llmkit_postgres as postgres;
 #[cfg(feature = "rag")]
 pub use llmkit_rag as rag;
+#[cfg(feature = "redis")]
+pub use llmkit_redis as redis;
 /// Serving helpers for axum: health, readiness, metrics and an OpenAI-compatible route.
 #[cfg(feature = "axum")]
 pub use llmkit_serve as serve;
 #[cfg(feature = "tower")]
 pub use llmkit_tower as tower;
+
+/// docs/scale-out.md, compiled as a doctest with the `redis` feature.
+#[cfg(all(doctest, feature = "redis"))]
+#[doc = include_str!("../docs/scale-out.md")]
+pub struct ScaleOutGuide;
 
 /// docs/tower.md, compiled as a doctest so the guide cannot drift from the code.
 #[cfg(all(doctest, feature = "tower"))]
