@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use llmkit::core::{ChatModel, ChatRequest, Reply, ScriptedModel};
+use llmkit::core::{ChatModel, ScriptedModel};
 use llmkit::rag::eval::{RetrievalCase, mrr, recall_at_k, retrieve_ids};
 use llmkit::rag::{
     Chunker, Document, GroundedAnswerer, Index, SearchMode, UnsupportedPolicy, load_dir,
@@ -25,59 +25,9 @@ fn load_corpus() -> Result<Vec<Document>, Box<dyn std::error::Error>> {
     Ok(docs)
 }
 
-/// Offline stand-in for an answering model: answers from the first source block it was given
-/// and cites it; says it cannot answer when the sources do not mention the question's topic.
-fn scripted_answerer() -> ScriptedModel {
-    ScriptedModel::builder()
-        .model("scripted-answerer")
-        .fallback(Reply::dynamic(|req: &ChatRequest| {
-            let prompt = req.messages.last().map(|m| m.text()).unwrap_or_default();
-            let question = prompt.rsplit("Question:").next().unwrap_or("").to_lowercase();
-            let (id, body) = first_source(&prompt);
-            let topical = body
-                .to_lowercase()
-                .split(|c: char| !c.is_alphanumeric())
-                .filter(|w| w.len() > 4)
-                .any(|w| question.contains(w));
-            if !topical {
-                return Reply::json(&serde_json::json!({
-                    "answer": "The policies do not say.", "claims": [], "refused": true
-                }));
-            }
-            // The sentence sharing the most words (and numbers) with the question.
-            let overlap = |s: &str| {
-                s.to_lowercase()
-                    .split(|c: char| !c.is_alphanumeric())
-                    .filter(|w| (w.len() > 3 || w.chars().all(|c| c.is_ascii_digit())) && !w.is_empty())
-                    .filter(|w| question.contains(*w))
-                    .count()
-            };
-            let sentence = body
-                .split_inclusive('.')
-                .filter(|s| !s.trim_start().starts_with('#'))
-                .max_by_key(|s| overlap(s))
-                .unwrap_or(&body)
-                .trim()
-                .to_owned();
-            Reply::json(&serde_json::json!({
-                "answer": sentence, "claims": [{"text": sentence, "chunk_ids": [id]}], "refused": false
-            }))
-        }))
-        .build()
-}
-
-/// The id and text of the first source block in the prompt (guard spotlighting format).
-fn first_source(prompt: &str) -> (String, String) {
-    let after = prompt.split("id=").nth(1).unwrap_or("");
-    let id: String = after
-        .trim_start_matches('"')
-        .chars()
-        .take_while(|c| !c.is_whitespace() && *c != '"')
-        .collect();
-    let body = after.split_once('\n').map(|(_, b)| b).unwrap_or("");
-    let body = body.split("<<</").next().unwrap_or(body).trim().to_owned();
-    (id, body)
-}
+#[path = "support/scripted_answerer.rs"]
+mod scripted_answerer;
+use scripted_answerer::scripted_answerer;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -20,6 +20,7 @@ mkdir -p "$STATE"
 # Pinned versions: bump deliberately.
 GEMMA_PKG_VERSION=1.0.0
 MOCK_API_VERSION=0.1.2
+OPENAI_PY_VERSION=3.51.0
 MODEL_FILE=$CACHE/models/gemma-3-270m-q4_k_m.gguf
 PG_DB=llmkit_test
 PG_USER=llmkit
@@ -85,6 +86,21 @@ install_mock() {
         "$CACHE/venv/bin/pip" install -q "llm-mock-api==$MOCK_API_VERSION"
     fi
     done_step "llm-mock-api"
+}
+
+# service: the official `openai` Python package, the independent client the support-service's
+# OpenAI-compatible route is tested with (examples/support-service/tests/python_client.rs).
+install_service_client() {
+    begin "openai==$OPENAI_PY_VERSION (PyPI, for the service's client test)"
+    if ! "$CACHE/venv-openai/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '$OPENAI_PY_VERSION')" 2>/dev/null; then
+        python3 -m venv "$CACHE/venv-openai"
+        "$CACHE/venv-openai/bin/pip" install -q "openai==$OPENAI_PY_VERSION"
+    fi
+    done_step "openai (Python)"
+}
+
+write_service_env() {
+    echo "export LLMKIT_TEST_OPENAI_PYTHON=$CACHE/venv-openai/bin/python" >>"$STATE/env"
 }
 
 start_llama() {
@@ -193,7 +209,9 @@ case "${1:-}" in
         start_postgres
         install_redis
         start_redis
+        install_service_client
         write_env
+        write_service_env
         ;;
     down)
         stop_pid llama

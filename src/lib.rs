@@ -153,6 +153,8 @@ mod guides {
     struct Rag;
     #[doc = include_str!("../docs/resilience.md")]
     struct Resilience;
+    #[doc = include_str!("../docs/service.md")]
+    struct Service;
     #[doc = include_str!("../docs/structured-output.md")]
     struct StructuredOutput;
     #[doc = include_str!("../examples/README.md")]

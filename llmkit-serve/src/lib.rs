@@ -474,7 +474,7 @@ fn set_nodelay(stream: &mut tokio::net::TcpStream) {
     }
 }
 
-/// Binds a TCP listener for [`axum::serve`] with `TCP_NODELAY` on every accepted socket.
+/// Binds a TCP listener for [`axum::serve()`] with `TCP_NODELAY` on every accepted socket.
 pub async fn bind(addr: impl tokio::net::ToSocketAddrs) -> std::io::Result<NoDelayListener> {
     use axum::serve::ListenerExt as _;
     let listener = tokio::net::TcpListener::bind(addr).await?;
