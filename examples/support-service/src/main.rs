@@ -146,13 +146,19 @@ async fn shutdown_signal() {
     }
 }
 
-async fn serve(app: App, listen: &str, version: &str, drain: Duration) -> ExitCode {
-    let listener = match llmkit::serve::bind(listen).await {
-        Ok(l) => l,
+async fn bind(listen: &str) -> Option<llmkit::serve::NoDelayListener> {
+    match llmkit::serve::bind(listen).await {
+        Ok(l) => Some(l),
         Err(e) => {
             tracing::error!(error = %e, listen, "bind");
-            return ExitCode::from(2);
+            None
         }
+    }
+}
+
+async fn serve(app: App, listen: &str, version: &str, drain: Duration) -> ExitCode {
+    let Some(listener) = bind(listen).await else {
+        return ExitCode::from(2);
     };
     let addr = axum::serve::Listener::local_addr(&listener)
         .map(|a| a.to_string())
@@ -203,12 +209,8 @@ async fn mock_openai(listen: &str) -> ExitCode {
         "Refunds are accepted within 30 days of delivery.",
     ));
     let serve = llmkit::serve::Serve::builder(model).build();
-    let listener = match llmkit::serve::bind(listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(error = %e, listen, "bind");
-            return ExitCode::from(2);
-        }
+    let Some(listener) = bind(listen).await else {
+        return ExitCode::from(2);
     };
     let addr = axum::serve::Listener::local_addr(&listener)
         .map(|a| a.to_string())

@@ -84,6 +84,14 @@ impl Service {
         reqwest::get(format!("{}{path}", self.base)).await.unwrap()
     }
 
+    async fn chat(&self, http: &reqwest::Client, body: serde_json::Value) -> reqwest::Response {
+        http.post(format!("{}/v1/chat/completions", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     fn sigterm(&self) {
         let pid = self.child.id().expect("running");
         let status = std::process::Command::new("kill")
@@ -127,12 +135,7 @@ async fn readiness_flips_when_the_breaker_opens_and_back_on_recovery() {
     ]);
     let http = reqwest::Client::new();
     for _ in 0..2 {
-        let r = http
-            .post(format!("{}/v1/chat/completions", svc.base))
-            .json(&chat_body("hi"))
-            .send()
-            .await
-            .unwrap();
+        let r = svc.chat(&http, chat_body("hi")).await;
         assert_eq!(r.status(), 502);
     }
     let r = svc.get("/readyz").await;
@@ -144,12 +147,7 @@ async fn readiness_flips_when_the_breaker_opens_and_back_on_recovery() {
         200,
         "alive while not ready"
     );
-    let r = http
-        .post(format!("{}/v1/chat/completions", svc.base))
-        .json(&chat_body("hi"))
-        .send()
-        .await
-        .unwrap();
+    let r = svc.chat(&http, chat_body("hi")).await;
     assert_eq!(r.status(), 503, "an open circuit answers 503");
 
     // Upstream healthy again: after the cool-down the probe closes the breaker.
@@ -163,12 +161,7 @@ async fn readiness_flips_when_the_breaker_opens_and_back_on_recovery() {
         report["probe"]["ok"], true,
         "the probe went through: {report}"
     );
-    let r = http
-        .post(format!("{}/v1/chat/completions", svc.base))
-        .json(&chat_body("hi"))
-        .send()
-        .await
-        .unwrap();
+    let r = svc.chat(&http, chat_body("hi")).await;
     assert_eq!(r.status(), 200, "serving again");
 }
 
