@@ -4,15 +4,25 @@
 #   (b) support-service's OpenAI-compatible route over that mock (full stack: trace, guards,
 #       budget, retry, breaker, timeout, the OpenAI provider client, the serving route).
 # Prints a Markdown table: p50/p99 latency, requests per second, and the latency the service
-# adds (b − a). Release build; results go in docs/benchmarks.md.
+# adds (b − a). Release build by default; results go in docs/benchmarks.md.
 #
 #   scripts/bench-service.sh [DURATION_SECONDS]   (default 10)
+#   BENCH_PROFILE=debug scripts/bench-service.sh  (the debug binary `cargo build -p support-service` made)
+#   BENCH_BIN=path/to/support-service BENCH_PROFILE=debug scripts/bench-service.sh  (no build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${1:-10}
 command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-cargo build --release -q -p support-service
-BIN=target/release/support-service
+PROFILE=${BENCH_PROFILE:-release}
+if [ -n "${BENCH_BIN:-}" ]; then
+    BIN=$BENCH_BIN   # a binary built earlier (no build step)
+elif [ "$PROFILE" = release ]; then
+    cargo build --release -q -p support-service
+    BIN=target/release/support-service
+else
+    cargo build -q -p support-service
+    BIN=target/debug/support-service
+fi
 WORK=$(mktemp -d)
 cleanup() { kill "$MOCK_PID" "$SVC_PID" 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
@@ -38,7 +48,7 @@ SUPPORT__MODEL__VERSIONS__V1__BASE_URL="http://127.0.0.1:$MOCK_PORT/v1" \
 SUPPORT__TENANTS__REQUESTS_PER_MINUTE=0 \
 SUPPORT__TENANTS__BUDGET_USD=1000000 \
 SUPPORT__SERVER__PROBE_SECONDS=3600 \
-SUPPORT_LOG=warn,support_service=info,support_service::access=warn \
+SUPPORT_LOG=error,support_service=info,support_service::access=error \
     "$BIN" >"$WORK/svc.log" 2>&1 &
 SVC_PID=$!
 SVC_PORT=$(port_of "$WORK/svc.log")
@@ -63,7 +73,7 @@ run() { # url conns -> "p50_ms p99_ms rps"
 wrk -t1 -c1 -d2s -s "$WORK/post.lua" "http://127.0.0.1:$MOCK_PORT/v1/chat/completions" >/dev/null
 wrk -t1 -c1 -d2s -s "$WORK/post.lua" "http://127.0.0.1:$SVC_PORT/v1/chat/completions" >/dev/null
 
-echo "wrk ${DURATION}s per cell, loopback, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
+echo "$PROFILE build; wrk ${DURATION}s per cell, loopback, $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
 echo
 echo "| concurrency | mock p50 ms | mock p99 ms | mock rps | service p50 ms | service p99 ms | service rps | added p50 ms | added p99 ms |"
 echo "|---|---|---|---|---|---|---|---|---|"
