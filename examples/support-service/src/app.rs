@@ -220,10 +220,26 @@ impl App {
                 .cost(provider, model, usage)
                 .or_else(|| flat.price(provider, model, usage))
         };
-        let budget = BudgetLayer::new(Arc::new(pricer)).per_tenant_usd(
+        let mut budget = BudgetLayer::new(Arc::new(pricer)).per_tenant_usd(
             decimal("tenants.budget_usd", &config.tenants.budget_usd)?,
             Duration::from_secs(config.tenants.budget_window_seconds),
         );
+        let mut readiness = Readiness::new().breakers(breakers.clone());
+        if let Some(url) = &secrets.redis_url {
+            // Shared budgets across replicas (docs/scale-out.md); the ledger fails closed when
+            // Redis is down, and readiness says so.
+            let redis = llmkit::redis::RedisConnection::open(url)
+                .map_err(|e| Error::config(format!("redis: {e}")))?
+                .with_prefix("support-service");
+            budget = budget.ledger(Arc::new(llmkit::redis::RedisBudgetLedger::new(
+                redis.clone(),
+            )));
+            readiness = readiness.check(llmkit::serve::check_fn("redis", move || {
+                let redis = redis.clone();
+                async move { redis.ping().await.map_err(|e| e.kind().as_str().to_owned()) }
+            }));
+            tracing::info!("tenant budgets in Redis");
+        }
         let guards = GuardPipeline::builder()
             .input(SizeLimit::new().max_chars(8_000))
             .input(InjectionGuard::new())
@@ -254,11 +270,7 @@ impl App {
         let answers = Arc::new(AnswerCounts::default());
         let mut serve = Serve::builder(default.clone())
             .metrics(trace.metrics().clone())
-            .readiness(
-                Readiness::new()
-                    .breakers(breakers)
-                    .probe(default, Duration::from_secs(config.server.probe_seconds)),
-            )
+            .readiness(readiness.probe(default, Duration::from_secs(config.server.probe_seconds)))
             .max_deadline(Duration::from_millis(config.server.max_deadline_ms))
             .default_deadline(Duration::from_millis(config.server.default_deadline_ms))
             .extra_metrics({

@@ -185,11 +185,20 @@ pub struct SecretSources {
     /// File with one `key=tenant` per line (read when set).
     #[serde(default)]
     pub api_keys_file: Option<PathBuf>,
+    /// Environment variable with a Redis URL (it may hold a password, so it is a secret): when
+    /// set, tenant budgets live in Redis and every replica shares them; Redis is then a
+    /// readiness check.
+    #[serde(default = "default_redis_env")]
+    pub redis_url_env: String,
     /// Environment variable with the upstream provider key (for non-`env` providers).
     pub upstream_key_env: String,
     /// File holding the upstream provider key (read when set).
     #[serde(default)]
     pub upstream_key_file: Option<PathBuf>,
+}
+
+fn default_redis_env() -> String {
+    "LLMKIT_REDIS_URL".to_owned()
 }
 
 /// `[telemetry]`.
@@ -309,6 +318,8 @@ pub struct Secrets {
     pub api_keys: BTreeMap<String, String>,
     /// The upstream provider key, when configured.
     pub upstream_key: Option<String>,
+    /// The Redis URL for shared budgets, when configured.
+    pub redis_url: Option<String>,
 }
 
 impl std::fmt::Debug for Secrets {
@@ -317,6 +328,17 @@ impl std::fmt::Debug for Secrets {
             .field(
                 "api_keys",
                 &format_args!("[redacted: {}]", self.api_keys.len()),
+            )
+            .field(
+                "redis_url",
+                &format_args!(
+                    "{}",
+                    if self.redis_url.is_some() {
+                        "[redacted]"
+                    } else {
+                        "none"
+                    }
+                ),
             )
             .field(
                 "upstream_key",
@@ -373,9 +395,11 @@ impl Secrets {
             })?;
             upstream_key = Some(text.trim().to_owned());
         }
+        let redis_url = env(&sources.redis_url_env).filter(|v| !v.trim().is_empty());
         Ok(Secrets {
             api_keys,
             upstream_key,
+            redis_url,
         })
     }
 
@@ -385,6 +409,7 @@ impl Secrets {
             "api_keys": format!("[redacted: {} keys from {}{}]", self.api_keys.len(), sources.api_keys_env,
                 sources.api_keys_file.as_ref().map(|p| format!(" and {}", p.display())).unwrap_or_default()),
             "upstream_key": if self.upstream_key.is_some() { "[redacted]" } else { "not set" },
+            "redis_url": if self.redis_url.is_some() { "[redacted]" } else { "not set: budgets in memory" },
         })
     }
 }

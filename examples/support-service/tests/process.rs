@@ -9,6 +9,8 @@
 
 #[path = "../../../tests/support/fault_server.rs"]
 mod fault_server;
+#[path = "../../../tests/support/services.rs"]
+mod services;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
@@ -526,4 +528,54 @@ async fn a_secret_in_the_environment_never_appears_in_responses_logs_or_metrics(
             assert!(!l.contains(secret), "secret in a log line: {l}");
         }
     }
+}
+
+#[tokio::test]
+#[ignore = "needs Redis: run scripts/test-services.sh up"]
+async fn budgets_live_in_redis_when_configured_and_fail_closed_without_it() {
+    let url = services::service("LLMKIT_TEST_REDIS_URL");
+    let tenant = format!("redis-test-{}", std::process::id());
+    let key = format!("sk-redis-test-{}", std::process::id());
+    let svc = Service::start(&[
+        ("LLMKIT_REDIS_URL", url.clone()),
+        ("SUPPORT_API_KEYS", format!("{key}={tenant}")),
+    ])
+    .await;
+    let report: serde_json::Value = svc.get("/readyz").await.json().await.unwrap();
+    assert_eq!(report["checks"][0]["name"], "redis", "{report}");
+    assert_eq!(report["checks"][0]["ok"], true, "{report}");
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/support/answer", svc.base))
+        .header("authorization", format!("Bearer {key}"))
+        .json(&serde_json::json!({"user_id": "u1", "question": "Do you ship to Switzerland?"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let keys = std::process::Command::new("redis-cli")
+        .args([
+            "-u",
+            &url,
+            "--scan",
+            "--pattern",
+            &format!("support-service:budget:tenant:{tenant}*"),
+        ])
+        .output()
+        .unwrap();
+    let keys = String::from_utf8_lossy(&keys.stdout);
+    assert!(
+        !keys.trim().is_empty(),
+        "no budget window for {tenant} in Redis"
+    );
+
+    // Redis unreachable: not ready, and spending fails closed.
+    let down = Service::start(&[("LLMKIT_REDIS_URL", "redis://127.0.0.1:1".into())]).await;
+    assert_eq!(down.get("/readyz").await.status(), 503);
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/support/answer", down.base))
+        .json(&serde_json::json!({"user_id": "u1", "question": "Do you ship to Switzerland?"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502, "no budget ledger, no model call");
 }
