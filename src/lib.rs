@@ -17,7 +17,9 @@
 //! | `hnsw` | no | `rag::HnswVectorStore`, approximate search for large corpora (implies `rag`) |
 //! | `eval` | no | [`eval`]: datasets, evaluators, reports and the CI gate |
 //! | `graph` | no | [`graph`]: checkpointed graphs, crash resume, interrupts, the human-in-the-loop gate |
-//! | `postgres` | no | [`postgres`]: the PostgreSQL checkpointer (implies `graph`) |
+//! | `postgres` | no | [`postgres`]: pooled PostgreSQL checkpoints with leases, the review queue, migrations (implies `graph`) |
+//! | `pgvector` | no | `postgres::PgVectorStore`: pgvector with full-text hybrid search (implies `postgres`, `rag`) |
+//! | `sqlite` | no | `graph::SqliteCheckpointer`: checkpoints in one SQLite file (implies `graph`) |
 //! | `tower` | no | [`tower`]: a model as a `tower::Service`, a tower `Layer` around a model |
 //! | `metrics`, `otel` | no | the `metrics` facade mirror; OTLP export of spans and metrics |
 //! | `axum` | no | [`serve`]: axum serving helpers (health, readiness, metrics, OpenAI-compatible route) |
@@ -155,6 +157,8 @@ mod guides {
     struct Resilience;
     #[doc = include_str!("../docs/service.md")]
     struct Service;
+    #[doc = include_str!("../docs/scale-out.md")]
+    struct ScaleOut;
     #[doc = include_str!("../docs/structured-output.md")]
     struct StructuredOutput;
     #[doc = include_str!("../examples/README.md")]

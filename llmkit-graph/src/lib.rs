@@ -21,7 +21,8 @@
 //! with no path to the end) and renders as Mermaid text ([`Graph::to_mermaid`]).
 //!
 //! Checkpoints are kept by a [`Checkpointer`]: [`MemoryCheckpointer`] and [`FileCheckpointer`]
-//! here; the PostgreSQL one lives in the `llmkit-postgres` crate (facade feature `postgres`), so
+//! here, `SqliteCheckpointer` behind the `sqlite` feature (one machine, an embedded SQLite file);
+//! the PostgreSQL one lives in the `llmkit-postgres` crate (facade feature `postgres`), so
 //! this crate depends on no database client. [`review`] holds the [`HitlGate`]
 //! (explicit approve / escalate / reject bands, sampling of automatic decisions) and the
 //! [`ReviewQueue`] a human works through.
@@ -53,6 +54,8 @@ mod builder;
 mod checkpoint;
 pub mod review;
 mod run;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 pub use builder::{
     END, Graph, GraphBuilder, GraphState, Node, NodeContext, NodeOutput, NodePolicy,
@@ -62,3 +65,5 @@ pub use checkpoint::{
     RunStatus, now_ms,
 };
 pub use run::RunOutcome;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteCheckpointer;

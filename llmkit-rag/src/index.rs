@@ -1,6 +1,6 @@
 //! The index: chunking, cached embeddings, vector + BM25 stores, incremental re-indexing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,6 +14,7 @@ use crate::hybrid::rrf;
 use crate::lexical::Bm25;
 use crate::store::memory::MemoryVectorStore;
 use crate::store::{Filter, Hit, VectorStore};
+use crate::versions::{DocumentVersion, DocumentVersions};
 
 /// Which retriever answers a search.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -53,6 +54,41 @@ struct DocState {
     meta: BTreeMap<String, String>,
 }
 
+/// Vectors by chunk-text hash, bounded: past `capacity` entries the oldest insertion goes
+/// first (FIFO). An unbounded map grew with every distinct chunk a long-lived index ever saw.
+struct EmbedCache {
+    capacity: usize,
+    map: HashMap<String, Vec<f32>>,
+    order: VecDeque<String>,
+}
+
+impl EmbedCache {
+    fn new(capacity: usize) -> Self {
+        EmbedCache {
+            capacity,
+            map: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    fn insert(&mut self, key: String, vector: Vec<f32>) {
+        if self.capacity == 0 {
+            return;
+        }
+        if self.map.insert(key.clone(), vector).is_none() {
+            self.order.push_back(key);
+        }
+        while self.map.len() > self.capacity {
+            match self.order.pop_front() {
+                Some(old) => {
+                    self.map.remove(&old);
+                }
+                None => break,
+            }
+        }
+    }
+}
+
 /// A searchable index over documents. See the [crate docs](crate).
 pub struct Index {
     chunker: Chunker,
@@ -61,7 +97,9 @@ pub struct Index {
     lexical: Mutex<Bm25>,
     docs: Mutex<HashMap<String, DocState>>,
     chunks: Mutex<HashMap<String, Chunk>>,
-    embed_cache: Mutex<HashMap<String, Vec<f32>>>,
+    embed_cache: Mutex<EmbedCache>,
+    versions: Option<Arc<dyn DocumentVersions>>,
+    versions_loaded: tokio::sync::OnceCell<()>,
     batch_size: usize,
     concurrency: usize,
 }
@@ -75,6 +113,9 @@ impl std::fmt::Debug for Index {
     }
 }
 
+/// Default bound of the embedding cache, in vectors (about 15 MB at 384 dimensions).
+const DEFAULT_EMBED_CACHE: usize = 10_000;
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -85,7 +126,8 @@ fn now_ms() -> u64 {
 impl Index {
     /// An index embedding with `embedder`, chunking with the default [`Chunker`], storing vectors
     /// in a [`MemoryVectorStore`]. Embeddings go in batches of 64, four batches at a time
-    /// ([`Index::with_embedding_batches`] changes both).
+    /// ([`Index::with_embedding_batches`] changes both); the embedding cache keeps the vectors
+    /// of at most 10,000 distinct chunk texts ([`Index::with_embedding_cache`]).
     pub fn new(embedder: Arc<dyn EmbeddingModel>) -> Self {
         Index {
             chunker: Chunker::default(),
@@ -94,7 +136,9 @@ impl Index {
             lexical: Mutex::new(Bm25::new()),
             docs: Mutex::new(HashMap::new()),
             chunks: Mutex::new(HashMap::new()),
-            embed_cache: Mutex::new(HashMap::new()),
+            embed_cache: Mutex::new(EmbedCache::new(DEFAULT_EMBED_CACHE)),
+            versions: None,
+            versions_loaded: tokio::sync::OnceCell::new(),
             batch_size: 64,
             concurrency: 4,
         }
@@ -126,11 +170,57 @@ impl Index {
         Ok(self)
     }
 
-    /// Uses another vector store (pgvector, Qdrant, ...).
+    /// Uses another vector store (pgvector, Qdrant, ...). A store that ranks text itself
+    /// ([`VectorStore::ranks_text`]) also answers the lexical half of searches, and the index
+    /// then keeps no in-memory BM25.
     #[must_use]
     pub fn with_vector_store(mut self, store: Arc<dyn VectorStore>) -> Self {
         self.vectors = store;
         self
+    }
+
+    /// Keeps at most `capacity` vectors in the embedding cache (by chunk-text hash; the oldest
+    /// insertion is evicted first). Zero disables the cache. Default 10,000.
+    #[must_use]
+    pub fn with_embedding_cache(self, capacity: usize) -> Self {
+        *lock(&self.embed_cache) = EmbedCache::new(capacity);
+        self
+    }
+
+    /// Persists document versions in `versions` (see [`crate::versions`]): loaded before the
+    /// first change, written per document after its vectors are stored, so an index restarted
+    /// over a persistent vector store re-embeds only documents whose content changed.
+    #[must_use]
+    pub fn with_document_versions(mut self, versions: Arc<dyn DocumentVersions>) -> Self {
+        self.versions = Some(versions);
+        self
+    }
+
+    /// Loads stored document versions once (no-op without a versions store).
+    async fn load_versions(&self) -> Result<()> {
+        let Some(versions) = &self.versions else {
+            return Ok(());
+        };
+        self.versions_loaded
+            .get_or_try_init(|| async {
+                let stored = versions.load().await?;
+                let mut docs = lock(&self.docs);
+                for v in stored {
+                    docs.entry(v.doc_id).or_insert(DocState {
+                        hash: v.hash,
+                        indexed_ms: v.indexed_ms,
+                        meta: v.metadata,
+                    });
+                }
+                Ok::<(), Error>(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Number of embedding vectors cached.
+    pub fn embedding_cache_len(&self) -> usize {
+        lock(&self.embed_cache).map.len()
     }
 
     /// Adds new and updates changed documents; unchanged ones (same content hash) are skipped.
@@ -140,6 +230,7 @@ impl Index {
     /// and a failed embedding call leaves the index as it was. When an id appears twice in
     /// `docs`, the last one wins.
     pub async fn upsert(&self, docs: Vec<Document>) -> Result<IndexReport> {
+        self.load_versions().await?;
         let mut report = IndexReport::default();
         let mut last: HashMap<String, usize> = HashMap::new();
         for (i, doc) in docs.iter().enumerate() {
@@ -181,6 +272,7 @@ impl Index {
 
     /// Makes the index hold exactly `docs`: adds, updates, and deletes documents not listed.
     pub async fn sync(&self, docs: Vec<Document>) -> Result<IndexReport> {
+        self.load_versions().await?;
         let keep: std::collections::HashSet<String> = docs.iter().map(|d| d.id.clone()).collect();
         let gone: Vec<String> = lock(&self.docs)
             .keys()
@@ -198,6 +290,9 @@ impl Index {
     /// Removes a document.
     pub async fn remove(&self, doc_id: &str) -> Result<()> {
         self.vectors.delete_document(doc_id).await?;
+        if let Some(versions) = &self.versions {
+            versions.remove(doc_id).await?;
+        }
         lock(&self.lexical).delete_document(doc_id);
         lock(&self.chunks).retain(|_, c| c.doc_id != doc_id);
         lock(&self.docs).remove(doc_id);
@@ -245,18 +340,29 @@ impl Index {
             .map(|(c, v)| (c, v, doc.metadata.clone()))
             .collect();
         self.vectors.upsert(items).await?;
-        {
+        if !self.vectors.ranks_text() {
             let mut lexical = lock(&self.lexical);
             for c in &chunks {
                 lexical.insert(c.clone(), doc.metadata.clone());
             }
         }
         lock(&self.chunks).extend(chunks.into_iter().map(|c| (c.id.clone(), c)));
+        let indexed_ms = now_ms();
+        if let Some(versions) = &self.versions {
+            versions
+                .save(&DocumentVersion {
+                    doc_id: doc.id.clone(),
+                    hash: doc.content_hash.clone(),
+                    indexed_ms,
+                    metadata: doc.metadata.clone(),
+                })
+                .await?;
+        }
         lock(&self.docs).insert(
             doc.id.clone(),
             DocState {
                 hash: doc.content_hash,
-                indexed_ms: now_ms(),
+                indexed_ms,
                 meta: doc.metadata,
             },
         );
@@ -274,14 +380,25 @@ impl Index {
             .iter()
             .map(|c| crate::document::content_hash(&c.text))
             .collect();
+        // Cached vectors are copied out now: a bounded cache may evict them while this batch
+        // is being embedded.
+        let mut found: HashMap<String, Vec<f32>> = HashMap::new();
         let missing: Vec<(String, String)> = {
             let cache = lock(&self.embed_cache);
             let mut seen = std::collections::HashSet::new();
-            keys.iter()
-                .zip(chunks)
-                .filter(|(k, _)| !cache.contains_key(*k) && seen.insert((*k).clone()))
-                .map(|(k, c)| (k.clone(), c.text.clone()))
-                .collect()
+            let mut missing = Vec::new();
+            for (k, c) in keys.iter().zip(chunks) {
+                if !seen.insert(k.clone()) {
+                    continue;
+                }
+                match cache.map.get(k) {
+                    Some(v) => {
+                        found.insert(k.clone(), v.clone());
+                    }
+                    None => missing.push((k.clone(), c.text.clone())),
+                }
+            }
+            missing
         };
         report.cached_chunks += chunks.len() - missing.len();
         report.embedded_chunks += missing.len();
@@ -315,16 +432,21 @@ impl Index {
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
+        for r in results {
+            found.extend(r?);
+        }
         {
+            // In chunk order, so "oldest first" eviction follows the order texts arrived in.
             let mut cache = lock(&self.embed_cache);
-            for r in results {
-                cache.extend(r?);
+            for k in &keys {
+                if let Some(v) = found.get(k) {
+                    cache.insert(k.clone(), v.clone());
+                }
             }
         }
-        let cache = lock(&self.embed_cache);
         keys.iter()
             .map(|k| {
-                cache.get(k).cloned().ok_or_else(|| {
+                found.get(k).cloned().ok_or_else(|| {
                     Error::new(ErrorKind::Other, "embedding missing after embedding step")
                 })
             })
@@ -350,14 +472,24 @@ impl Index {
                 v.truncate(k);
                 v
             }
-            SearchMode::Lexical => lock(&self.lexical).search(query, k, filter),
+            SearchMode::Lexical => self.lexical_search(query, k, filter).await?,
             SearchMode::Hybrid => {
                 let v = vector().await?;
-                let l = lock(&self.lexical).search(query, k.max(1) * 2, filter);
+                let l = self.lexical_search(query, k.max(1) * 2, filter).await?;
                 rrf(&[v, l], 60.0, k)
             }
         };
         Ok(hits)
+    }
+
+    /// The lexical half: the store's own text ranking when it has one, else the in-memory BM25.
+    async fn lexical_search(&self, query: &str, k: usize, filter: &Filter) -> Result<Vec<Hit>> {
+        if self.vectors.ranks_text() {
+            if let Some(hits) = self.vectors.search_text(query, k, filter).await? {
+                return Ok(hits);
+            }
+        }
+        Ok(lock(&self.lexical).search(query, k, filter))
     }
 
     /// Metadata of an indexed document.

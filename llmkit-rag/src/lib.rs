@@ -48,6 +48,7 @@ pub mod load;
 mod passages;
 pub mod rerank;
 pub mod store;
+pub mod versions;
 
 pub use answer::{
     AnswerReport, CheckedClaim, Claim, GroundedAnswer, GroundedAnswerer, SupportVerdict,
@@ -64,3 +65,4 @@ pub use rerank::{LexicalOverlapReranker, LlmReranker, RerankFailure, Reranker};
 pub use store::hnsw::{HnswConfig, HnswVectorStore};
 pub use store::memory::MemoryVectorStore;
 pub use store::{Hit, VectorStore};
+pub use versions::{DocumentVersion, DocumentVersions};

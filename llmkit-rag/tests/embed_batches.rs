@@ -197,3 +197,102 @@ async fn the_last_duplicate_id_wins() {
         vec![vec!["Second version.".to_string()]]
     );
 }
+
+/// The embedding cache is bounded (it grew with every distinct chunk text before): past its
+/// capacity the oldest vectors go, an evicted text is embedded again, a batch larger than the
+/// cache still gets every vector.
+#[tokio::test]
+async fn embedding_cache_is_bounded_and_evicts_oldest_first() {
+    let embedder = CountingEmbedder::new();
+    let index = Index::new(embedder.clone()).with_embedding_cache(3);
+    let docs: Vec<Document> = (0..10)
+        .map(|i| Document::new(format!("d{i}"), format!("distinct text number {i}")))
+        .collect();
+    let report = index.upsert(docs).await.unwrap();
+    assert_eq!(report.embedded_chunks, 10, "{report:?}");
+    assert_eq!(index.chunk_count(), 10, "every chunk got its vector");
+    assert_eq!(index.embedding_cache_len(), 3);
+    // The newest texts are cached, the oldest were evicted.
+    let again = index
+        .upsert(vec![
+            Document::new("copy-new", "distinct text number 9"),
+            Document::new("copy-old", "distinct text number 0"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.cached_chunks, again.embedded_chunks),
+        (1, 1),
+        "{again:?}"
+    );
+    assert_eq!(index.embedding_cache_len(), 3);
+    let off = Index::new(embedder.clone()).with_embedding_cache(0);
+    off.upsert(vec![Document::new("x", "some text")])
+        .await
+        .unwrap();
+    assert_eq!(off.embedding_cache_len(), 0);
+}
+
+/// Document versions kept outside the process: a new index over the same stores re-embeds
+/// only what changed (the in-memory table was lost on restart and everything was re-embedded).
+#[tokio::test]
+async fn persisted_document_versions_skip_unchanged_documents_after_a_restart() {
+    use llmkit_rag::{DocumentVersion, DocumentVersions, MemoryVectorStore};
+
+    #[derive(Default)]
+    struct Versions(Mutex<std::collections::BTreeMap<String, DocumentVersion>>);
+    #[async_trait]
+    impl DocumentVersions for Versions {
+        async fn load(&self) -> Result<Vec<DocumentVersion>> {
+            Ok(self.0.lock().unwrap().values().cloned().collect())
+        }
+        async fn save(&self, v: &DocumentVersion) -> Result<()> {
+            self.0.lock().unwrap().insert(v.doc_id.clone(), v.clone());
+            Ok(())
+        }
+        async fn remove(&self, doc_id: &str) -> Result<()> {
+            self.0.lock().unwrap().remove(doc_id);
+            Ok(())
+        }
+    }
+
+    let versions = Arc::new(Versions::default());
+    let vectors = Arc::new(MemoryVectorStore::new());
+    let docs = vec![
+        Document::new("a", "alpha text"),
+        Document::new("b", "beta text"),
+        Document::new("c", "gamma text"),
+    ];
+    let first = Index::new(CountingEmbedder::new())
+        .with_vector_store(vectors.clone())
+        .with_document_versions(versions.clone());
+    assert_eq!(first.sync(docs.clone()).await.unwrap().embedded_chunks, 3);
+    drop(first);
+    let embedder = CountingEmbedder::new();
+    let restarted = Index::new(embedder.clone())
+        .with_vector_store(vectors.clone())
+        .with_document_versions(versions.clone());
+    let report = restarted
+        .sync(vec![
+            docs[0].clone(),
+            Document::new("b", "beta text, revised"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            report.unchanged,
+            report.updated,
+            report.deleted,
+            report.embedded_chunks
+        ),
+        (1, 1, 1, 1),
+        "{report:?}"
+    );
+    assert_eq!(
+        embedder.state().batches.concat(),
+        vec!["beta text, revised".to_owned()]
+    );
+    let stored: Vec<String> = versions.0.lock().unwrap().keys().cloned().collect();
+    assert_eq!(stored, vec!["a".to_owned(), "b".to_owned()]);
+}

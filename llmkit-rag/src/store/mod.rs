@@ -40,6 +40,25 @@ pub trait VectorStore: Send + Sync {
     async fn delete_document(&self, doc_id: &str) -> Result<()>;
     /// The `k` chunks most similar (cosine) to `query` that match `filter`.
     async fn search(&self, query: &[f32], k: usize, filter: &Filter) -> Result<Vec<Hit>>;
+
+    /// Whether [`search_text`](Self::search_text) ranks text (a database with full-text
+    /// search). When it does, `Index` uses it for the lexical half of searches and keeps no
+    /// in-memory BM25. Default: `false`.
+    fn ranks_text(&self) -> bool {
+        false
+    }
+
+    /// The `k` chunks that best match the words of `query` and `filter`, by the store's own
+    /// text ranking; `None` when the store has none (the default).
+    async fn search_text(
+        &self,
+        query: &str,
+        k: usize,
+        filter: &Filter,
+    ) -> Result<Option<Vec<Hit>>> {
+        let _ = (query, k, filter);
+        Ok(None)
+    }
 }
 
 /// Whether a chunk's document metadata has every key of `filter` with the same value.
