@@ -84,8 +84,8 @@ pub use message::{
     ContentPart, ImageSource, Message, Role, ToolCall, ToolChoice, ToolDefinition, ToolResult,
 };
 pub use model::{
-    Candidate, Capabilities, ChatModel, ChatStream, EmbeddingModel, ModelInfo, StreamAccumulator,
-    collect_stream, response_to_events,
+    Candidate, Capabilities, ChatModel, ChatStream, EmbeddingModel, ModelInfo, ServerAddress,
+    StreamAccumulator, collect_stream, response_to_events,
 };
 #[cfg(feature = "prompt")]
 pub use prompt::{PromptRegistry, RenderedPrompt};

@@ -59,6 +59,65 @@ pub struct ModelInfo {
     pub model: String,
     /// What it can do.
     pub capabilities: Capabilities,
+    /// The endpoint's host and port, traced as `server.address` / `server.port`; `None` for
+    /// in-process models and test doubles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerAddress>,
+}
+
+/// Host and port of the endpoint a model is called at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerAddress {
+    /// Host name or IP address (IPv6 without brackets).
+    pub host: String,
+    /// Port; the scheme's default when the URL names none.
+    pub port: u16,
+}
+
+impl ServerAddress {
+    /// Host and port of an `http://` or `https://` URL (default ports 80 and 443); `None` for
+    /// anything else, so a malformed base URL only loses the trace attribute.
+    ///
+    /// ```
+    /// use llmkit_core::ServerAddress;
+    /// let s = ServerAddress::from_url("https://api.openai.com/v1").unwrap();
+    /// assert_eq!((s.host.as_str(), s.port), ("api.openai.com", 443));
+    /// let s = ServerAddress::from_url("http://[::1]:11434/api").unwrap();
+    /// assert_eq!((s.host.as_str(), s.port), ("::1", 11434));
+    /// assert!(ServerAddress::from_url("localhost:80").is_none());
+    /// ```
+    pub fn from_url(url: &str) -> Option<Self> {
+        let (rest, default_port) = if let Some(r) = url.strip_prefix("https://") {
+            (r, 443)
+        } else if let Some(r) = url.strip_prefix("http://") {
+            (r, 80)
+        } else {
+            return None;
+        };
+        let authority = rest.split(['/', '?', '#']).next()?;
+        // Drop any `user:password@` so credentials never reach a trace.
+        let hostport = authority.rsplit('@').next()?;
+        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+            let (host, after) = v6.split_once(']')?;
+            (host, after.strip_prefix(':'))
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (hostport, None),
+            }
+        };
+        if host.is_empty() {
+            return None;
+        }
+        let port = match port {
+            Some(p) => p.parse().ok()?,
+            None => default_port,
+        };
+        Some(ServerAddress {
+            host: host.to_owned(),
+            port,
+        })
+    }
 }
 
 impl ModelInfo {
@@ -68,7 +127,15 @@ impl ModelInfo {
             provider: provider.into(),
             model: model.into(),
             capabilities: Capabilities::default(),
+            server: None,
         }
+    }
+
+    /// Sets the endpoint from its URL (see [`ServerAddress::from_url`]).
+    #[must_use]
+    pub fn with_server_url(mut self, url: &str) -> Self {
+        self.server = ServerAddress::from_url(url);
+        self
     }
 
     /// Sets the capabilities.

@@ -77,6 +77,10 @@ pub struct RequestMeta {
     /// Ids of retrieved chunks or documents that went into the prompt, for traces.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub context_ids: Vec<String>,
+    /// The conversation (session, thread) this call belongs to; traced as
+    /// `gen_ai.conversation.id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
     /// An overall deadline for the call, across retries and fallbacks. Process-local, so not
     /// serialized.
     #[serde(skip)]
@@ -215,6 +219,13 @@ impl ChatRequest {
     #[must_use]
     pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.meta.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Sets the conversation (session, thread) id the trace records as `gen_ai.conversation.id`.
+    #[must_use]
+    pub fn with_conversation_id(mut self, id: impl Into<String>) -> Self {
+        self.meta.conversation_id = Some(id.into());
         self
     }
 

@@ -197,7 +197,74 @@ async fn chat_span_carries_genai_and_llmkit_attributes() {
     assert_eq!(get(sc::LLMKIT_COST_UNKNOWN), "false");
     assert_eq!(get(sc::OTEL_NAME), "chat gpt-4o-mini");
     assert!(!f.contains_key(sc::ERROR_TYPE));
+    for absent in [
+        sc::GEN_AI_SYSTEM,
+        sc::GEN_AI_OUTPUT_TYPE,
+        sc::GEN_AI_CONVERSATION_ID,
+        sc::GEN_AI_REQUEST_STOP_SEQUENCES,
+        sc::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+        sc::SERVER_ADDRESS,
+        sc::GEN_AI_INPUT_MESSAGES,
+    ] {
+        assert!(
+            !f.contains_key(absent),
+            "{absent} recorded without a source"
+        );
+    }
     assert!(calls[0].closed);
+}
+
+/// A scripted provider that says where it lives, as HTTP providers do, and reports reasoning
+/// tokens, as reasoning models do.
+struct AtServer(Arc<ScriptedModel>, ModelInfo);
+
+#[async_trait]
+impl ChatModel for AtServer {
+    fn info(&self) -> &ModelInfo {
+        &self.1
+    }
+    async fn chat(&self, request: ChatRequest) -> llmkit_core::Result<ChatResponse> {
+        let mut resp = self.0.chat(request).await?;
+        resp.usage.output_tokens += 25;
+        resp.usage.reasoning_tokens = 25;
+        Ok(resp)
+    }
+    async fn stream(&self, request: ChatRequest) -> llmkit_core::Result<ChatStream> {
+        self.0.stream(request).await
+    }
+}
+
+#[tokio::test]
+async fn spec_attributes_server_conversation_output_type_stops_reasoning_and_legacy_system() {
+    let rec = Recorder::default();
+    let _guard = rec.install();
+    let scripted = Arc::new(
+        ScriptedModel::builder()
+            .provider("azure.ai.openai")
+            .model("gpt-4o")
+            .reply("{\"ok\":true}")
+            .build(),
+    );
+    let info = ModelInfo::new("azure.ai.openai", "gpt-4o")
+        .with_server_url("https://acme.openai.azure.com/openai/deployments/gpt-4o");
+    let model = Pipeline::builder()
+        .layer(TraceLayer::builder().legacy_system_attribute(true).build())
+        .build(Arc::new(AtServer(scripted, info)));
+    let mut req = ChatRequest::user("json please")
+        .with_conversation_id("conv_42")
+        .with_response_format(llmkit_core::ResponseFormat::Json);
+    req.stop = vec!["END".into(), "\n\n".into()];
+    model.chat(req).await.unwrap();
+    let f = &rec.calls()[0].fields;
+    assert_eq!(f[sc::GEN_AI_PROVIDER_NAME], "azure.ai.openai");
+    assert_eq!(f[sc::GEN_AI_SYSTEM], "az.ai.openai", "the v1.36 value");
+    assert_eq!(f[sc::SERVER_ADDRESS], "acme.openai.azure.com");
+    assert_eq!(f[sc::SERVER_PORT], "443");
+    assert_eq!(f[sc::GEN_AI_CONVERSATION_ID], "conv_42");
+    assert_eq!(f[sc::GEN_AI_OUTPUT_TYPE], "json");
+    assert_eq!(f[sc::GEN_AI_REQUEST_STOP_SEQUENCES], r#"["END","\n\n"]"#);
+    assert_eq!(f[sc::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS], "25");
+    assert_eq!(f[sc::GEN_AI_RESPONSE_FINISH_REASONS], r#"["stop"]"#);
 }
 
 #[tokio::test]
@@ -300,7 +367,10 @@ async fn content_is_not_captured_by_default() {
         .await
         .unwrap();
     queue.flush().await;
-    assert!(rec.calls()[0].events.is_empty());
+    let f = &rec.calls()[0].fields;
+    assert!(
+        !f.contains_key(sc::GEN_AI_INPUT_MESSAGES) && !f.contains_key(sc::GEN_AI_OUTPUT_MESSAGES)
+    );
     let line = serde_json::to_string(&sink.records()[0]).unwrap();
     assert!(!line.contains("a@b.com") && !line.contains("secret answer"));
 }
@@ -321,22 +391,27 @@ async fn captured_content_is_redacted_before_it_is_recorded_and_capped() {
         ))
         .await
         .unwrap();
-    let events = &rec.calls()[0].events;
-    assert_eq!(events.len(), 2);
-    assert_eq!(events[0].0, sc::EVENT_INPUT_MESSAGES);
-    assert_eq!(events[1].0, sc::EVENT_OUTPUT_MESSAGES);
-    let input = &events[0].1[sc::FIELD_CONTENT];
-    let output = &events[1].1[sc::FIELD_CONTENT];
-    assert_eq!(input, "user: card [CARD], phone [PHONE]");
+    let f = &rec.calls()[0].fields;
+    let input = &f[sc::GEN_AI_INPUT_MESSAGES];
+    let output = &f[sc::GEN_AI_OUTPUT_MESSAGES];
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(input).unwrap(),
+        serde_json::json!([{"role": "user", "parts": [
+            {"type": "text", "content": "card [CARD], phone [PHONE]"}]}])
+    );
+    let out: serde_json::Value = serde_json::from_str(output).unwrap();
+    assert_eq!(out[0]["role"], "assistant");
+    assert_eq!(out[0]["finish_reason"], "stop");
+    let text = out[0]["parts"][0]["content"].as_str().unwrap();
     assert!(
-        output.contains("[EMAIL]") && !output.contains("jane.doe"),
-        "{output}"
+        text.contains("[EMAIL]") && !text.contains("jane.doe"),
+        "{text}"
     );
     assert!(!output.contains("sk-proj"));
-    assert_eq!(output.chars().count(), 41, "40 kept plus the ellipsis");
-    assert_eq!(events[1].1[sc::FIELD_TRUNCATED], "true");
+    assert_eq!(text.chars().count(), 41, "40 kept plus the ellipsis");
     queue.flush().await;
     assert_eq!(sink.records()[0].input.as_deref(), Some(input.as_str()));
+    assert_eq!(sink.records()[0].output.as_deref(), Some(output.as_str()));
 }
 
 #[tokio::test]
@@ -349,8 +424,18 @@ async fn a_closure_is_a_redactor() {
     model.chat(ChatRequest::user("I am Alice")).await.unwrap();
     queue.flush().await;
     let r = &sink.records()[0];
-    assert_eq!(r.input.as_deref(), Some("user: I am [NAME]"));
-    assert_eq!(r.output.as_deref(), Some("hello [NAME]"));
+    let json = |s: &Option<String>| {
+        serde_json::from_str::<serde_json::Value>(s.as_deref().unwrap()).unwrap()
+    };
+    assert_eq!(
+        json(&r.input),
+        serde_json::json!([{"role": "user", "parts": [{"type": "text", "content": "I am [NAME]"}]}])
+    );
+    assert_eq!(
+        json(&r.output),
+        serde_json::json!([{"role": "assistant", "parts": [{"type": "text", "content": "hello [NAME]"}],
+            "finish_reason": "stop"}])
+    );
 }
 
 // ------------------------------------------------------------------- trail conventions
@@ -464,7 +549,7 @@ async fn json_lines_records_answer_which_prompt_version_produced_a_call() {
         ] {
             assert!(l.get(key).is_some(), "missing {key} in {l}");
         }
-        assert_eq!(l["schema"], 1);
+        assert_eq!(l["schema"], 2);
         assert_eq!(l["prompt"]["id"], "refund_verdict");
     }
     assert_eq!(lines[0]["prompt"]["version"], "1");
@@ -532,6 +617,68 @@ async fn a_full_export_queue_drops_counts_and_never_blocks_the_call() {
 }
 
 // -------------------------------------------------------------------------- metrics
+
+#[tokio::test(start_paused = true)]
+async fn genai_client_histograms_use_the_conventions_buckets_and_labels() {
+    let trace = TraceLayer::new();
+    let metrics = trace.metrics().clone();
+    let provider = openai(
+        ScriptedModel::builder()
+            .reply(Reply::Delayed(
+                Duration::from_millis(300),
+                Box::new(Reply::text("ok")),
+            ))
+            .reply(Reply::timeout()),
+    );
+    let model = Pipeline::builder().layer(trace).build(provider);
+    let resp = model.chat(ChatRequest::user("hello there")).await.unwrap();
+    model.chat(ChatRequest::user("again")).await.unwrap_err();
+
+    let snap = metrics.snapshot();
+    assert_eq!(
+        snap.genai.len(),
+        2,
+        "success and failure are separate series"
+    );
+    let (ok_key, ok) = snap
+        .genai
+        .iter()
+        .find(|(k, _)| k.error_type.is_none())
+        .unwrap();
+    assert_eq!(ok_key.error_type, None);
+    assert_eq!(ok_key.operation, "chat");
+    assert_eq!(ok_key.response_model.as_deref(), Some("gpt-4o-mini"));
+    assert_eq!(
+        ok.duration_s.bounds,
+        sc::OPERATION_DURATION_BUCKETS.to_vec()
+    );
+    assert_eq!(ok.input_tokens.bounds, sc::TOKEN_USAGE_BUCKETS.to_vec());
+    // 0.3 s falls in (0.16, 0.32]: the sixth bucket.
+    assert_eq!(ok.duration_s.counts[5], 1, "{:?}", ok.duration_s.counts);
+    assert_eq!(ok.input_tokens.sum, resp.usage.input_tokens as f64);
+    assert_eq!(ok.output_tokens.count, 1);
+    let (err_key, err) = snap
+        .genai
+        .iter()
+        .find(|(k, _)| k.error_type.is_some())
+        .unwrap();
+    assert_eq!(err_key.error_type.as_deref(), Some("timeout"));
+    assert_eq!((err.duration_s.count, err.input_tokens.count), (1, 0));
+
+    let text = metrics.render_prometheus();
+    assert!(text.contains("# TYPE gen_ai_client_operation_duration_seconds histogram"));
+    assert!(text.contains(
+        "gen_ai_client_operation_duration_seconds_bucket{gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"gpt-4o-mini\",gen_ai_response_model=\"gpt-4o-mini\",le=\"0.32\"} 1"
+    ), "{text}");
+    assert!(
+        text.contains("error_type=\"timeout\",le=\"+Inf\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gen_ai_token_type=\"input\",le=\"16\"} 1"),
+        "{text}"
+    );
+}
 
 #[tokio::test]
 async fn metrics_are_labelled_by_provider_model_and_prompt_version() {

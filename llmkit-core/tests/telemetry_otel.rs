@@ -14,21 +14,32 @@ use std::sync::{Arc, Mutex};
 use llmkit_core::telemetry::otel::OtlpConfig;
 use llmkit_core::telemetry::{MetricsRegistry, TraceLayer};
 use llmkit_core::{ChatRequest, Pipeline, PromptRef, ScriptedModel};
+use opentelemetry_otlp::WithExportConfig as _;
 use tracing_subscriber::layer::SubscriberExt;
 
 type Received = Arc<Mutex<Vec<(String, String)>>>;
+type Headers = Arc<Mutex<Vec<String>>>;
 
 /// A minimal OTLP/HTTP collector: records (path, body) of each POST and answers `{}`.
 fn fake_collector() -> (String, Received) {
+    let (url, received, _) = fake_collector_with_headers();
+    (url, received)
+}
+
+/// [`fake_collector`] that also keeps every request header line (lower-cased name).
+fn fake_collector_with_headers() -> (String, Received, Headers) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let received: Received = Arc::default();
+    let headers: Headers = Arc::default();
     let log = received.clone();
+    let header_log = headers.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
             stream.set_nodelay(true).unwrap();
             let log = log.clone();
+            let header_log = header_log.clone();
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut writer = stream;
@@ -51,6 +62,11 @@ fn fake_collector() -> (String, Received) {
                             break;
                         }
                         if let Some((k, v)) = h.split_once(':') {
+                            header_log.lock().unwrap().push(format!(
+                                "{}:{}",
+                                k.to_ascii_lowercase(),
+                                v.trim()
+                            ));
                             if k.eq_ignore_ascii_case("content-length") {
                                 length = v.trim().parse().unwrap();
                             }
@@ -68,7 +84,7 @@ fn fake_collector() -> (String, Received) {
             });
         }
     });
-    (format!("http://{addr}"), received)
+    (format!("http://{addr}"), received, headers)
 }
 
 #[tokio::test]
@@ -128,5 +144,225 @@ async fn spans_and_metrics_are_exported_over_otlp_http_json() {
             .iter()
             .any(|(_, b)| b.contains("llmkit_requests_total")),
         "{metrics:?}"
+    );
+}
+
+#[tokio::test]
+async fn genai_histograms_arrays_and_headers_reach_the_collector() {
+    let (endpoint, received, headers) = fake_collector_with_headers();
+    let registry = MetricsRegistry::new();
+    let export = OtlpConfig::new("llmkit-test")
+        .endpoint(endpoint)
+        .header("x-collector-key", "k-123")
+        .install(registry.clone())
+        .unwrap();
+    {
+        let _guard = tracing::subscriber::set_default(
+            tracing_subscriber::registry().with(export.tracing_layer()),
+        );
+        let provider = Arc::new(
+            ScriptedModel::builder()
+                .provider("openai")
+                .model("gpt-4o")
+                .reply("ok")
+                .build(),
+        );
+        let model = Pipeline::builder()
+            .layer(TraceLayer::builder().metrics(registry.clone()).build())
+            .build(provider);
+        let mut req = ChatRequest::user("hi");
+        req.stop = vec!["END".into()];
+        model.chat(req).await.unwrap();
+    }
+    export.shutdown();
+
+    let received = received.lock().unwrap().clone();
+    let traces: String = received
+        .iter()
+        .filter(|(p, _)| p == "/v1/traces")
+        .map(|(_, b)| b.as_str())
+        .collect();
+    let metrics: String = received
+        .iter()
+        .filter(|(p, _)| p == "/v1/metrics")
+        .map(|(_, b)| b.as_str())
+        .collect();
+    let compact = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+    let traces = compact(&traces);
+    // String arrays, not JSON text inside a string.
+    assert!(
+        traces.contains(r#""key":"gen_ai.response.finish_reasons","value":{"arrayValue":{"values":[{"stringValue":"stop"}]}}"#),
+        "{traces}"
+    );
+    assert!(
+        traces.contains(r#""key":"gen_ai.request.stop_sequences","value":{"arrayValue":{"values":[{"stringValue":"END"}]}}"#),
+        "{traces}"
+    );
+    assert_eq!(
+        traces.matches("gen_ai.response.finish_reasons").count(),
+        1,
+        "one key, once"
+    );
+    let metrics = compact(&metrics);
+    assert!(
+        metrics.contains("gen_ai.client.operation.duration"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("gen_ai.client.token.usage"), "{metrics}");
+    assert!(
+        metrics.contains(r#""explicitBounds":[0.01,0.02,0.04,0.08,0.16,0.32,0.64,1.28,2.56,5.12,10.24,20.48,40.96,81.92]"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#""explicitBounds":[1.0,4.0,16.0,64.0,256.0,1024.0,4096.0,16384.0,65536.0,262144.0,1048576.0,4194304.0,16777216.0,67108864.0]"#)
+            || metrics.contains(r#""explicitBounds":[1,4,16,64,256,1024,4096,16384,65536,262144,1048576,4194304,16777216,67108864]"#),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("llmkit_request_duration_p95_seconds"));
+    let headers = headers.lock().unwrap().clone();
+    assert!(
+        headers.iter().any(|h| h == "x-collector-key:k-123"),
+        "{headers:?}"
+    );
+}
+
+#[test]
+fn otlp_config_debug_never_prints_header_values() {
+    let config = OtlpConfig::new("svc").header("authorization", "Bearer sk-live-secret");
+    let text = format!("{config:?}");
+    assert!(
+        text.contains("authorization") && !text.contains("sk-live-secret"),
+        "{text}"
+    );
+}
+
+#[test]
+fn invalid_otlp_settings_are_config_errors_naming_no_secret() {
+    let err = OtlpConfig::new("svc")
+        .header("bad header", "secret-value")
+        .install(MetricsRegistry::new())
+        .unwrap_err();
+    assert_eq!(err.kind(), llmkit_core::ErrorKind::Config);
+    assert!(!err.to_string().contains("secret-value"), "{err}");
+    let err = OtlpConfig::new("svc")
+        .ca_certificate_pem("not a certificate")
+        .install(MetricsRegistry::new())
+        .unwrap_err();
+    assert_eq!(err.kind(), llmkit_core::ErrorKind::Config);
+}
+
+#[tokio::test]
+async fn a_bring_your_own_tracer_provider_gets_the_spans_and_stays_running() {
+    use opentelemetry::trace::TracerProvider as _;
+    let (endpoint, received) = fake_collector();
+    // Built off the async runtime: the exporter's blocking HTTP client owns a runtime.
+    let mine = std::thread::spawn(move || {
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpJson)
+            .with_endpoint(format!("{endpoint}/v1/traces"))
+            .build()
+            .unwrap();
+        opentelemetry_sdk::trace::SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .build()
+    })
+    .join()
+    .unwrap();
+    let export = OtlpConfig::new("byo")
+        .endpoint("http://127.0.0.1:9")
+        .tracer_provider(mine.clone())
+        .install(MetricsRegistry::new())
+        .unwrap();
+    {
+        let _guard = tracing::subscriber::set_default(
+            tracing_subscriber::registry().with(export.tracing_layer()),
+        );
+        let model = Pipeline::builder().layer(TraceLayer::new()).build(Arc::new(
+            ScriptedModel::builder().model("m").reply("ok").build(),
+        ));
+        model.chat(ChatRequest::user("hi")).await.unwrap();
+    }
+    export.shutdown();
+    let got = received.lock().unwrap().clone();
+    assert!(
+        got.iter()
+            .any(|(p, b)| p == "/v1/traces" && b.contains("chat m")),
+        "{got:?}"
+    );
+    // Still running after llmkit's shutdown: the application owns it.
+    let _still_usable = mine.tracer("after");
+    std::thread::spawn(move || mine.shutdown())
+        .join()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn traceparent_of_the_current_span_is_injected() {
+    use llmkit_core::telemetry::propagation::inject_current;
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+    let export = OtlpConfig::new("tp")
+        .endpoint("http://127.0.0.1:9")
+        .install(MetricsRegistry::new())
+        .unwrap();
+    let mut outside = Vec::new();
+    inject_current(|k, v| outside.push((k.to_owned(), v.to_owned())));
+    assert!(outside.is_empty(), "no span, no header: {outside:?}");
+    {
+        let _guard = tracing::subscriber::set_default(
+            tracing_subscriber::registry().with(export.tracing_layer()),
+        );
+        let span = tracing::info_span!("call");
+        let _entered = span.enter();
+        let mut headers = Vec::new();
+        inject_current(|k, v| headers.push((k.to_owned(), v.to_owned())));
+        let cx = span.context();
+        let sc = cx.span().span_context().clone();
+        assert_eq!(
+            headers,
+            vec![(
+                "traceparent".to_owned(),
+                format!("00-{}-{}-01", sc.trace_id(), sc.span_id())
+            )]
+        );
+    }
+    export.shutdown();
+}
+
+#[tokio::test]
+async fn protobuf_protocol_sends_binary_otlp() {
+    use llmkit_core::telemetry::otel::OtlpProtocol;
+    let (endpoint, received, headers) = fake_collector_with_headers();
+    let export = OtlpConfig::new("proto")
+        .endpoint(endpoint)
+        .protocol(OtlpProtocol::HttpProtobuf)
+        .install(MetricsRegistry::new())
+        .unwrap();
+    {
+        let _guard = tracing::subscriber::set_default(
+            tracing_subscriber::registry().with(export.tracing_layer()),
+        );
+        let model = Pipeline::builder().layer(TraceLayer::new()).build(Arc::new(
+            ScriptedModel::builder().model("m").reply("ok").build(),
+        ));
+        model.chat(ChatRequest::user("hi")).await.unwrap();
+    }
+    export.shutdown();
+    assert!(
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(p, _)| p == "/v1/traces")
+    );
+    let headers = headers.lock().unwrap().clone();
+    assert!(
+        headers
+            .iter()
+            .any(|h| h == "content-type:application/x-protobuf"),
+        "{headers:?}"
     );
 }

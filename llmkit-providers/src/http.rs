@@ -474,6 +474,16 @@ impl Endpoint {
             })?;
             headers.insert(name.clone(), value);
         }
+        // W3C trace context of the current span (`traceparent`), when the application traces
+        // with OpenTelemetry; a header the propagator writes that is not valid is left out.
+        llmkit_core::telemetry::propagation::inject_current(|name, value| {
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                headers.insert(n, v);
+            }
+        });
         Ok(self.client.post(&self.url).headers(headers).json(body))
     }
 }

@@ -21,6 +21,10 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use regex::Regex;
+use serde_json::{Value, json};
+
+use crate::message::{ContentPart, ImageSource, Message};
+use crate::response::FinishReason;
 
 /// Rewrites text before it is recorded. Implement it for your own PII rules, or pass a closure.
 pub trait Redactor: Send + Sync {
@@ -201,6 +205,90 @@ impl CaptureConfig {
     }
 }
 
+impl CaptureConfig {
+    /// `messages` in the OpenTelemetry GenAI input-messages JSON shape
+    /// (`[{"role":"user","parts":[{"type":"text","content":"…"}]}]`), every text redacted and
+    /// capped as in [`CaptureConfig::apply`]. Tool-call arguments are redacted leaf by leaf;
+    /// inline image bytes are never recorded, only their size.
+    ///
+    /// ```
+    /// use llmkit_core::Message;
+    /// use llmkit_core::telemetry::CaptureConfig;
+    /// let json = CaptureConfig::enabled().input_messages(&[Message::user("mail ann@example.com")]);
+    /// let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    /// assert_eq!(value, serde_json::json!(
+    ///     [{"role": "user", "parts": [{"type": "text", "content": "mail [EMAIL]"}]}]));
+    /// ```
+    pub fn input_messages(&self, messages: &[Message]) -> String {
+        Value::Array(messages.iter().map(|m| self.message(m, None)).collect()).to_string()
+    }
+
+    /// The answer in the output-messages JSON shape: one assistant message with its parts and
+    /// `finish_reason`, redacted and capped like [`CaptureConfig::input_messages`].
+    pub fn output_messages(&self, message: &Message, finish: &FinishReason) -> String {
+        Value::Array(vec![self.message(message, Some(finish))]).to_string()
+    }
+
+    fn message(&self, m: &Message, finish: Option<&FinishReason>) -> Value {
+        let parts: Vec<Value> = m.content.iter().map(|p| self.part(p)).collect();
+        let mut v = json!({ "role": m.role.as_str(), "parts": parts });
+        if let Value::Object(map) = &mut v {
+            if let Some(name) = &m.name {
+                map.insert("name".into(), Value::String(self.apply(name).0));
+            }
+            if let Some(f) = finish {
+                map.insert("finish_reason".into(), Value::String(f.as_str().to_owned()));
+            }
+        }
+        v
+    }
+
+    fn part(&self, part: &ContentPart) -> Value {
+        match part {
+            ContentPart::Text { text, .. } => {
+                json!({ "type": "text", "content": self.apply(text).0 })
+            }
+            ContentPart::Image {
+                source: ImageSource::Url { url },
+            } => json!({ "type": "uri", "modality": "image", "uri": self.apply(url).0 }),
+            ContentPart::Image {
+                source: ImageSource::Base64 { media_type, data },
+            } => json!({
+                "type": "blob",
+                "modality": "image",
+                "mime_type": media_type,
+                "content": format!("[{} base64 characters not recorded]", data.len()),
+            }),
+            ContentPart::ToolCall(c) => json!({
+                "type": "tool_call",
+                "id": c.id,
+                "name": c.name,
+                "arguments": self.redact_value(&c.arguments),
+            }),
+            ContentPart::ToolResult(r) => json!({
+                "type": "tool_call_response",
+                "id": r.call_id,
+                "response": self.apply(&r.content).0,
+            }),
+        }
+    }
+
+    fn redact_value(&self, v: &Value) -> Value {
+        match v {
+            Value::String(s) => Value::String(self.apply(s).0),
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|i| self.redact_value(i)).collect())
+            }
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), self.redact_value(v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +307,54 @@ mod tests {
         assert_eq!(r.redact("x@y.io"), "[EMAIL]");
         // Fails Luhn, 16 digits, no separators: still masked as a long number.
         assert_eq!(r.redact("4111111111111112"), "[PHONE]");
+    }
+
+    #[test]
+    fn messages_follow_the_conventions_shape_and_are_redacted() {
+        use crate::message::{Role, ToolCall, ToolResult};
+        let capture = CaptureConfig::enabled().max_chars(12);
+        let call = Message {
+            role: Role::Assistant,
+            content: vec![ContentPart::ToolCall(ToolCall {
+                id: "c1".into(),
+                name: "lookup".into(),
+                arguments: json!({"email": "bo@example.org", "n": 3}),
+            })],
+            name: None,
+        };
+        let result = Message {
+            role: Role::Tool,
+            content: vec![ContentPart::ToolResult(ToolResult {
+                call_id: "c1".into(),
+                content: "key sk-abcdefghijklmnop1234".into(),
+                is_error: false,
+            })],
+            name: None,
+        };
+        let input: Value = serde_json::from_str(&capture.input_messages(&[
+            Message::system("be brief and kind"),
+            call,
+            result,
+        ]))
+        .unwrap();
+        assert_eq!(
+            input,
+            json!([
+                {"role": "system", "parts": [{"type": "text", "content": "be brief and…"}]},
+                {"role": "assistant", "parts": [{"type": "tool_call", "id": "c1", "name": "lookup",
+                    "arguments": {"email": "[EMAIL]", "n": 3}}]},
+                {"role": "tool", "parts": [{"type": "tool_call_response", "id": "c1",
+                    "response": "key [SECRET]"}]}
+            ])
+        );
+        let output: Value = serde_json::from_str(
+            &capture.output_messages(&Message::assistant("ok"), &FinishReason::Length),
+        )
+        .unwrap();
+        assert_eq!(
+            output,
+            json!([{"role": "assistant", "parts": [{"type": "text", "content": "ok"}], "finish_reason": "length"}])
+        );
     }
 
     proptest! {

@@ -19,7 +19,7 @@ use crate::cost::PriceTable;
 use crate::error::{Error, ErrorKind, Result};
 use crate::layer::Layer;
 use crate::model::{ChatModel, ChatStream, ModelInfo, StreamAccumulator};
-use crate::request::ChatRequest;
+use crate::request::{ChatRequest, ResponseFormat};
 use crate::response::{ChatResponse, StreamEvent, Trail};
 
 /// The observability layer: put it **outermost** so its span covers guards, cache hits, every
@@ -69,6 +69,7 @@ struct Shared {
     exports: Vec<ExportQueue>,
     drift: Option<DriftMonitor>,
     capture: CaptureConfig,
+    legacy_system: bool,
 }
 
 /// Builds a [`TraceLayer`]; see it for the defaults.
@@ -80,6 +81,7 @@ pub struct TraceLayerBuilder {
     exports: Vec<ExportQueue>,
     drift: Option<DriftMonitor>,
     capture: CaptureConfig,
+    legacy_system: bool,
 }
 
 impl TraceLayerBuilder {
@@ -113,6 +115,14 @@ impl TraceLayerBuilder {
         self
     }
 
+    /// Also records the provider as `gen_ai.system` (the name semantic conventions v1.36 and
+    /// earlier used, with their values: see [`semconv::legacy_system_name`](sc::legacy_system_name))
+    /// next to `gen_ai.provider.name`, for backends pinned to the older conventions. Default: off.
+    pub fn legacy_system_attribute(mut self, on: bool) -> Self {
+        self.legacy_system = on;
+        self
+    }
+
     /// Builds the layer.
     pub fn build(self) -> TraceLayer {
         TraceLayer {
@@ -122,6 +132,7 @@ impl TraceLayerBuilder {
                 exports: self.exports,
                 drift: self.drift,
                 capture: self.capture,
+                legacy_system: self.legacy_system,
             }),
         }
     }
@@ -147,6 +158,7 @@ impl TraceLayer {
             exports: Vec::new(),
             drift: None,
             capture: CaptureConfig::default(),
+            legacy_system: false,
         }
     }
 
@@ -188,6 +200,8 @@ struct Traced {
 /// What is known about a call before it runs.
 struct CallCtx {
     span: Span,
+    /// The span is exported by `tracing-opentelemetry`: string arrays go on it natively.
+    otel: bool,
     start: Instant,
     record: CallRecord,
 }
@@ -201,20 +215,29 @@ impl Shared {
             { sc::OTEL_NAME } = %format_args!("chat {request_model}"),
             { sc::OTEL_KIND } = "client",
             { sc::OTEL_STATUS_CODE } = Empty,
-            { sc::GEN_AI_OPERATION_NAME } = "chat",
+            { sc::GEN_AI_OPERATION_NAME } = sc::OPERATION_CHAT,
             { sc::GEN_AI_PROVIDER_NAME } = %info.provider,
+            { sc::GEN_AI_SYSTEM } = Empty,
+            { sc::GEN_AI_CONVERSATION_ID } = Empty,
+            { sc::GEN_AI_OUTPUT_TYPE } = Empty,
+            { sc::SERVER_ADDRESS } = Empty,
+            { sc::SERVER_PORT } = Empty,
             { sc::GEN_AI_REQUEST_MODEL } = %request_model,
             { sc::GEN_AI_RESPONSE_MODEL } = Empty,
             { sc::GEN_AI_USAGE_INPUT_TOKENS } = Empty,
             { sc::GEN_AI_USAGE_OUTPUT_TOKENS } = Empty,
             { sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS } = Empty,
             { sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS } = Empty,
+            { sc::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS } = Empty,
             { sc::GEN_AI_RESPONSE_FINISH_REASONS } = Empty,
             { sc::GEN_AI_RESPONSE_ID } = Empty,
             { sc::GEN_AI_REQUEST_TEMPERATURE } = Empty,
             { sc::GEN_AI_REQUEST_MAX_TOKENS } = Empty,
             { sc::GEN_AI_REQUEST_TOP_P } = Empty,
             { sc::GEN_AI_REQUEST_SEED } = Empty,
+            { sc::GEN_AI_REQUEST_STOP_SEQUENCES } = Empty,
+            { sc::GEN_AI_INPUT_MESSAGES } = Empty,
+            { sc::GEN_AI_OUTPUT_MESSAGES } = Empty,
             { sc::ERROR_TYPE } = Empty,
             { sc::LLMKIT_REQUEST_ID } = Empty,
             { sc::LLMKIT_PROMPT_ID } = Empty,
@@ -229,6 +252,21 @@ impl Shared {
             { sc::LLMKIT_TENANT } = Empty,
             { sc::LLMKIT_STREAM } = stream,
         );
+        let otel = exported_to_otel(&span);
+        if self.legacy_system {
+            span.record(sc::GEN_AI_SYSTEM, sc::legacy_system_name(&info.provider));
+        }
+        if let Some(server) = &info.server {
+            span.record(sc::SERVER_ADDRESS, server.host.as_str());
+            span.record(sc::SERVER_PORT, u64::from(server.port));
+        }
+        if let Some(t) = output_type(&req.response_format) {
+            span.record(sc::GEN_AI_OUTPUT_TYPE, t);
+        }
+        if !req.stop.is_empty() && !span.is_disabled() {
+            let stops: Vec<&str> = req.stop.iter().map(String::as_str).collect();
+            record_strings(&span, otel, sc::GEN_AI_REQUEST_STOP_SEQUENCES, &stops);
+        }
         if let Some(t) = req.temperature {
             span.record(sc::GEN_AI_REQUEST_TEMPERATURE, widen(t));
         }
@@ -256,17 +294,22 @@ impl Shared {
         if let Some(t) = &meta.tenant {
             span.record(sc::LLMKIT_TENANT, t.as_str());
         }
+        if let Some(c) = &meta.conversation_id {
+            span.record(sc::GEN_AI_CONVERSATION_ID, c.as_str());
+        }
 
         let mut record = CallRecord {
             schema: RECORD_SCHEMA_VERSION,
             request_id: meta.request_id.clone(),
             idempotency_key: meta.idempotency_key.clone(),
-            operation: "chat".to_owned(),
+            operation: sc::OPERATION_CHAT.to_owned(),
             stream,
             provider: info.provider.clone(),
             request_model,
             prompt: meta.prompt.clone(),
             tenant: meta.tenant.clone(),
+            conversation_id: meta.conversation_id.clone(),
+            server: info.server.clone(),
             context_ids: meta.context_ids.clone(),
             params: RequestParams {
                 temperature: req.temperature,
@@ -278,39 +321,22 @@ impl Shared {
             ..Default::default()
         };
         if self.capture.is_enabled() {
-            let text = req
-                .messages
-                .iter()
-                .map(|m| format!("{}: {}", m.role.as_str(), m.text()))
-                .collect::<Vec<_>>()
-                .join("\n");
-            record.input = Some(self.capture_event(&span, &text, true));
+            let messages = self.capture.input_messages(&req.messages);
+            span.record(sc::GEN_AI_INPUT_MESSAGES, messages.as_str());
+            record.input = Some(messages);
         }
         CallCtx {
             span,
+            otel,
             start: Instant::now(),
             record,
         }
     }
 
-    /// Redacts and caps `text`, records it as the input or output span event, and returns it
-    /// for the call record. Event names must be constants, hence the two macro calls.
-    fn capture_event(&self, span: &Span, text: &str, input: bool) -> String {
-        let (content, truncated) = self.capture.apply(text);
-        let content_str = content.as_str();
-        if input {
-            tracing::info!(name: sc::EVENT_INPUT_MESSAGES, target: sc::TARGET, parent: span,
-                content = content_str, truncated = truncated);
-        } else {
-            tracing::info!(name: sc::EVENT_OUTPUT_MESSAGES, target: sc::TARGET, parent: span,
-                content = content_str, truncated = truncated);
-        }
-        content
-    }
-
     fn succeed(&self, ctx: CallCtx, resp: &mut ChatResponse) {
         let CallCtx {
             span,
+            otel,
             start,
             mut record,
         } = ctx;
@@ -329,12 +355,20 @@ impl Shared {
             sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
             resp.usage.cache_write_tokens,
         );
+        if resp.usage.reasoning_tokens > 0 {
+            span.record(
+                sc::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+                resp.usage.reasoning_tokens,
+            );
+        }
         // Formatted values cost an allocation each: only build them for a span someone reads.
         let live = !span.is_disabled();
         if live {
-            span.record(
+            record_strings(
+                &span,
+                otel,
                 sc::GEN_AI_RESPONSE_FINISH_REASONS,
-                format!("[\"{}\"]", resp.finish_reason.as_str()).as_str(),
+                &[resp.finish_reason.as_str()],
             );
         }
         if let Some(id) = &resp.provider_request_id {
@@ -350,7 +384,11 @@ impl Shared {
         span.record(sc::LLMKIT_ATTEMPTS, u64::from(trail.attempts));
         self.record_cost(&span, resp.cost.as_ref());
         if self.capture.is_enabled() {
-            record.output = Some(self.capture_event(&span, &resp.text(), false));
+            let messages = self
+                .capture
+                .output_messages(&resp.message, &resp.finish_reason);
+            span.record(sc::GEN_AI_OUTPUT_MESSAGES, messages.as_str());
+            record.output = Some(messages);
         }
 
         record
@@ -378,6 +416,7 @@ impl Shared {
             span,
             start,
             mut record,
+            ..
         } = ctx;
         let latency = start.elapsed();
         // Requests actually sent: an open circuit or a refused budget sent none (issue 17).
@@ -423,6 +462,46 @@ impl Shared {
             }
         }
     }
+}
+
+/// `gen_ai.output.type` of a request: `json` when it asks for JSON, none for plain text (the
+/// conventions set it only when the request names an output format).
+fn output_type(format: &ResponseFormat) -> Option<&'static str> {
+    match format {
+        ResponseFormat::Text => None,
+        ResponseFormat::Json | ResponseFormat::JsonSchema { .. } => Some("json"),
+    }
+}
+
+/// Whether `tracing-opentelemetry` exports this span (its layer is in the subscriber).
+#[cfg(feature = "otel")]
+fn exported_to_otel(span: &Span) -> bool {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    !span.is_disabled() && span.context().span().span_context().is_valid()
+}
+
+#[cfg(not(feature = "otel"))]
+fn exported_to_otel(_span: &Span) -> bool {
+    false
+}
+
+/// Records a string-array attribute: as an OpenTelemetry string array when the span is exported
+/// by `tracing-opentelemetry` (a `tracing` field cannot hold an array), else as JSON text in the
+/// declared field so other subscribers see the same list. Never both, so an exported span
+/// carries the key once.
+fn record_strings(span: &Span, otel: bool, key: &'static str, values: &[&str]) {
+    #[cfg(feature = "otel")]
+    if otel {
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        let values: Vec<opentelemetry::StringValue> =
+            values.iter().map(|v| (*v).to_owned().into()).collect();
+        span.set_attribute(key, opentelemetry::Value::Array(values.into()));
+        return;
+    }
+    let _ = otel;
+    let json = serde_json::to_string(values).unwrap_or_default();
+    span.record(key, json.as_str());
 }
 
 /// `0.7f32` as `0.7f64`, not `0.699999988…`: through the shortest decimal text of the `f32`.

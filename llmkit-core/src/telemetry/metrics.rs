@@ -6,6 +6,11 @@
 //! cargo feature every update is also sent through the `metrics` facade crate, so any exporter
 //! installed there (Prometheus, StatsD, ...) sees it.
 //!
+//! Next to llmkit's own series (by prompt version, with cost), the registry keeps the two
+//! OpenTelemetry GenAI client histograms, `gen_ai.client.operation.duration` and
+//! `gen_ai.client.token.usage`, with the conventions' labels and explicit bucket boundaries
+//! ([`GenAiKey`], [`GenAiSeries`]).
+//!
 //! Latency lives in a [`LogHistogram`]: log-bucketed, under 1.6 % relative error, a few hundred
 //! bytes per series, with exact count, sum, min and max.
 //!
@@ -20,11 +25,12 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use super::semconv as sc;
 use super::sink::CallRecord;
 
 /// Sub-buckets per power of two above the linear range; 32 gives ≤ 1/32 bucket width.
@@ -204,11 +210,130 @@ impl SeriesSnapshot {
     }
 }
 
+/// A histogram over fixed bucket boundaries, as OpenTelemetry's explicit-bucket histograms.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BucketHistogram {
+    /// Upper bounds (inclusive) of the buckets; one more bucket holds larger values.
+    pub bounds: Vec<f64>,
+    /// Values per bucket (not cumulative): `counts[i]` holds values in
+    /// `(bounds[i-1], bounds[i]]`, the last entry those above every bound.
+    pub counts: Vec<u64>,
+    /// Number of values.
+    pub count: u64,
+    /// Sum of values.
+    pub sum: f64,
+}
+
+impl BucketHistogram {
+    /// An empty histogram over `bounds` (ascending).
+    pub fn new(bounds: &[f64]) -> Self {
+        BucketHistogram {
+            bounds: bounds.to_vec(),
+            counts: vec![0; bounds.len() + 1],
+            count: 0,
+            sum: 0.0,
+        }
+    }
+
+    /// Records one value.
+    pub fn record(&mut self, v: f64) {
+        let i = self.bounds.partition_point(|b| *b < v);
+        if let Some(c) = self.counts.get_mut(i) {
+            *c += 1;
+        }
+        self.count += 1;
+        self.sum += v;
+    }
+}
+
+/// Labels of the OpenTelemetry GenAI client metrics (`gen_ai.operation.name`,
+/// `gen_ai.provider.name`, `gen_ai.request.model`, `gen_ai.response.model`, `server.address`,
+/// `server.port`, `error.type`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct GenAiKey {
+    /// `chat` or `embeddings`.
+    pub operation: String,
+    /// Provider that answered (or was asked, for failures).
+    pub provider: String,
+    /// Model asked for.
+    pub request_model: String,
+    /// Model that answered; `None` for failures.
+    pub response_model: Option<String>,
+    /// Endpoint host, when known.
+    pub server_address: Option<String>,
+    /// Endpoint port, when known.
+    pub server_port: Option<u16>,
+    /// Error class of failed calls.
+    pub error_type: Option<String>,
+}
+
+impl GenAiKey {
+    /// The labels as OpenTelemetry attribute `(key, value)` pairs, absent ones left out.
+    pub fn attributes(&self) -> Vec<(&'static str, String)> {
+        let mut a = vec![
+            (sc::GEN_AI_OPERATION_NAME, self.operation.clone()),
+            (sc::GEN_AI_PROVIDER_NAME, self.provider.clone()),
+            (sc::GEN_AI_REQUEST_MODEL, self.request_model.clone()),
+        ];
+        if let Some(m) = &self.response_model {
+            a.push((sc::GEN_AI_RESPONSE_MODEL, m.clone()));
+        }
+        if let Some(h) = &self.server_address {
+            a.push((sc::SERVER_ADDRESS, h.clone()));
+        }
+        if let Some(p) = self.server_port {
+            a.push((sc::SERVER_PORT, p.to_string()));
+        }
+        if let Some(e) = &self.error_type {
+            a.push((sc::ERROR_TYPE, e.clone()));
+        }
+        a
+    }
+
+    /// The labels of a finished call.
+    pub fn of_record(record: &CallRecord) -> Self {
+        GenAiKey {
+            operation: record.operation.clone(),
+            provider: record.provider.clone(),
+            request_model: record.request_model.clone(),
+            response_model: record.response_model.clone(),
+            server_address: record.server.as_ref().map(|s| s.host.clone()),
+            server_port: record.server.as_ref().map(|s| s.port),
+            error_type: record.error_type.map(|k| k.as_str().to_owned()),
+        }
+    }
+}
+
+/// The GenAI client histograms of one [`GenAiKey`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GenAiSeries {
+    /// `gen_ai.client.operation.duration` in seconds, buckets
+    /// [`OPERATION_DURATION_BUCKETS`](sc::OPERATION_DURATION_BUCKETS).
+    pub duration_s: BucketHistogram,
+    /// `gen_ai.client.token.usage` with `gen_ai.token.type=input`, buckets
+    /// [`TOKEN_USAGE_BUCKETS`](sc::TOKEN_USAGE_BUCKETS).
+    pub input_tokens: BucketHistogram,
+    /// `gen_ai.client.token.usage` with `gen_ai.token.type=output`.
+    pub output_tokens: BucketHistogram,
+}
+
+impl Default for GenAiSeries {
+    fn default() -> Self {
+        GenAiSeries {
+            duration_s: BucketHistogram::new(&sc::OPERATION_DURATION_BUCKETS),
+            input_tokens: BucketHistogram::new(&sc::TOKEN_USAGE_BUCKETS),
+            output_tokens: BucketHistogram::new(&sc::TOKEN_USAGE_BUCKETS),
+        }
+    }
+}
+
 /// A point-in-time copy of the registry.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct MetricsSnapshot {
     /// Series, sorted by labels.
     pub series: Vec<(SeriesKey, SeriesSnapshot)>,
+    /// The OpenTelemetry GenAI client histograms, sorted by labels.
+    pub genai: Vec<(GenAiKey, GenAiSeries)>,
     /// Records the export queue dropped because it was full.
     pub export_dropped: u64,
 }
@@ -261,10 +386,15 @@ impl SeriesSnapshot {
     }
 }
 
+/// A function told about every record the registry counts.
+type Listener = Arc<dyn Fn(&CallRecord) + Send + Sync>;
+
 /// The in-process metrics registry. Cheap to clone (an `Arc`); all clones share the data.
 #[derive(Clone, Default)]
 pub struct MetricsRegistry {
     series: Arc<Mutex<BTreeMap<SeriesKey, SeriesSnapshot>>>,
+    genai: Arc<Mutex<BTreeMap<GenAiKey, GenAiSeries>>>,
+    listeners: Arc<RwLock<Vec<Listener>>>,
     dropped: Arc<AtomicU64>,
     #[cfg(feature = "metrics")]
     facade: Arc<facade::HandleCache>,
@@ -318,8 +448,35 @@ impl MetricsRegistry {
             }
             s.latency.record(latency_us);
         }
+        {
+            let key = GenAiKey::of_record(record);
+            let mut map = crate::sync::lock(&self.genai);
+            let g = map.entry(key).or_default();
+            g.duration_s.record(latency_us as f64 / 1e6);
+            if let Some(u) = &record.usage {
+                g.input_tokens.record(u.input_tokens as f64);
+                g.output_tokens.record(u.output_tokens as f64);
+            }
+        }
         #[cfg(feature = "metrics")]
         self.facade.record(&key, record, latency_us);
+        let listeners = match self.listeners.read() {
+            Ok(l) => l,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for l in listeners.iter() {
+            l(record);
+        }
+    }
+
+    /// Calls `listener` with every record after the registry counted it, on the call path (keep
+    /// it short). The `otel` feature feeds its OpenTelemetry histograms this way.
+    pub fn on_record(&self, listener: impl Fn(&CallRecord) + Send + Sync + 'static) {
+        let mut listeners = match self.listeners.write() {
+            Ok(l) => l,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        listeners.push(Arc::new(listener));
     }
 
     /// Counts records an export queue dropped.
@@ -341,8 +498,14 @@ impl MetricsRegistry {
                 (k.clone(), s)
             })
             .collect();
+        drop(map);
+        let genai = crate::sync::lock(&self.genai)
+            .iter()
+            .map(|(k, g)| (k.clone(), g.clone()))
+            .collect();
         MetricsSnapshot {
             series,
+            genai,
             export_dropped: self.dropped.load(Ordering::Relaxed),
         }
     }
@@ -456,6 +619,33 @@ impl MetricsRegistry {
             "Trace records dropped because the export queue was full.",
         );
         let _ = writeln!(out, "{} {}", names::EXPORT_DROPPED, snap.export_dropped);
+        header(
+            &mut out,
+            names::GENAI_DURATION,
+            "histogram",
+            "GenAI operation duration (OpenTelemetry gen_ai.client.operation.duration).",
+        );
+        for (k, g) in &snap.genai {
+            render_histogram(
+                &mut out,
+                names::GENAI_DURATION,
+                &genai_labels(k, None),
+                &g.duration_s,
+            );
+        }
+        header(
+            &mut out,
+            names::GENAI_TOKENS,
+            "histogram",
+            "Tokens per GenAI call (OpenTelemetry gen_ai.client.token.usage).",
+        );
+        for (k, g) in &snap.genai {
+            for (ty, h) in [("input", &g.input_tokens), ("output", &g.output_tokens)] {
+                if h.count > 0 {
+                    render_histogram(&mut out, names::GENAI_TOKENS, &genai_labels(k, Some(ty)), h);
+                }
+            }
+        }
         out
     }
 }
@@ -464,6 +654,34 @@ fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// Prometheus labels of a GenAI series: the attribute keys with `.` as `_`.
+fn genai_labels(k: &GenAiKey, token_type: Option<&str>) -> String {
+    let mut attrs = k.attributes();
+    if let Some(t) = token_type {
+        attrs.push((sc::GEN_AI_TOKEN_TYPE, t.to_owned()));
+    }
+    attrs
+        .iter()
+        .map(|(k, v)| format!("{}=\"{}\"", k.replace('.', "_"), escape(v)))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Cumulative `_bucket{le=…}` lines, `_sum` and `_count`.
+fn render_histogram(out: &mut String, name: &str, labels: &str, h: &BucketHistogram) {
+    let mut cumulative = 0u64;
+    for (i, n) in h.counts.iter().enumerate() {
+        cumulative += n;
+        let le = h
+            .bounds
+            .get(i)
+            .map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
+    let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
 }
 
 fn labels(k: &SeriesKey) -> String {
@@ -493,6 +711,10 @@ pub mod names {
     pub const LATENCY: &str = "llmkit_request_duration_seconds";
     /// Counter of dropped trace records.
     pub const EXPORT_DROPPED: &str = "llmkit_export_dropped_total";
+    /// `gen_ai.client.operation.duration` in Prometheus text (seconds).
+    pub const GENAI_DURATION: &str = "gen_ai_client_operation_duration_seconds";
+    /// `gen_ai.client.token.usage` in Prometheus text.
+    pub const GENAI_TOKENS: &str = "gen_ai_client_token_usage";
 }
 
 #[cfg(feature = "metrics")]
@@ -618,6 +840,16 @@ mod tests {
             assert!(lo <= v && v - lo < w, "{v} not in [{lo}, {lo}+{w})");
         }
         assert!(bucket_of(1000) < bucket_of(1100));
+    }
+
+    #[test]
+    fn bucket_histogram_puts_bounds_in_their_own_bucket() {
+        let mut h = BucketHistogram::new(&[1.0, 4.0]);
+        for v in [0.5, 1.0, 1.5, 4.0, 4.5] {
+            h.record(v);
+        }
+        assert_eq!(h.counts, vec![2, 2, 1]);
+        assert_eq!((h.count, h.sum), (5, 11.5));
     }
 
     #[test]

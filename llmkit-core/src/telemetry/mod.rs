@@ -14,7 +14,9 @@
 //!   an [`AlertSink`].
 //! - [`ExportQueue`] hands records to a [`RecordSink`] ([`JsonLinesSink`], [`MemorySink`]) on a
 //!   background thread; it never blocks a call and counts what it drops.
-//! - The `otel` feature adds [`otel`]: OTLP export of spans through `tracing-opentelemetry`.
+//! - The `otel` feature adds [`otel`]: OTLP export of spans through `tracing-opentelemetry` and
+//!   of the GenAI client histograms, and [`propagation`] then puts a W3C `traceparent` on every
+//!   provider request.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -47,6 +49,7 @@ pub mod layer;
 pub mod metrics;
 #[cfg(feature = "otel")]
 pub mod otel;
+pub mod propagation;
 // Names only: compiled without the `telemetry` feature because other layers (fallback's trail
 // notes) use the same conventions.
 pub mod semconv;
@@ -62,7 +65,10 @@ pub use drift::{
 #[cfg(feature = "telemetry")]
 pub use layer::{TraceLayer, TraceLayerBuilder};
 #[cfg(feature = "telemetry")]
-pub use metrics::{LogHistogram, MetricsRegistry, MetricsSnapshot, SeriesKey, SeriesSnapshot};
+pub use metrics::{
+    BucketHistogram, GenAiKey, GenAiSeries, LogHistogram, MetricsRegistry, MetricsSnapshot,
+    SeriesKey, SeriesSnapshot,
+};
 #[cfg(feature = "telemetry")]
 pub use sink::{
     CallRecord, ExportQueue, JsonLinesSink, MemorySink, RECORD_SCHEMA_VERSION, RecordSink,

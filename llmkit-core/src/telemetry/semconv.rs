@@ -1,15 +1,21 @@
 //! Every span name, attribute key, event name and trail convention llmkit records, in one place.
 //!
-//! Keys under `gen_ai.*` and `error.type` follow the OpenTelemetry GenAI semantic conventions, so
-//! any OTLP backend that understands them (Jaeger, Tempo, Honeycomb, Langfuse, ...) shows llmkit
-//! calls natively. Keys under `llmkit.*` are llmkit's own. `docs/observability.md` maps each key
-//! to the question it answers.
+//! Keys under `gen_ai.*`, `server.*` and `error.type` follow the OpenTelemetry GenAI semantic
+//! conventions as released in [`SEMCONV_VERSION`] (semantic-conventions v1.41.0, the last release
+//! that held the GenAI conventions before they moved to their own repository), so any OTLP
+//! backend that understands them (Arize Phoenix, Jaeger, Tempo, Honeycomb, Langfuse, ...) shows
+//! llmkit calls natively. Keys under `llmkit.*` are llmkit's own. `docs/observability.md` maps
+//! each key to the question it answers.
 //!
 //! ```
 //! use llmkit_core::telemetry::semconv;
 //! assert_eq!(semconv::GEN_AI_USAGE_INPUT_TOKENS, "gen_ai.usage.input_tokens");
 //! assert!(semconv::ALL_CALL_ATTRIBUTES.contains(&semconv::LLMKIT_PROMPT_VERSION));
 //! ```
+
+/// The OpenTelemetry semantic-conventions release the `gen_ai.*` names and the metric bucket
+/// boundaries here follow.
+pub const SEMCONV_VERSION: &str = "1.41.0";
 
 // ----------------------------------------------------------------------------------- spans
 
@@ -33,10 +39,40 @@ pub const TARGET: &str = "llmkit::telemetry";
 
 // ------------------------------------------------------------ OpenTelemetry GenAI attributes
 
-/// Operation: `chat` (streamed calls are `chat` too, with [`LLMKIT_STREAM`] set).
+/// Operation: [`OPERATION_CHAT`] (streamed calls are `chat` too, with [`LLMKIT_STREAM`] set)
+/// or [`OPERATION_EMBEDDINGS`].
 pub const GEN_AI_OPERATION_NAME: &str = "gen_ai.operation.name";
+/// The `gen_ai.operation.name` of a chat call.
+pub const OPERATION_CHAT: &str = "chat";
+/// The `gen_ai.operation.name` of an embeddings call.
+pub const OPERATION_EMBEDDINGS: &str = "embeddings";
 /// Provider, e.g. `openai`, `anthropic`, `gcp.gemini`.
 pub const GEN_AI_PROVIDER_NAME: &str = "gen_ai.provider.name";
+/// The provider under its pre-1.37 name (`gen_ai.system`), recorded only when
+/// [`TraceLayerBuilder::legacy_system_attribute`](super::TraceLayerBuilder::legacy_system_attribute)
+/// is on, for backends pinned to the older conventions. Values come from [`legacy_system_name`].
+pub const GEN_AI_SYSTEM: &str = "gen_ai.system";
+/// Conversation (session, thread) id, from
+/// [`RequestMeta::conversation_id`](crate::RequestMeta::conversation_id).
+pub const GEN_AI_CONVERSATION_ID: &str = "gen_ai.conversation.id";
+/// Output type the request asked for: `json` for a JSON or JSON-schema response format; absent
+/// for plain text (the request named no output format).
+pub const GEN_AI_OUTPUT_TYPE: &str = "gen_ai.output.type";
+/// Stop sequences of the request (a string array).
+pub const GEN_AI_REQUEST_STOP_SEQUENCES: &str = "gen_ai.request.stop_sequences";
+/// Of the output tokens, those spent on hidden reasoning (recorded when the provider reports
+/// any).
+pub const GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: &str = "gen_ai.usage.reasoning.output_tokens";
+/// Host of the provider endpoint (from [`ModelInfo::server`](crate::ModelInfo::server)).
+pub const SERVER_ADDRESS: &str = "server.address";
+/// Port of the provider endpoint.
+pub const SERVER_PORT: &str = "server.port";
+/// Opt-in (content capture): the redacted input messages as JSON in the conventions' input
+/// messages shape (`[{"role","parts":[{"type":"text","content"}...]}]`).
+pub const GEN_AI_INPUT_MESSAGES: &str = "gen_ai.input.messages";
+/// Opt-in (content capture): the redacted output as JSON in the conventions' output messages
+/// shape (`[{"role":"assistant","parts":[...],"finish_reason"}]`).
+pub const GEN_AI_OUTPUT_MESSAGES: &str = "gen_ai.output.messages";
 /// Model asked for.
 pub const GEN_AI_REQUEST_MODEL: &str = "gen_ai.request.model";
 /// Model that answered (a dated snapshot, a fallback target).
@@ -50,7 +86,8 @@ pub const GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: &str = "gen_ai.usage.cache_read.
 /// Of the input tokens, those written to the provider's prompt cache.
 pub const GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: &str =
     "gen_ai.usage.cache_creation.input_tokens";
-/// Why the model stopped (a one-element list rendered as `["stop"]`).
+/// Why the model stopped: a string array (`["stop"]`) on OpenTelemetry spans; subscribers
+/// without the OpenTelemetry layer see the same list as JSON text.
 pub const GEN_AI_RESPONSE_FINISH_REASONS: &str = "gen_ai.response.finish_reasons";
 /// The provider's response id.
 pub const GEN_AI_RESPONSE_ID: &str = "gen_ai.response.id";
@@ -98,18 +135,27 @@ pub const LLMKIT_FALLBACK: &str = "llmkit.fallback";
 pub const ALL_CALL_ATTRIBUTES: &[&str] = &[
     GEN_AI_OPERATION_NAME,
     GEN_AI_PROVIDER_NAME,
+    GEN_AI_SYSTEM,
+    GEN_AI_CONVERSATION_ID,
+    GEN_AI_OUTPUT_TYPE,
+    SERVER_ADDRESS,
+    SERVER_PORT,
     GEN_AI_REQUEST_MODEL,
     GEN_AI_RESPONSE_MODEL,
     GEN_AI_USAGE_INPUT_TOKENS,
     GEN_AI_USAGE_OUTPUT_TOKENS,
     GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
     GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+    GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
     GEN_AI_RESPONSE_FINISH_REASONS,
     GEN_AI_RESPONSE_ID,
     GEN_AI_REQUEST_TEMPERATURE,
     GEN_AI_REQUEST_MAX_TOKENS,
     GEN_AI_REQUEST_TOP_P,
     GEN_AI_REQUEST_SEED,
+    GEN_AI_REQUEST_STOP_SEQUENCES,
+    GEN_AI_INPUT_MESSAGES,
+    GEN_AI_OUTPUT_MESSAGES,
     ERROR_TYPE,
     LLMKIT_REQUEST_ID,
     LLMKIT_PROMPT_ID,
@@ -126,16 +172,56 @@ pub const ALL_CALL_ATTRIBUTES: &[&str] = &[
     LLMKIT_FALLBACK,
 ];
 
-// ---------------------------------------------------------------------------------- events
+/// Maps a `gen_ai.provider.name` value to the `gen_ai.system` value of semantic conventions
+/// v1.36 and earlier: the Azure names were `az.ai.*` and xAI was `xai`; every other well-known
+/// value (and any custom one) is unchanged.
+///
+/// ```
+/// use llmkit_core::telemetry::semconv::legacy_system_name;
+/// assert_eq!(legacy_system_name("azure.ai.openai"), "az.ai.openai");
+/// assert_eq!(legacy_system_name("openai"), "openai");
+/// ```
+pub fn legacy_system_name(provider: &str) -> &str {
+    match provider {
+        "azure.ai.openai" => "az.ai.openai",
+        "azure.ai.inference" => "az.ai.inference",
+        "x_ai" => "xai",
+        other => other,
+    }
+}
 
-/// Span event carrying the (redacted, capped) input messages when content capture is on.
-pub const EVENT_INPUT_MESSAGES: &str = "gen_ai.input.messages";
-/// Span event carrying the (redacted, capped) output when content capture is on.
-pub const EVENT_OUTPUT_MESSAGES: &str = "gen_ai.output.messages";
-/// Field of the capture events holding the content (`role: text` lines, redacted).
-pub const FIELD_CONTENT: &str = "content";
-/// Field of the capture events saying whether the content was cut at the size cap.
-pub const FIELD_TRUNCATED: &str = "truncated";
+// --------------------------------------------------------------------------------- metrics
+
+/// Histogram of tokens per call, one record per token type ([`GEN_AI_TOKEN_TYPE`]), unit
+/// `{token}`, buckets [`TOKEN_USAGE_BUCKETS`].
+pub const METRIC_CLIENT_TOKEN_USAGE: &str = "gen_ai.client.token.usage";
+/// Histogram of call duration in seconds (failures included, with [`ERROR_TYPE`]), buckets
+/// [`OPERATION_DURATION_BUCKETS`].
+pub const METRIC_CLIENT_OPERATION_DURATION: &str = "gen_ai.client.operation.duration";
+/// Token type of a [`METRIC_CLIENT_TOKEN_USAGE`] record: `input` or `output`.
+pub const GEN_AI_TOKEN_TYPE: &str = "gen_ai.token.type";
+/// The conventions' explicit bucket boundaries for [`METRIC_CLIENT_TOKEN_USAGE`].
+pub const TOKEN_USAGE_BUCKETS: [f64; 14] = [
+    1.0,
+    4.0,
+    16.0,
+    64.0,
+    256.0,
+    1024.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+    67_108_864.0,
+];
+/// The conventions' explicit bucket boundaries (seconds) for
+/// [`METRIC_CLIENT_OPERATION_DURATION`].
+pub const OPERATION_DURATION_BUCKETS: [f64; 14] = [
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
 
 // ----------------------------------------------------------------------- trail conventions
 

@@ -32,11 +32,14 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ErrorKind;
+use crate::model::ServerAddress;
 use crate::request::PromptRef;
 use crate::response::{Cost, Trail, Usage};
 
 /// Version of the [`CallRecord`] schema; bumped when a field changes meaning.
-pub const RECORD_SCHEMA_VERSION: u32 = 1;
+/// Version 2: `input` and `output` hold the OpenTelemetry messages JSON (version 1 held
+/// `role: text` lines); `conversation_id` and `server` added.
+pub const RECORD_SCHEMA_VERSION: u32 = 2;
 
 /// Request parameters worth keeping with a call.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -94,6 +97,12 @@ pub struct CallRecord {
     /// Tenant.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// Conversation (session, thread) id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
+    /// Host and port of the provider endpoint, when the model knows them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerAddress>,
     /// Retrieved context ids that went into the prompt.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub context_ids: Vec<String>,
@@ -134,10 +143,12 @@ pub struct CallRecord {
     /// Notes from layers.
     #[serde(default, skip_serializing_if = "trail_is_empty")]
     pub trail: Trail,
-    /// Captured, redacted input (only with content capture on).
+    /// Captured, redacted input messages as JSON in the OpenTelemetry input-messages shape
+    /// (only with content capture on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
-    /// Captured, redacted output (only with content capture on).
+    /// Captured, redacted output messages as JSON in the OpenTelemetry output-messages shape
+    /// (only with content capture on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
 }

@@ -139,15 +139,17 @@ impl AnthropicBuilder {
             Error::config("missing anthropic api key: set ANTHROPIC_API_KEY")
                 .with_provider(PROVIDER)
         })?;
-        let info = ModelInfo::new(PROVIDER, &self.model).with_capabilities(Capabilities {
-            json_schema: true,
-            tools: true,
-            streaming: true,
-            prompt_caching: true,
-            batch: false,
-            embeddings: false,
-            vision: true,
-        });
+        let info = ModelInfo::new(PROVIDER, &self.model)
+            .with_capabilities(Capabilities {
+                json_schema: true,
+                tools: true,
+                streaming: true,
+                prompt_caching: true,
+                batch: false,
+                embeddings: false,
+                vision: true,
+            })
+            .with_server_url(&self.base_url);
         let transport = self.transport.resolve()?;
         Ok(AnthropicModel {
             inner: Arc::new(Inner {

@@ -193,15 +193,16 @@ impl GeminiBuilder {
             vision: true,
         });
         let transport = self.transport.resolve()?;
+        let base_url = self
+            .base_url
+            .unwrap_or(default_base)
+            .trim_end_matches('/')
+            .to_owned();
         Ok(GeminiModel {
             inner: Arc::new(Inner {
-                info,
+                info: info.with_server_url(&base_url),
                 endpoint,
-                base_url: self
-                    .base_url
-                    .unwrap_or(default_base)
-                    .trim_end_matches('/')
-                    .to_owned(),
+                base_url,
                 embedding_model: self.embedding_model,
                 timeout: transport.timeout,
                 extra_headers: transport.headers,

@@ -103,15 +103,17 @@ impl OllamaBuilder {
         } else {
             format!("http://{host}")
         };
-        let info = ModelInfo::new(PROVIDER, &self.model).with_capabilities(Capabilities {
-            json_schema: true,
-            tools: true,
-            streaming: true,
-            prompt_caching: false,
-            batch: false,
-            embeddings: true,
-            vision: true,
-        });
+        let info = ModelInfo::new(PROVIDER, &self.model)
+            .with_capabilities(Capabilities {
+                json_schema: true,
+                tools: true,
+                streaming: true,
+                prompt_caching: false,
+                batch: false,
+                embeddings: true,
+                vision: true,
+            })
+            .with_server_url(&base_url);
         let transport = self.transport.resolve()?;
         Ok(OllamaModel {
             inner: Arc::new(Inner {

@@ -276,7 +276,9 @@ impl OpenAiModel {
         Ok(OpenAiModel {
             inner: Arc::new(Inner {
                 client: transport.client,
-                info: ModelInfo::new(e.provider, e.model).with_capabilities(e.capabilities),
+                info: ModelInfo::new(e.provider, e.model)
+                    .with_capabilities(e.capabilities)
+                    .with_server_url(&e.chat_url),
                 chat_url: e.chat_url,
                 embeddings_url: e.embeddings_url,
                 headers,
