@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Provision the real services llmkit's integration tests meet: a small real LLM behind an
 # OpenAI-compatible shim, the third-party mock server llm-mock-api, and PostgreSQL; and the
-# headless browser (Debian's chromium) the HTML eval report is tested in.
+# headless browser (Debian's chromium) the HTML eval report is tested in, and the trace backend
+# Arize Phoenix that llmkit's OpenTelemetry export is checked against.
 #
 #   scripts/test-services.sh up     install (idempotent, cached under .cache/), start, health-check
 #   scripts/test-services.sh browser   install only chromium (for `cargo test -- --ignored`)
@@ -21,6 +22,8 @@ mkdir -p "$STATE"
 GEMMA_PKG_VERSION=1.0.0
 MOCK_API_VERSION=0.1.2
 OPENAI_PY_VERSION=3.51.0
+PHOENIX_VERSION=20.26.1
+PHOENIX_PORT=16006
 MODEL_FILE=$CACHE/models/gemma-3-270m-q4_k_m.gguf
 PG_DB=llmkit_test
 PG_USER=llmkit
@@ -106,6 +109,29 @@ install_service_client() {
 
 write_service_env() {
     echo "export LLMKIT_TEST_OPENAI_PYTHON=$CACHE/venv-openai/bin/python" >>"$STATE/env"
+}
+
+# ---- phoenix: Arize Phoenix (PyPI arize-phoenix), the trace backend tests/phoenix.rs exports to
+install_phoenix() {
+    begin "arize-phoenix==$PHOENIX_VERSION (PyPI; ~2 min cold)"
+    if [ ! -x "$CACHE/phoenix-venv/bin/phoenix" ]; then
+        python3 -m venv "$CACHE/phoenix-venv"
+        "$CACHE/phoenix-venv/bin/pip" install -q "arize-phoenix==$PHOENIX_VERSION"
+    fi
+    done_step "arize-phoenix"
+}
+
+start_phoenix() {
+    begin "start phoenix"
+    mkdir -p "$STATE/phoenix"
+    # Local only: no usage telemetry (CI has no network), gRPC off the default 4317.
+    PHOENIX_WORKING_DIR="$STATE/phoenix" PHOENIX_HOST=127.0.0.1 PHOENIX_PORT=$PHOENIX_PORT \
+        PHOENIX_GRPC_PORT=14317 PHOENIX_TELEMETRY_ENABLED=false \
+        nohup "$CACHE/phoenix-venv/bin/phoenix" serve >"$STATE/phoenix.log" 2>&1 &
+    echo $! >"$STATE/phoenix.pid"
+    wait_http "http://127.0.0.1:$PHOENIX_PORT/healthz" 300 ||
+        { tail -20 "$STATE/phoenix.log"; echo "[services] phoenix did not start"; return 1; }
+    done_step "start phoenix"
 }
 
 start_llama() {
@@ -233,6 +259,7 @@ export LLMKIT_TEST_LLAMA_URL=http://127.0.0.1:$(cat "$STATE/llama.port")/v1
 export LLMKIT_TEST_MOCK_URL=http://127.0.0.1:$(cat "$STATE/mock.port")
 export LLMKIT_TEST_PG_URL=postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:5432/$PG_DB
 export LLMKIT_TEST_PGVECTOR_URL=postgres://$PG_USER:$PG_PASSWORD@127.0.0.1:$PGVECTOR_PORT/$PG_DB
+export LLMKIT_TEST_PHOENIX_URL=http://127.0.0.1:$PHOENIX_PORT
 ENV
     [ -f "$STATE/redis.env" ] && cat "$STATE/redis.env" >>"$STATE/env"
     cat "$STATE/env"
@@ -250,6 +277,7 @@ case "${1:-}" in
         install_chromium
         install_model
         install_mock
+        install_phoenix
         start_llama
         start_mock
         start_postgres
@@ -258,6 +286,7 @@ case "${1:-}" in
         install_service_client
         install_pgvector
         start_pgvector
+        start_phoenix
         write_env
         write_service_env
         ;;
@@ -266,6 +295,7 @@ case "${1:-}" in
         stop_pid mock
         stop_pid redis
         rm -f "$STATE/redis.env"
+        stop_pid phoenix
         if [ -f "$STATE/pg.version" ]; then
             pg_ctlcluster "$(cat "$STATE/pg.version")" main stop 2>/dev/null || true
             rm -f "$STATE/pg.version"

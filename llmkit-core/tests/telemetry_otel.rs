@@ -203,6 +203,12 @@ async fn genai_histograms_arrays_and_headers_reach_the_collector() {
         1,
         "one key, once"
     );
+    // Counts are OTLP integers, not text (tracing-opentelemetry exports u64 fields as strings).
+    assert!(
+        traces.contains(r#""key":"gen_ai.usage.input_tokens","value":{"intValue":"#),
+        "{traces}"
+    );
+    assert!(traces.contains(r#""kind":3"#), "span kind client: {traces}");
     let metrics = compact(&metrics);
     assert!(
         metrics.contains("gen_ai.client.operation.duration"),

@@ -258,7 +258,7 @@ impl Shared {
         }
         if let Some(server) = &info.server {
             span.record(sc::SERVER_ADDRESS, server.host.as_str());
-            span.record(sc::SERVER_PORT, u64::from(server.port));
+            span.record(sc::SERVER_PORT, i64::from(server.port));
         }
         if let Some(t) = output_type(&req.response_format) {
             span.record(sc::GEN_AI_OUTPUT_TYPE, t);
@@ -271,13 +271,13 @@ impl Shared {
             span.record(sc::GEN_AI_REQUEST_TEMPERATURE, widen(t));
         }
         if let Some(n) = req.max_tokens {
-            span.record(sc::GEN_AI_REQUEST_MAX_TOKENS, u64::from(n));
+            span.record(sc::GEN_AI_REQUEST_MAX_TOKENS, i64::from(n));
         }
         if let Some(p) = req.top_p {
             span.record(sc::GEN_AI_REQUEST_TOP_P, widen(p));
         }
         if let Some(s) = req.seed {
-            span.record(sc::GEN_AI_REQUEST_SEED, s);
+            span.record(sc::GEN_AI_REQUEST_SEED, int(s));
         }
         let meta = &req.meta;
         if let Some(id) = &meta.request_id {
@@ -345,20 +345,23 @@ impl Shared {
         let trail = TrailFacts::of(&resp.trail);
 
         span.record(sc::GEN_AI_RESPONSE_MODEL, resp.model.as_str());
-        span.record(sc::GEN_AI_USAGE_INPUT_TOKENS, resp.usage.input_tokens);
-        span.record(sc::GEN_AI_USAGE_OUTPUT_TOKENS, resp.usage.output_tokens);
+        span.record(sc::GEN_AI_USAGE_INPUT_TOKENS, int(resp.usage.input_tokens));
+        span.record(
+            sc::GEN_AI_USAGE_OUTPUT_TOKENS,
+            int(resp.usage.output_tokens),
+        );
         span.record(
             sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
-            resp.usage.cached_input_tokens,
+            int(resp.usage.cached_input_tokens),
         );
         span.record(
             sc::GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
-            resp.usage.cache_write_tokens,
+            int(resp.usage.cache_write_tokens),
         );
         if resp.usage.reasoning_tokens > 0 {
             span.record(
                 sc::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
-                resp.usage.reasoning_tokens,
+                int(resp.usage.reasoning_tokens),
             );
         }
         // Formatted values cost an allocation each: only build them for a span someone reads.
@@ -381,7 +384,7 @@ impl Shared {
             record.request_id.clone_from(&resp.request_id);
         }
         span.record(sc::LLMKIT_CACHE_HIT, trail.cache_hit);
-        span.record(sc::LLMKIT_ATTEMPTS, u64::from(trail.attempts));
+        span.record(sc::LLMKIT_ATTEMPTS, i64::from(trail.attempts));
         self.record_cost(&span, resp.cost.as_ref());
         if self.capture.is_enabled() {
             let messages = self
@@ -423,7 +426,7 @@ impl Shared {
         let attempts = u32::try_from(err.requests_sent()).unwrap_or(u32::MAX);
         span.record(sc::ERROR_TYPE, err.kind().as_str());
         span.record(sc::OTEL_STATUS_CODE, "error");
-        span.record(sc::LLMKIT_ATTEMPTS, u64::from(attempts));
+        span.record(sc::LLMKIT_ATTEMPTS, i64::from(attempts));
         if let Some(id) = err.provider_request_id() {
             span.record(sc::GEN_AI_RESPONSE_ID, id);
         }
@@ -462,6 +465,12 @@ impl Shared {
             }
         }
     }
+}
+
+/// A count as a signed integer field: `tracing-opentelemetry` exports `i64` fields as OTLP
+/// integers but `u64` ones as text (found by reading spans back from Phoenix, issue 19).
+fn int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
 }
 
 /// `gen_ai.output.type` of a request: `json` when it asks for JSON, none for plain text (the
