@@ -17,14 +17,16 @@
     clippy::indexing_slicing
 )]
 
+#[path = "support/chromium.rs"]
+mod chromium;
 #[path = "support/services.rs"]
 mod services;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chromium::{browse, chromium};
 use llmkit::core::telemetry::otel::{OtlpConfig, OtlpProtocol};
 use llmkit::core::telemetry::{CaptureConfig, MetricsRegistry, TraceLayer};
 use llmkit::core::{ChatModel, ChatRequest, Message, Pipeline, PromptRef, ResponseFormat};
@@ -34,8 +36,6 @@ use serde_json::{Value, json};
 use services::service;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-
-const NEEDS: &str = "needs phoenix: scripts/test-services.sh up";
 
 /// What one traced call left behind.
 struct Traced {
@@ -243,55 +243,6 @@ async fn phoenix_stores_the_genai_span_with_its_attributes() {
     );
 }
 
-fn chromium() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{NEEDS}"))
-}
-
-/// Headless Chromium on `url` with `extra` flags, in a fresh profile, killed after 120 s.
-/// Returns stdout.
-fn browse(url: &str, extra: &[&str]) -> String {
-    let profile = tempfile::tempdir().unwrap();
-    let out = tempfile::NamedTempFile::new().unwrap();
-    let mut child = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(extra)
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(out.reopen().unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(120) {
-            child.kill().ok();
-            child.wait().ok();
-            panic!("chromium did not finish within 120 s on {url}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    assert!(status.success(), "chromium failed on {url}");
-    std::fs::read_to_string(out.path()).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs phoenix and chromium: scripts/test-services.sh up"]
 async fn phoenix_ui_shows_the_llmkit_trace() {
@@ -320,7 +271,7 @@ async fn phoenix_ui_shows_the_llmkit_trace() {
         .unwrap()
         .to_owned();
     let url = format!("{}/projects/{project_id}/traces/{trace_id}", t.phoenix);
-    let dom = browse(&url, &["--virtual-time-budget=15000", "--dump-dom"]);
+    let dom = browse(&url, &["--virtual-time-budget=15000", "--dump-dom"]).stdout;
     assert!(
         dom.contains("chat gpt-4o-mini"),
         "the trace view names the span: {}",

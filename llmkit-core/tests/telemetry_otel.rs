@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
-use llmkit_core::telemetry::otel::OtlpConfig;
+use llmkit_core::telemetry::otel::{OtlpConfig, OtlpExport};
 use llmkit_core::telemetry::{MetricsRegistry, TraceLayer};
 use llmkit_core::{ChatRequest, Pipeline, PromptRef, ScriptedModel};
 use opentelemetry_otlp::WithExportConfig as _;
@@ -87,6 +87,25 @@ fn fake_collector_with_headers() -> (String, Received, Headers) {
     (format!("http://{addr}"), received, headers)
 }
 
+/// One `gpt-4o` chat call through a traced pipeline recording into `registry`, with its spans
+/// exported by `export`.
+async fn chat_exported(export: &OtlpExport, registry: &MetricsRegistry, req: ChatRequest) {
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::registry().with(export.tracing_layer()),
+    );
+    let provider = Arc::new(
+        ScriptedModel::builder()
+            .provider("openai")
+            .model("gpt-4o")
+            .reply("ok")
+            .build(),
+    );
+    let model = Pipeline::builder()
+        .layer(TraceLayer::builder().metrics(registry.clone()).build())
+        .build(provider);
+    model.chat(req).await.unwrap();
+}
+
 #[tokio::test]
 async fn spans_and_metrics_are_exported_over_otlp_http_json() {
     let (endpoint, received) = fake_collector();
@@ -95,30 +114,17 @@ async fn spans_and_metrics_are_exported_over_otlp_http_json() {
         .endpoint(endpoint)
         .install(registry.clone())
         .unwrap();
-    {
-        let _guard = tracing::subscriber::set_default(
-            tracing_subscriber::registry().with(export.tracing_layer()),
-        );
-        let provider = Arc::new(
-            ScriptedModel::builder()
-                .provider("openai")
-                .model("gpt-4o")
-                .reply("ok")
-                .build(),
-        );
-        let model = Pipeline::builder()
-            .layer(TraceLayer::builder().metrics(registry.clone()).build())
-            .build(provider);
-        let prompt = PromptRef {
-            id: "p".into(),
-            version: "7".into(),
-            hash: "h".into(),
-        };
-        model
-            .chat(ChatRequest::user("hi").with_prompt(prompt))
-            .await
-            .unwrap();
-    }
+    let prompt = PromptRef {
+        id: "p".into(),
+        version: "7".into(),
+        hash: "h".into(),
+    };
+    chat_exported(
+        &export,
+        &registry,
+        ChatRequest::user("hi").with_prompt(prompt),
+    )
+    .await;
     export.shutdown();
 
     let received = received.lock().unwrap().clone();
@@ -156,24 +162,9 @@ async fn genai_histograms_arrays_and_headers_reach_the_collector() {
         .header("x-collector-key", "k-123")
         .install(registry.clone())
         .unwrap();
-    {
-        let _guard = tracing::subscriber::set_default(
-            tracing_subscriber::registry().with(export.tracing_layer()),
-        );
-        let provider = Arc::new(
-            ScriptedModel::builder()
-                .provider("openai")
-                .model("gpt-4o")
-                .reply("ok")
-                .build(),
-        );
-        let model = Pipeline::builder()
-            .layer(TraceLayer::builder().metrics(registry.clone()).build())
-            .build(provider);
-        let mut req = ChatRequest::user("hi");
-        req.stop = vec!["END".into()];
-        model.chat(req).await.unwrap();
-    }
+    let mut req = ChatRequest::user("hi");
+    req.stop = vec!["END".into()];
+    chat_exported(&export, &registry, req).await;
     export.shutdown();
 
     let received = received.lock().unwrap().clone();
@@ -280,20 +271,12 @@ async fn a_bring_your_own_tracer_provider_gets_the_spans_and_stays_running() {
         .tracer_provider(mine.clone())
         .install(MetricsRegistry::new())
         .unwrap();
-    {
-        let _guard = tracing::subscriber::set_default(
-            tracing_subscriber::registry().with(export.tracing_layer()),
-        );
-        let model = Pipeline::builder().layer(TraceLayer::new()).build(Arc::new(
-            ScriptedModel::builder().model("m").reply("ok").build(),
-        ));
-        model.chat(ChatRequest::user("hi")).await.unwrap();
-    }
+    chat_exported(&export, &MetricsRegistry::new(), ChatRequest::user("hi")).await;
     export.shutdown();
     let got = received.lock().unwrap().clone();
     assert!(
         got.iter()
-            .any(|(p, b)| p == "/v1/traces" && b.contains("chat m")),
+            .any(|(p, b)| p == "/v1/traces" && b.contains("chat gpt-4o")),
         "{got:?}"
     );
     // Still running after llmkit's shutdown: the application owns it.
@@ -347,15 +330,7 @@ async fn protobuf_protocol_sends_binary_otlp() {
         .protocol(OtlpProtocol::HttpProtobuf)
         .install(MetricsRegistry::new())
         .unwrap();
-    {
-        let _guard = tracing::subscriber::set_default(
-            tracing_subscriber::registry().with(export.tracing_layer()),
-        );
-        let model = Pipeline::builder().layer(TraceLayer::new()).build(Arc::new(
-            ScriptedModel::builder().model("m").reply("ok").build(),
-        ));
-        model.chat(ChatRequest::user("hi")).await.unwrap();
-    }
+    chat_exported(&export, &MetricsRegistry::new(), ChatRequest::user("hi")).await;
     export.shutdown();
     assert!(
         received
