@@ -910,3 +910,64 @@ fn cost_fallback_validation_and_quality_rules() {
     assert_eq!(q.baseline, Some(0.9));
     assert!((q.expected - 0.72).abs() < 1e-9 && q.observed < q.expected);
 }
+
+/// A scripted embedder that says where it lives, as HTTP providers do.
+struct EmbedAt(Arc<ScriptedModel>, ModelInfo);
+
+#[async_trait]
+impl llmkit_core::EmbeddingModel for EmbedAt {
+    fn info(&self) -> &ModelInfo {
+        &self.1
+    }
+    fn dimensions(&self) -> Option<usize> {
+        llmkit_core::EmbeddingModel::dimensions(&*self.0)
+    }
+    async fn embed(
+        &self,
+        request: llmkit_core::EmbeddingRequest,
+    ) -> llmkit_core::Result<llmkit_core::EmbeddingResponse> {
+        llmkit_core::EmbeddingModel::embed(&*self.0, request).await
+    }
+}
+
+#[tokio::test]
+async fn embedding_span_carries_server_dimensions_and_legacy_system() {
+    let rec = Recorder::default();
+    let _guard = rec.install();
+    let scripted = Arc::new(
+        ScriptedModel::builder()
+            .provider("x_ai")
+            .model("text-embedding-3-small")
+            .embedding_dimensions(16)
+            .build(),
+    );
+    let info =
+        ModelInfo::new("x_ai", "text-embedding-3-small").with_server_url("http://10.0.0.7:8080/v1");
+    let trace = TraceLayer::builder().legacy_system_attribute(true).build();
+    let metrics = trace.metrics().clone();
+    let model = Pipeline::builder()
+        .layer(trace)
+        .build_embedding(Arc::new(EmbedAt(scripted, info)))
+        .unwrap();
+    model
+        .embed(llmkit_core::EmbeddingRequest::new(["refund policy"]))
+        .await
+        .unwrap();
+    let span = rec.calls().pop().unwrap();
+    let f = &span.fields;
+    assert_eq!(f[sc::GEN_AI_OPERATION_NAME], sc::OPERATION_EMBEDDINGS);
+    assert_eq!(f[sc::OTEL_NAME], "embeddings text-embedding-3-small");
+    assert_eq!(f[sc::GEN_AI_SYSTEM], "xai", "the v1.36 value");
+    assert_eq!(f[sc::SERVER_ADDRESS], "10.0.0.7");
+    assert_eq!(f[sc::SERVER_PORT], "8080");
+    assert_eq!(f[sc::GEN_AI_EMBEDDINGS_DIMENSION_COUNT], "16");
+    let snap = metrics.snapshot();
+    let (key, series) = &snap.genai[0];
+    assert_eq!(key.operation, "embeddings");
+    assert_eq!(key.server_port, Some(8080));
+    assert_eq!(series.input_tokens.count, 1);
+    assert_eq!(
+        series.output_tokens.count, 0,
+        "embeddings have no output tokens"
+    );
+}

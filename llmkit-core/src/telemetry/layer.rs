@@ -705,7 +705,7 @@ mod embeddings {
     use crate::telemetry::sink::{CallRecord, RECORD_SCHEMA_VERSION};
 
     /// The operation name of embedding calls (`gen_ai.operation.name`).
-    pub(super) const OPERATION: &str = "embeddings";
+    pub(super) const OPERATION: &str = sc::OPERATION_EMBEDDINGS;
 
     pub(super) struct TracedEmbedding {
         pub(super) inner: Arc<dyn EmbeddingModel>,
@@ -732,7 +732,12 @@ mod embeddings {
             }
         }
 
-        fn begin_embedding(&self, info: &ModelInfo, req: &EmbeddingRequest) -> CallCtx {
+        fn begin_embedding(
+            &self,
+            info: &ModelInfo,
+            req: &EmbeddingRequest,
+            dimensions: Option<usize>,
+        ) -> CallCtx {
             let request_model = req.model.clone().unwrap_or_else(|| info.model.clone());
             let span = tracing::info_span!(
                 target: sc::TARGET,
@@ -742,6 +747,10 @@ mod embeddings {
                 { sc::OTEL_STATUS_CODE } = Empty,
                 { sc::GEN_AI_OPERATION_NAME } = OPERATION,
                 { sc::GEN_AI_PROVIDER_NAME } = %info.provider,
+                { sc::GEN_AI_SYSTEM } = Empty,
+                { sc::SERVER_ADDRESS } = Empty,
+                { sc::SERVER_PORT } = Empty,
+                { sc::GEN_AI_EMBEDDINGS_DIMENSION_COUNT } = Empty,
                 { sc::GEN_AI_REQUEST_MODEL } = %request_model,
                 { sc::GEN_AI_RESPONSE_MODEL } = Empty,
                 { sc::GEN_AI_USAGE_INPUT_TOKENS } = Empty,
@@ -756,6 +765,21 @@ mod embeddings {
                 { sc::LLMKIT_TENANT } = Empty,
                 { sc::LLMKIT_STREAM } = false,
             );
+            // The same spec attributes as a chat span where the conventions define them for
+            // embeddings (server, legacy provider name), plus the dimension count.
+            if self.legacy_system {
+                span.record(sc::GEN_AI_SYSTEM, sc::legacy_system_name(&info.provider));
+            }
+            if let Some(server) = &info.server {
+                span.record(sc::SERVER_ADDRESS, server.host.as_str());
+                span.record(sc::SERVER_PORT, i64::from(server.port));
+            }
+            if let Some(d) = dimensions {
+                span.record(
+                    sc::GEN_AI_EMBEDDINGS_DIMENSION_COUNT,
+                    i64::try_from(d).unwrap_or(i64::MAX),
+                );
+            }
             let meta = &req.meta;
             if let Some(id) = &meta.request_id {
                 span.record(sc::LLMKIT_REQUEST_ID, id.as_str());
@@ -771,11 +795,13 @@ mod embeddings {
                 provider: info.provider.clone(),
                 request_model,
                 tenant: meta.tenant.clone(),
+                server: info.server.clone(),
                 context_ids: meta.context_ids.clone(),
                 attempts: 1,
                 ..Default::default()
             };
             CallCtx {
+                otel: super::exported_to_otel(&span),
                 span,
                 start: Instant::now(),
                 record,
@@ -787,14 +813,18 @@ mod embeddings {
                 span,
                 start,
                 mut record,
+                ..
             } = ctx;
             let latency = start.elapsed();
             self.prices.price_embedding(resp);
             let trail = TrailFacts::of(&resp.trail);
             span.record(sc::GEN_AI_RESPONSE_MODEL, resp.model.as_str());
-            span.record(sc::GEN_AI_USAGE_INPUT_TOKENS, resp.usage.input_tokens);
+            span.record(
+                sc::GEN_AI_USAGE_INPUT_TOKENS,
+                super::int(resp.usage.input_tokens),
+            );
             span.record(sc::LLMKIT_CACHE_HIT, trail.cache_hit);
-            span.record(sc::LLMKIT_ATTEMPTS, u64::from(trail.attempts));
+            span.record(sc::LLMKIT_ATTEMPTS, i64::from(trail.attempts));
             if record.request_id.is_none() {
                 if let Some(id) = &resp.request_id {
                     span.record(sc::LLMKIT_REQUEST_ID, id.as_str());
@@ -825,7 +855,9 @@ mod embeddings {
         }
 
         async fn embed(&self, request: EmbeddingRequest) -> Result<EmbeddingResponse> {
-            let ctx = self.shared.begin_embedding(self.inner.info(), &request);
+            let ctx =
+                self.shared
+                    .begin_embedding(self.inner.info(), &request, self.inner.dimensions());
             let result = self.inner.embed(request).instrument(ctx.span.clone()).await;
             match result {
                 Ok(mut resp) => {

@@ -455,7 +455,10 @@ impl MetricsRegistry {
             g.duration_s.record(latency_us as f64 / 1e6);
             if let Some(u) = &record.usage {
                 g.input_tokens.record(u.input_tokens as f64);
-                g.output_tokens.record(u.output_tokens as f64);
+                // Embeddings produce vectors, not tokens: no output record for them.
+                if record.operation != sc::OPERATION_EMBEDDINGS {
+                    g.output_tokens.record(u.output_tokens as f64);
+                }
             }
         }
         #[cfg(feature = "metrics")]

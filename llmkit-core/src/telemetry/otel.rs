@@ -447,9 +447,11 @@ fn register_genai_histograms(meter: &Meter, registry: &MetricsRegistry) {
         if let Some(u) = &record.usage {
             attrs.push(KeyValue::new(sc::GEN_AI_TOKEN_TYPE, "input"));
             tokens.record(u.input_tokens, &attrs);
-            attrs.pop();
-            attrs.push(KeyValue::new(sc::GEN_AI_TOKEN_TYPE, "output"));
-            tokens.record(u.output_tokens, &attrs);
+            if record.operation != sc::OPERATION_EMBEDDINGS {
+                attrs.pop();
+                attrs.push(KeyValue::new(sc::GEN_AI_TOKEN_TYPE, "output"));
+                tokens.record(u.output_tokens, &attrs);
+            }
         }
     });
 }

@@ -63,6 +63,8 @@ pub const GEN_AI_REQUEST_STOP_SEQUENCES: &str = "gen_ai.request.stop_sequences";
 /// Of the output tokens, those spent on hidden reasoning (recorded when the provider reports
 /// any).
 pub const GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: &str = "gen_ai.usage.reasoning.output_tokens";
+/// Embedding calls: the number of dimensions of the returned vectors, when the model knows it.
+pub const GEN_AI_EMBEDDINGS_DIMENSION_COUNT: &str = "gen_ai.embeddings.dimension.count";
 /// Host of the provider endpoint (from [`ModelInfo::server`](crate::ModelInfo::server)).
 pub const SERVER_ADDRESS: &str = "server.address";
 /// Port of the provider endpoint.
@@ -137,6 +139,7 @@ pub const ALL_CALL_ATTRIBUTES: &[&str] = &[
     GEN_AI_PROVIDER_NAME,
     GEN_AI_SYSTEM,
     GEN_AI_CONVERSATION_ID,
+    GEN_AI_EMBEDDINGS_DIMENSION_COUNT,
     GEN_AI_OUTPUT_TYPE,
     SERVER_ADDRESS,
     SERVER_PORT,
