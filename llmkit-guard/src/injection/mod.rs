@@ -28,15 +28,18 @@
 //! ```
 //!
 //! The files: [`rules`] is the rule table (data only), [`scorer`] folds text and scores it,
-//! [`classifier`] holds the model-based detectors, and [`guard`] combines both into the
-//! [`InjectionGuard`].
+//! [`classifier`] holds the model-based detectors, [`semantic`] the embedding-based detector
+//! ([`SemanticDetector`] over any `Arc<dyn EmbeddingModel>` with a trained [`LinearHead`]),
+//! and [`guard`] combines them into the [`InjectionGuard`].
 
 pub mod classifier;
 pub mod guard;
 pub mod rules;
 pub mod scorer;
+pub mod semantic;
 
 pub use classifier::{ChatClassifier, Classifier};
 pub use guard::{Combine, InjectionGuard};
 pub use rules::SignalCategory;
 pub use scorer::{InjectionReport, InjectionScorer, Signal, rot13, sentence_ranges};
+pub use semantic::{FitOptions, LinearHead, OperatingPoint, SemanticDetector};

@@ -7,7 +7,8 @@
 //! may be fitted to the tuning part only; quality numbers are reported on the frozen part.
 //! `frozen.sha256` pins the frozen part (see `frozen_manifest`).
 //!
-//! Shared by `tests/corpus.rs` and `examples/injection_eval.rs` through `#[path]`.
+//! Shared by `tests/corpus.rs` and the facade's `examples/injection_eval.rs` and
+//! `examples/train_injection_head.rs` through `#[path]`.
 
 use std::path::{Path, PathBuf};
 
@@ -60,9 +61,15 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The corpus directory.
+/// The corpus directory (from llmkit-guard's tests, or from the workspace root's examples).
 pub fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/injection")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let own = root.join("tests/data/injection");
+    if own.is_dir() {
+        own
+    } else {
+        root.join("llmkit-guard/tests/data/injection")
+    }
 }
 
 /// Every record of every `*.jsonl` file, files in name order. Panics on a malformed line:
@@ -170,13 +177,20 @@ pub fn provenance(r: &Record) -> llmkit_guard::Provenance {
 
 /// The recommended input stack of docs/guardrails.md ("A guarded model"), default thresholds.
 pub fn recommended_stack() -> llmkit_guard::GuardPipeline {
+    recommended_stack_with(llmkit_guard::InjectionGuard::new())
+}
+
+/// The recommended input stack with this injection guard (e.g. one with the semantic detector).
+pub fn recommended_stack_with(
+    injection: llmkit_guard::InjectionGuard,
+) -> llmkit_guard::GuardPipeline {
     use llmkit_guard::input::charset::CharPolicy;
     use llmkit_guard::input::size::SizeLimit;
     use llmkit_guard::input::{pii::PiiGuard, secrets::SecretGuard};
     llmkit_guard::GuardPipeline::builder()
         .input(SizeLimit::new().max_chars(8_000))
         .input(CharPolicy::new().action(llmkit_guard::Action::Redact))
-        .input(llmkit_guard::InjectionGuard::new())
+        .input(injection)
         .input(PiiGuard::new())
         .input(SecretGuard::new())
         .build()
@@ -190,7 +204,8 @@ pub struct Eval {
     pub by_family: std::collections::BTreeMap<String, Slice>,
     pub by_language: std::collections::BTreeMap<String, Slice>,
     pub by_file: std::collections::BTreeMap<String, Slice>,
-    /// `(threshold, slice)`: the scorer's score against one threshold for every position.
+    /// `(threshold, slice)`: the injection guard's score against one threshold for every
+    /// position.
     pub sweep: Vec<(f32, Slice)>,
     /// Attacks the stack let through (score, text), lowest score first.
     pub misses: Vec<(f32, String)>,
@@ -200,8 +215,13 @@ pub struct Eval {
 
 /// Runs the recommended stack (blocked = flagged) and the scorer sweep over `records`.
 pub async fn evaluate(records: &[&Record]) -> Eval {
-    let stack = recommended_stack();
-    let scorer = llmkit_guard::InjectionScorer::new();
+    evaluate_with(records, llmkit_guard::InjectionGuard::new()).await
+}
+
+/// Runs the recommended stack with `injection` (blocked = flagged) and sweeps one threshold
+/// over `injection`'s combined score.
+pub async fn evaluate_with(records: &[&Record], injection: llmkit_guard::InjectionGuard) -> Eval {
+    let stack = recommended_stack_with(injection.clone());
     let thresholds: Vec<f32> = (1..=19).map(|i| i as f32 * 0.05).collect();
     let mut e = Eval {
         sweep: thresholds.iter().map(|t| (*t, Slice::default())).collect(),
@@ -211,7 +231,7 @@ pub async fn evaluate(records: &[&Record]) -> Eval {
         let attack = r.is_attack();
         let checked = stack.check_input(&r.text, provenance(r)).await;
         let flagged = checked.blocked().is_some();
-        let score = scorer.score(&r.text).score;
+        let score = injection.combined_score(&r.text, provenance(r)).await.0;
         e.overall.add(attack, flagged);
         e.by_position
             .entry(r.position.clone())
@@ -266,7 +286,7 @@ impl Eval {
             row(&mut s, k, v);
         }
         s.push_str(
-            "\nThreshold sweep (InjectionScorer score >= t, same t for every position):\n\n\
+            "\nThreshold sweep (injection score >= t, same t for every position):\n\n\
              | t | recall | FPR |\n|---|---|---|\n",
         );
         for (t, v) in &self.sweep {
