@@ -287,6 +287,7 @@ impl EmbeddingModel for LocalEmbeddingModel {
                 ..Default::default()
             },
             cost: None,
+            ..Default::default()
         })
     }
 
