@@ -38,7 +38,7 @@ for heavy in jsonschema schemars minijinja moka toml regex backon tokio-postgres
   fi
 done
 echo "    $(sed 's/ (\*)$//' <<<"$tree" | sort -u | wc -l) crates, none of the heavy ones"
-core_features=("" structured prompt cache resilience cost budget telemetry)
+core_features=("" structured prompt cache resilience cost budget telemetry tiktoken)
 for f in "${core_features[@]}"; do
   echo "==> llmkit-core --no-default-features ${f:+--features $f}"
   cargo clippy -p llmkit-core --no-default-features ${f:+--features "$f"} -- -D warnings

@@ -1,7 +1,7 @@
 //! Spend limits: per request, per tenant and per period, enforced before the call.
 //!
-//! [`BudgetLayer`] estimates a call's cost before sending it (input tokens estimated from the
-//! text, output tokens from `max_tokens` or a default, priced by a [`Pricer`]), reserves that
+//! [`BudgetLayer`] estimates a call's cost before sending it (input tokens counted for the model
+//! by [`tokens`](crate::tokens), exact for OpenAI models with the `tiktoken` feature; output tokens from `max_tokens` or a default, priced by a [`Pricer`]), reserves that
 //! amount against every limit that applies, and settles the reservation with the real cost
 //! afterwards (or releases it when the call fails). A call that would cross a limit either fails
 //! fast with [`ErrorKind::BudgetExceeded`] or is downgraded to a cheaper model, by policy.
@@ -56,7 +56,7 @@ use crate::layer::Layer;
 use crate::model::{Candidate, ChatModel, ChatStream, EmbeddingModel, ModelInfo};
 use crate::request::ChatRequest;
 use crate::response::{ChatResponse, Cost, EmbeddingRequest, EmbeddingResponse, Trail, Usage};
-use crate::scripted::estimate_tokens;
+use crate::tokens::TokenCounter;
 
 /// Prices token usage for a provider and model. The price table implements it; tests use
 /// [`FlatPricer`].
@@ -390,12 +390,14 @@ impl BudgetLayer {
     pub fn estimate(&self, info: &ModelInfo, request: &ChatRequest) -> Option<Cost> {
         let model = request.model.as_deref().unwrap_or(&info.model);
         self.pricer
-            .price(&info.provider, model, &self.estimated_usage(request))
+            .price(&info.provider, model, &self.estimated_usage(model, request))
     }
 
-    fn estimated_usage(&self, request: &ChatRequest) -> Usage {
+    /// Input tokens counted for `model` ([`TokenCounter::count_chat`]: exact for OpenAI models
+    /// with the `tiktoken` feature), output tokens from `max_tokens` or the default.
+    fn estimated_usage(&self, model: &str, request: &ChatRequest) -> Usage {
         Usage {
-            input_tokens: estimate_tokens(&request.text()),
+            input_tokens: TokenCounter::for_model(model).count_chat(request),
             output_tokens: request
                 .max_tokens
                 .map_or(self.default_output_tokens, u64::from),
@@ -661,8 +663,9 @@ impl BudgetLayer {
     /// or `None` when the pricer does not know that model.
     pub fn estimate_embedding(&self, info: &ModelInfo, request: &EmbeddingRequest) -> Option<Cost> {
         let model = request.model.as_deref().unwrap_or(&info.model);
+        let counter = TokenCounter::for_model(model);
         let usage = Usage {
-            input_tokens: request.inputs.iter().map(|t| estimate_tokens(t)).sum(),
+            input_tokens: request.inputs.iter().map(|t| counter.count(t)).sum(),
             ..Default::default()
         };
         self.pricer.price(&info.provider, model, &usage)

@@ -71,6 +71,7 @@ pub mod secrets;
 #[cfg(feature = "structured")]
 pub mod structured;
 pub mod sync;
+pub mod tokens;
 // Always present: `telemetry::semconv` (names only, no dependency) is used by resilience's trail
 // notes too; the layer, sinks and metrics inside are behind the `telemetry` feature.
 pub mod telemetry;

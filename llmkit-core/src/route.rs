@@ -41,7 +41,7 @@ use crate::error::{Error, Result};
 use crate::model::{Candidate, Capabilities, ChatModel, ChatStream, ModelInfo};
 use crate::request::ChatRequest;
 use crate::response::ChatResponse;
-use crate::scripted::estimate_tokens;
+use crate::tokens::TokenCounter;
 
 type Predicate = Arc<dyn Fn(&ChatRequest) -> bool + Send + Sync>;
 
@@ -86,10 +86,16 @@ impl RouteRule {
         })
     }
 
-    /// Requests whose estimated input exceeds `tokens` (about four characters per token).
+    /// Requests whose input exceeds `tokens`, counted for the request's `model` when it names
+    /// one ([`TokenCounter::for_model`]) and with the approximation otherwise: a rule runs before
+    /// the route, and so before the target model is known.
     pub fn input_tokens_over(tokens: u64) -> Self {
         Self::when(format!("input_tokens>{tokens}"), move |r| {
-            estimate_tokens(&r.text()) > tokens
+            let counter = r
+                .model
+                .as_deref()
+                .map_or_else(TokenCounter::approximate, TokenCounter::for_model);
+            counter.count_chat(r) > tokens
         })
     }
 

@@ -18,6 +18,7 @@ use crate::request::ChatRequest;
 use crate::response::{
     ChatResponse, EmbeddingRequest, EmbeddingResponse, FinishReason, StreamEvent, Usage,
 };
+use crate::tokens::TokenCounter;
 
 /// One scripted reply.
 #[derive(Clone)]
@@ -326,8 +327,9 @@ struct Inner {
 /// **This is not a model.** It replies what you scripted: by call number, by rules matching the
 /// request, by a sequence, then a fallback. It can fail on chosen calls (rate limit with
 /// retry-after, timeout, 5xx, overloaded, malformed JSON, a stream cut off mid-reply), streams its
-/// replies in chunks, reports plausible usage (about four characters per token), and records every
-/// request for assertions. Cloning shares the script and the recording.
+/// replies in chunks, reports usage counted by [`TokenCounter::for_model`] for its model name
+/// (exact for OpenAI names with the `tiktoken` feature), and records every request for
+/// assertions. Cloning shares the script and the recording.
 ///
 /// Its embeddings are a feature-hashed bag of lower-cased words, normalized to unit length:
 /// deterministic, offline, and similar for texts that share words.
@@ -451,10 +453,14 @@ impl ScriptedModel {
         }
     }
 
-    fn usage_for(request: &ChatRequest, output: &str) -> Usage {
+    /// Usage counted like the model it pretends to be ([`TokenCounter::for_model`]): exact for
+    /// an OpenAI model name with the `tiktoken` feature, the approximation otherwise.
+    fn usage_for(&self, request: &ChatRequest, output: &str) -> Usage {
+        let model = request.model.as_deref().unwrap_or(&self.inner.info.model);
+        let counter = TokenCounter::for_model(model);
         Usage {
-            input_tokens: estimate_tokens(&request.text()),
-            output_tokens: estimate_tokens(output),
+            input_tokens: counter.count_chat(request),
+            output_tokens: counter.count(output),
             ..Default::default()
         }
     }
@@ -486,7 +492,7 @@ impl ScriptedModel {
         }
         let n = self.call_count();
         Ok(ChatResponse {
-            usage: Self::usage_for(request, &output),
+            usage: self.usage_for(request, &output),
             message,
             finish_reason,
             model: request.model.clone().unwrap_or_else(|| info.model.clone()),
@@ -507,11 +513,10 @@ impl ScriptedModel {
     }
 }
 
-/// A rough token estimate: about four characters per token, at least one per non-empty text.
-/// Good enough for plausible usage numbers and budget pre-checks; not a tokenizer.
+/// The model-independent token estimate: [`tokens::approximate`](crate::tokens::approximate),
+/// under its older name. Prefer [`TokenCounter::for_model`], which is exact for OpenAI models.
 pub fn estimate_tokens(text: &str) -> u64 {
-    let chars = text.chars().count() as u64;
-    chars.div_ceil(4)
+    crate::tokens::approximate(text)
 }
 
 #[async_trait]
@@ -586,7 +591,9 @@ impl EmbeddingModel for ScriptedModel {
             .iter()
             .map(|t| hashed_embedding(t, dims))
             .collect();
-        let input_tokens = request.inputs.iter().map(|t| estimate_tokens(t)).sum();
+        let model = request.model.as_deref().unwrap_or(&self.inner.info.model);
+        let counter = TokenCounter::for_model(model);
+        let input_tokens = request.inputs.iter().map(|t| counter.count(t)).sum();
         Ok(EmbeddingResponse {
             embeddings,
             model: self.inner.info.model.clone(),

@@ -1,5 +1,6 @@
 //! Structure-aware chunking with exact byte offsets.
 
+use llmkit_core::tokens::TokenCounter;
 use serde::{Deserialize, Serialize};
 
 use crate::document::{Document, content_hash};
@@ -10,14 +11,23 @@ pub trait Tokenizer: Send + Sync {
     fn count(&self, text: &str) -> usize;
 }
 
-/// About four characters per token: fast, no vocabulary, close enough for English prose with
-/// modern BPE tokenizers. Plug in a real tokenizer through [`Tokenizer`] when sizes must be exact.
+/// llmkit's token approximation ([`llmkit_core::tokens::approximate`]): fast, no vocabulary,
+/// right within a few percent for English and code and one token per CJK character. For exact
+/// sizes use the embedding model's own counter: a [`TokenCounter`] is a [`Tokenizer`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApproxTokens;
 
 impl Tokenizer for ApproxTokens {
     fn count(&self, text: &str) -> usize {
-        text.chars().count().div_ceil(4)
+        usize::try_from(llmkit_core::tokens::approximate(text)).unwrap_or(usize::MAX)
+    }
+}
+
+/// Sizes in the model's own tokens (exact for OpenAI models with llmkit-core's `tiktoken`
+/// feature): `Chunker::new().tokenizer(TokenCounter::for_model("text-embedding-3-small"))`.
+impl Tokenizer for TokenCounter {
+    fn count(&self, text: &str) -> usize {
+        usize::try_from(TokenCounter::count(self, text)).unwrap_or(usize::MAX)
     }
 }
 

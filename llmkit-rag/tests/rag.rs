@@ -95,7 +95,7 @@ fn chunks_reproduce_source_and_ids_are_stable() {
 }
 
 fn chunker_size(t: &str) -> usize {
-    t.chars().count().div_ceil(4)
+    llmkit_core::tokens::approximate(t) as usize
 }
 
 proptest! {

@@ -4,7 +4,7 @@
 //! Staying under a provider's quota on our side is cheaper than learning it from 429s: a
 //! throttled request still costs a round trip, and a burst of them trips breakers. Token buckets
 //! refill continuously (`limit / 60 s`) up to one minute's worth. Tokens are estimated before the
-//! call ([`estimate_tokens`] of the prompt plus `max_tokens`) and settled with the real usage
+//! call ([`TokenCounter::count_chat`](crate::tokens::TokenCounter::count_chat) of the prompt plus `max_tokens`) and settled with the real usage
 //! after it, so the bucket tracks what the provider will count.
 //!
 //! The buckets live in a [`RateLimitStore`]: [`MemoryRateLimitStore`] (the default) for one
@@ -28,7 +28,7 @@ use crate::layer::Layer;
 use crate::model::{ChatModel, ChatStream, ModelInfo};
 use crate::request::ChatRequest;
 use crate::response::ChatResponse;
-use crate::scripted::estimate_tokens;
+use crate::tokens::TokenCounter;
 
 /// What to do when a limit is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -490,8 +490,8 @@ impl Limit {
         let cfg = self.layer.config;
         let limiter = self.layer.limiter(&info.provider, model);
         #[allow(clippy::cast_precision_loss)]
-        let estimate =
-            (estimate_tokens(&request.text()) + u64::from(request.max_tokens.unwrap_or(0))) as f64;
+        let estimate = (TokenCounter::for_model(model).count_chat(request)
+            + u64::from(request.max_tokens.unwrap_or(0))) as f64;
         if let Some((tpm, period)) = cfg.tpm {
             #[allow(clippy::cast_precision_loss)]
             if estimate > tpm as f64 {
