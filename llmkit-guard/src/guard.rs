@@ -530,18 +530,6 @@ pub(crate) fn prefilter(set: Option<&regex::RegexSet>, n: usize, text: &str) -> 
     }
 }
 
-/// Floors `i` to the nearest character boundary of `s` at or below it.
-pub(crate) fn floor_char_boundary(s: &str, i: usize) -> usize {
-    if i >= s.len() {
-        return s.len();
-    }
-    let mut i = i;
-    while i > 0 && !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,9 +1,10 @@
 //! Size limits in characters and in estimated tokens.
 //!
 //! [`SizeLimit`] blocks (or, with [`Action::Redact`], truncates) text longer than a number of
-//! characters or of estimated tokens. Tokens are estimated with
-//! [`llmkit_core::estimate_tokens`] (about four characters per token), which is enough for a
-//! guard whose job is to stop a 2 MB paste before it costs money.
+//! characters or of estimated tokens. Tokens are estimated with the one approximation the
+//! budget and the rate limiter also use, [`llmkit_core::tokens::approximate`] (letters, symbols
+//! and CJK characters priced apart), which is enough for a guard whose job is to stop a 2 MB
+//! paste before it costs money; the cut is [`llmkit_core::tokens::approximate_cut`].
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -18,9 +19,7 @@
 
 use async_trait::async_trait;
 
-use crate::guard::{
-    Action, Decision, Edit, Guard, GuardContext, TransformKind, Verdict, floor_char_boundary,
-};
+use crate::guard::{Action, Decision, Edit, Guard, GuardContext, TransformKind, Verdict};
 
 /// The size-limit guard. Defaults: 32 000 characters, 8 000 estimated tokens, action
 /// [`Action::Block`]; [`Action::Redact`] truncates to the limit instead.
@@ -68,14 +67,11 @@ impl SizeLimit {
 
     /// The byte offset where the text must be cut to fit both limits, or `None` if it fits.
     pub fn cut_at(&self, text: &str) -> Option<usize> {
-        // Tokens are estimated as chars / 4, so the token limit is a character limit too.
-        let chars_for_tokens =
-            usize::try_from(self.max_tokens.saturating_mul(4)).unwrap_or(usize::MAX);
-        let limit = self.max_chars.min(chars_for_tokens);
-        // Only count as far as needed: a huge text must not be walked twice.
-        text.char_indices()
-            .nth(limit)
-            .map(|(i, _)| floor_char_boundary(text, i))
+        // Walk only as far as needed: a huge text must not be walked whole. The character cut
+        // comes first, so the token count never looks past it.
+        let by_chars = text.char_indices().nth(self.max_chars).map(|(i, _)| i);
+        let head = by_chars.map_or(text, |i| text.get(..i).unwrap_or(text));
+        llmkit_core::tokens::approximate_cut(head, self.max_tokens).or(by_chars)
     }
 }
 
@@ -127,8 +123,29 @@ mod tests {
         assert_eq!(*kind, TransformKind::Truncate);
         assert_eq!(apply_edits("héllo wörld", edits), "héllo");
         assert!(g.check("short", &ctx).await.is_allow());
+        // The token limit uses the shared approximation: digits cost 2 tokens per 3, letters 1
+        // per 4, CJK characters 1 each (not chars / 4, which let 8 CJK characters through as 2).
         let t = SizeLimit::new().max_tokens(2);
-        assert!(t.check("123456789", &ctx).await.is_block());
-        assert!(t.check("12345678", &ctx).await.is_allow());
+        assert!(t.check("123", &ctx).await.is_allow());
+        assert!(t.check("1234", &ctx).await.is_block());
+        assert!(t.check("hello wo", &ctx).await.is_allow());
+        assert!(t.check("お誕", &ctx).await.is_allow());
+        assert!(t.check("お誕生日おめでとう", &ctx).await.is_block());
+        let cut = SizeLimit::new().max_tokens(2).action(Action::Redact);
+        let d = cut.check("お誕生日おめでとう", &ctx).await;
+        let Verdict::Transform { edits, .. } = &d.verdict else {
+            panic!("{d:?}")
+        };
+        assert_eq!(apply_edits("お誕生日おめでとう", edits), "お誕");
+        // Both limits: the sooner cut wins.
+        let both = SizeLimit::new().max_chars(3).max_tokens(100);
+        assert_eq!(both.cut_at("abcdef"), Some(3));
+        assert_eq!(
+            SizeLimit::new()
+                .max_chars(100)
+                .max_tokens(1)
+                .cut_at("abcdef"),
+            Some(4)
+        );
     }
 }
