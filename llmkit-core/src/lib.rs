@@ -86,7 +86,7 @@ pub use message::{
 };
 pub use model::{
     Candidate, Capabilities, ChatModel, ChatStream, EmbeddingModel, ModelInfo, ServerAddress,
-    StreamAccumulator, collect_stream, response_to_events,
+    StreamAccumulator, SystemInstructions, collect_stream, response_to_events,
 };
 #[cfg(feature = "prompt")]
 pub use prompt::{PromptRegistry, RenderedPrompt};

@@ -63,6 +63,28 @@ pub struct ModelInfo {
     /// in-process models and test doubles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerAddress>,
+    /// Where the provider's API takes system messages; traces follow it (see
+    /// [`SystemInstructions`]).
+    #[serde(default)]
+    pub system_instructions: SystemInstructions,
+}
+
+/// Where a provider's API takes the system messages of a [`ChatRequest`](crate::ChatRequest).
+///
+/// llmkit keeps system messages in the message list for every provider; the provider moves
+/// them where its API wants them. Traces follow the wire: the OpenTelemetry GenAI conventions
+/// record instructions sent apart from the chat history as `gen_ai.system_instructions` and
+/// instructions that are part of the history inside `gen_ai.input.messages`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SystemInstructions {
+    /// System messages travel inside the message list (OpenAI chat completions, Ollama, and
+    /// any model that does not say otherwise).
+    #[default]
+    InHistory,
+    /// System messages travel in a field of their own (Anthropic `system`, Gemini
+    /// `systemInstruction`).
+    Separate,
 }
 
 /// Host and port of the endpoint a model is called at.
@@ -128,7 +150,15 @@ impl ModelInfo {
             model: model.into(),
             capabilities: Capabilities::default(),
             server: None,
+            system_instructions: SystemInstructions::InHistory,
         }
+    }
+
+    /// Sets where the provider's API takes system messages.
+    #[must_use]
+    pub fn with_system_instructions(mut self, placement: SystemInstructions) -> Self {
+        self.system_instructions = placement;
+        self
     }
 
     /// Sets the endpoint from its URL (see [`ServerAddress::from_url`]).

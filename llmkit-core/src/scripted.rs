@@ -205,6 +205,13 @@ impl ScriptedModelBuilder {
         self
     }
 
+    /// Sets where the model says it takes system messages (default: in the history), to test
+    /// what a trace records for an Anthropic- or Gemini-shaped provider.
+    pub fn system_instructions(mut self, placement: crate::model::SystemInstructions) -> Self {
+        self.info.system_instructions = placement;
+        self
+    }
+
     /// Appends a reply to the sequence; calls consume the sequence in order.
     pub fn reply(mut self, reply: impl Into<Reply>) -> Self {
         self.sequence.push(reply.into());

@@ -415,6 +415,65 @@ async fn captured_content_is_redacted_before_it_is_recorded_and_capped() {
 }
 
 #[tokio::test]
+async fn system_instructions_are_recorded_apart_where_the_provider_takes_them_apart() {
+    let request = || {
+        ChatRequest::new(vec![
+            llmkit_core::Message::system("You triage refunds for ann@example.com's shop."),
+            llmkit_core::Message::user("refund order 7"),
+        ])
+    };
+    // Anthropic-shaped: `system` is a field of its own on the wire.
+    let rec = Recorder::default();
+    let _guard = rec.install();
+    let (model, sink, queue) = traced(
+        TraceLayer::builder().capture(CaptureConfig::enabled()),
+        Arc::new(
+            ScriptedModel::builder()
+                .provider("anthropic")
+                .system_instructions(llmkit_core::SystemInstructions::Separate)
+                .reply("ok")
+                .build(),
+        ),
+    );
+    model.chat(request()).await.unwrap();
+    let f = &rec.calls()[0].fields;
+    let system: serde_json::Value =
+        serde_json::from_str(&f[sc::GEN_AI_SYSTEM_INSTRUCTIONS]).unwrap();
+    assert_eq!(
+        system,
+        serde_json::json!([{"type": "text",
+            "content": "You triage refunds for [EMAIL]'s shop."}])
+    );
+    let input: serde_json::Value = serde_json::from_str(&f[sc::GEN_AI_INPUT_MESSAGES]).unwrap();
+    assert_eq!(
+        input,
+        serde_json::json!([{"role": "user", "parts": [
+            {"type": "text", "content": "refund order 7"}]}])
+    );
+    queue.flush().await;
+    assert_eq!(
+        sink.records()[0].system_instructions.as_deref(),
+        Some(f[sc::GEN_AI_SYSTEM_INSTRUCTIONS].as_str())
+    );
+
+    // OpenAI-shaped: the system message is part of the history.
+    let rec = Recorder::default();
+    let _guard = rec.install();
+    let (model, sink, queue) = traced(
+        TraceLayer::builder().capture(CaptureConfig::enabled()),
+        openai(ScriptedModel::builder().reply("ok")),
+    );
+    model.chat(request()).await.unwrap();
+    let f = &rec.calls()[0].fields;
+    assert!(!f.contains_key(sc::GEN_AI_SYSTEM_INSTRUCTIONS));
+    let input: serde_json::Value = serde_json::from_str(&f[sc::GEN_AI_INPUT_MESSAGES]).unwrap();
+    assert_eq!(input[0]["role"], "system");
+    assert_eq!(input[1]["role"], "user");
+    queue.flush().await;
+    assert!(sink.records()[0].system_instructions.is_none());
+}
+
+#[tokio::test]
 async fn a_closure_is_a_redactor() {
     let (model, sink, queue) = traced(
         TraceLayer::builder()

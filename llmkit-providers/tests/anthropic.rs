@@ -384,6 +384,11 @@ async fn factory_builds_it_from_the_environment() {
     .unwrap();
     assert_eq!(m.info().provider, "anthropic");
     assert_eq!(m.info().model, "claude-haiku-4-5");
+    assert_eq!(
+        m.info().system_instructions,
+        llmkit_core::SystemInstructions::Separate,
+        "traces record the system prompt as gen_ai.system_instructions"
+    );
     m.chat(ChatRequest::user("hi")).await.unwrap();
     assert_eq!(last_body(&server).await["model"], "claude-haiku-4-5");
 

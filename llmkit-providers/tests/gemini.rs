@@ -428,6 +428,10 @@ async fn factory_builds_vertex_from_a_toml_section() {
     })
     .unwrap();
     assert_eq!(studio.info().provider, "gcp.gemini");
+    assert_eq!(
+        studio.info().system_instructions,
+        llmkit_core::SystemInstructions::Separate
+    );
     let embed = llmkit_providers::embedding_from_config(
         &llmkit_providers::ProviderConfig::new(llmkit_providers::ProviderKind::Gemini, "")
             .with_api_key(KEY)

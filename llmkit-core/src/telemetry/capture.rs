@@ -23,7 +23,8 @@ use std::sync::{Arc, OnceLock};
 use regex::Regex;
 use serde_json::{Value, json};
 
-use crate::message::{ContentPart, ImageSource, Message};
+use crate::message::{ContentPart, ImageSource, Message, Role};
+use crate::model::SystemInstructions;
 use crate::response::FinishReason;
 
 /// Rewrites text before it is recorded. Implement it for your own PII rules, or pass a closure.
@@ -223,6 +224,43 @@ impl CaptureConfig {
         Value::Array(messages.iter().map(|m| self.message(m, None)).collect()).to_string()
     }
 
+    /// The request's messages as the conventions record them for a provider that takes system
+    /// messages as `placement` says. With [`SystemInstructions::Separate`] the system messages'
+    /// parts become the `gen_ai.system_instructions` JSON (returned first; `None` when there are
+    /// none) and the other messages the `gen_ai.input.messages` JSON; with
+    /// [`SystemInstructions::InHistory`] every message is an input message. Redacted and capped
+    /// like [`CaptureConfig::input_messages`].
+    ///
+    /// ```
+    /// use llmkit_core::{Message, SystemInstructions};
+    /// use llmkit_core::telemetry::CaptureConfig;
+    /// let messages = [Message::system("Answer in French."), Message::user("hello")];
+    /// let (system, input) = CaptureConfig::enabled().input(&messages, SystemInstructions::Separate);
+    /// let system: serde_json::Value = serde_json::from_str(&system.unwrap()).unwrap();
+    /// assert_eq!(system, serde_json::json!([{"type": "text", "content": "Answer in French."}]));
+    /// assert!(!input.contains("French"));
+    /// ```
+    pub fn input(
+        &self,
+        messages: &[Message],
+        placement: SystemInstructions,
+    ) -> (Option<String>, String) {
+        if placement == SystemInstructions::InHistory {
+            return (None, self.input_messages(messages));
+        }
+        let (system, history): (Vec<&Message>, Vec<&Message>) =
+            messages.iter().partition(|m| m.role == Role::System);
+        let instructions = (!system.is_empty()).then(|| {
+            let parts: Vec<Value> = system
+                .iter()
+                .flat_map(|m| m.content.iter().map(|p| self.part(p)))
+                .collect();
+            Value::Array(parts).to_string()
+        });
+        let history = history.into_iter().map(|m| self.message(m, None)).collect();
+        (instructions, Value::Array(history).to_string())
+    }
+
     /// The answer in the output-messages JSON shape: one assistant message with its parts and
     /// `finish_reason`, redacted and capped like [`CaptureConfig::input_messages`].
     pub fn output_messages(&self, message: &Message, finish: &FinishReason) -> String {
@@ -293,6 +331,31 @@ impl CaptureConfig {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn separate_system_instructions_leave_the_history() {
+        let capture = CaptureConfig::enabled();
+        let messages = [
+            Message::system("Rules: never mail ann@example.com"),
+            Message::user("hi"),
+            Message::system("Be brief."),
+        ];
+        let (system, input) = capture.input(&messages, SystemInstructions::Separate);
+        let system: Value = serde_json::from_str(&system.unwrap()).unwrap();
+        assert_eq!(
+            system,
+            json!([{"type": "text", "content": "Rules: never mail [EMAIL]"},
+                   {"type": "text", "content": "Be brief."}])
+        );
+        let input: Value = serde_json::from_str(&input).unwrap();
+        assert_eq!(input, json!([{"role": "user", "parts": [{"type": "text", "content": "hi"}]}]));
+
+        let (none, all) = capture.input(&messages, SystemInstructions::InHistory);
+        assert!(none.is_none());
+        assert_eq!(all, capture.input_messages(&messages));
+        let (none, _) = capture.input(&messages[1..2], SystemInstructions::Separate);
+        assert!(none.is_none(), "no system message, no attribute");
+    }
 
     #[test]
     fn masks_each_kind_and_keeps_ordinary_numbers() {

@@ -236,6 +236,7 @@ impl Shared {
             { sc::GEN_AI_REQUEST_TOP_P } = Empty,
             { sc::GEN_AI_REQUEST_SEED } = Empty,
             { sc::GEN_AI_REQUEST_STOP_SEQUENCES } = Empty,
+            { sc::GEN_AI_SYSTEM_INSTRUCTIONS } = Empty,
             { sc::GEN_AI_INPUT_MESSAGES } = Empty,
             { sc::GEN_AI_OUTPUT_MESSAGES } = Empty,
             { sc::ERROR_TYPE } = Empty,
@@ -321,8 +322,14 @@ impl Shared {
             ..Default::default()
         };
         if self.capture.is_enabled() {
-            let messages = self.capture.input_messages(&req.messages);
+            let (system, messages) = self
+                .capture
+                .input(&req.messages, info.system_instructions);
+            if let Some(system) = &system {
+                span.record(sc::GEN_AI_SYSTEM_INSTRUCTIONS, system.as_str());
+            }
             span.record(sc::GEN_AI_INPUT_MESSAGES, messages.as_str());
+            record.system_instructions = system;
             record.input = Some(messages);
         }
         CallCtx {

@@ -72,6 +72,11 @@ pub const SERVER_PORT: &str = "server.port";
 /// Opt-in (content capture): the redacted input messages as JSON in the conventions' input
 /// messages shape (`[{"role","parts":[{"type":"text","content"}...]}]`).
 pub const GEN_AI_INPUT_MESSAGES: &str = "gen_ai.input.messages";
+/// Opt-in (content capture): the redacted system messages as JSON parts
+/// (`[{"type":"text","content"}...]`), recorded apart from the input messages only for
+/// providers that take system instructions apart from the chat history
+/// ([`SystemInstructions::Separate`](crate::SystemInstructions::Separate)).
+pub const GEN_AI_SYSTEM_INSTRUCTIONS: &str = "gen_ai.system_instructions";
 /// Opt-in (content capture): the redacted output as JSON in the conventions' output messages
 /// shape (`[{"role":"assistant","parts":[...],"finish_reason"}]`).
 pub const GEN_AI_OUTPUT_MESSAGES: &str = "gen_ai.output.messages";
@@ -157,6 +162,7 @@ pub const ALL_CALL_ATTRIBUTES: &[&str] = &[
     GEN_AI_REQUEST_TOP_P,
     GEN_AI_REQUEST_SEED,
     GEN_AI_REQUEST_STOP_SEQUENCES,
+    GEN_AI_SYSTEM_INSTRUCTIONS,
     GEN_AI_INPUT_MESSAGES,
     GEN_AI_OUTPUT_MESSAGES,
     ERROR_TYPE,

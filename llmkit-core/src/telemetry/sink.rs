@@ -143,6 +143,11 @@ pub struct CallRecord {
     /// Notes from layers.
     #[serde(default, skip_serializing_if = "trail_is_empty")]
     pub trail: Trail,
+    /// Captured, redacted system instructions as JSON parts, for providers that take them
+    /// apart from the chat history (only with content capture on; see
+    /// [`SystemInstructions`](crate::SystemInstructions)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_instructions: Option<String>,
     /// Captured, redacted input messages as JSON in the OpenTelemetry input-messages shape
     /// (only with content capture on).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use llmkit_core::{
     Capabilities, ChatModel, ChatRequest, ChatResponse, ChatStream, Error, ModelInfo, Result,
-    async_trait,
+    SystemInstructions, async_trait,
 };
 
 use super::cache::CacheTtl;
@@ -149,6 +149,8 @@ impl AnthropicBuilder {
                 embeddings: false,
                 vision: true,
             })
+            // System messages travel in the top-level `system` field (wire::build).
+            .with_system_instructions(SystemInstructions::Separate)
             .with_server_url(&self.base_url);
         let transport = self.transport.resolve()?;
         Ok(AnthropicModel {

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use llmkit_core::{
     Capabilities, ChatModel, ChatRequest, ChatResponse, ChatStream, EmbeddingModel,
-    EmbeddingRequest, EmbeddingResponse, Error, ModelInfo, RequestMeta, Result, Usage, async_trait,
+    EmbeddingRequest, EmbeddingResponse, Error, ModelInfo, RequestMeta, Result, SystemInstructions,
+    Usage, async_trait,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -183,15 +184,18 @@ impl GeminiBuilder {
                 )
             }
         };
-        let info = ModelInfo::new(provider, &model).with_capabilities(Capabilities {
-            json_schema: true,
-            tools: true,
-            streaming: true,
-            prompt_caching: false,
-            batch: false,
-            embeddings: true,
-            vision: true,
-        });
+        let info = ModelInfo::new(provider, &model)
+            .with_capabilities(Capabilities {
+                json_schema: true,
+                tools: true,
+                streaming: true,
+                prompt_caching: false,
+                batch: false,
+                embeddings: true,
+                vision: true,
+            })
+            // System messages travel in `systemInstruction` (wire::build).
+            .with_system_instructions(SystemInstructions::Separate);
         let transport = self.transport.resolve()?;
         let base_url = self
             .base_url
