@@ -1,10 +1,11 @@
-//! Prompt-injection detection latency per 1 KiB chunk: the rules (`InjectionScorer`) and the
+//! Prompt-injection detection latency per 1 KiB chunk: the rules (`InjectionScorer`), the
 //! semantic detector (all-MiniLM-L6-v2 on candle, CPU, one chunk = one forward pass, plus the
-//! linear head), on the same chunks.
+//! linear head) and both combined as `InjectionGuard::semantic` runs them, on the same chunks.
+//! The rules are the baseline the model's cost is read against. Results: docs/benchmarks.md.
 //!
 //! ```sh
 //! scripts/fetch-minilm.sh
-//! cargo bench --features local-embeddings --bench injection_latency -- --warm-up-time 1 --measurement-time 5
+//! cargo bench --features guard,local-embeddings --bench injection_latency -- --warm-up-time 1 --measurement-time 5
 //! ```
 //!
 //! `LLMKIT_MINILM_DIR` overrides the model directory (default `.cache/models/all-MiniLM-L6-v2`).
@@ -21,7 +22,7 @@ use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use llmkit::guard::injection::{Classifier, LinearHead, SemanticDetector};
-use llmkit::guard::{InjectionScorer, Provenance};
+use llmkit::guard::{InjectionGuard, InjectionScorer, Provenance};
 use llmkit::local::LocalEmbeddingModel;
 
 /// Chunks of exactly 1,024 bytes of support-style prose, one with an injection sentence.
@@ -50,6 +51,7 @@ fn bench(c: &mut Criterion) {
     let detector =
         SemanticDetector::new(Arc::new(model), LinearHead::minilm_l6_v2().unwrap()).unwrap();
     let scorer = InjectionScorer::new();
+    let guard = InjectionGuard::new().semantic(detector.clone());
     llmkit::guard::warm_up().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -66,6 +68,15 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 rt.block_on(detector.classify(std::hint::black_box(chunk), Provenance::Retrieved))
                     .unwrap()
+            })
+        });
+        // What the guard pays per chunk: rules, one embedding, the head, the combination.
+        g.bench_function(format!("combined/{name}"), |b| {
+            b.iter(|| {
+                rt.block_on(
+                    guard.combined_score(std::hint::black_box(chunk), Provenance::Retrieved),
+                )
+                .0
             })
         });
     }
