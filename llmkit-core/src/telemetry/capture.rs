@@ -348,7 +348,10 @@ mod tests {
                    {"type": "text", "content": "Be brief."}])
         );
         let input: Value = serde_json::from_str(&input).unwrap();
-        assert_eq!(input, json!([{"role": "user", "parts": [{"type": "text", "content": "hi"}]}]));
+        assert_eq!(
+            input,
+            json!([{"role": "user", "parts": [{"type": "text", "content": "hi"}]}])
+        );
 
         let (none, all) = capture.input(&messages, SystemInstructions::InHistory);
         assert!(none.is_none());

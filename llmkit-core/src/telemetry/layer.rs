@@ -322,9 +322,7 @@ impl Shared {
             ..Default::default()
         };
         if self.capture.is_enabled() {
-            let (system, messages) = self
-                .capture
-                .input(&req.messages, info.system_instructions);
+            let (system, messages) = self.capture.input(&req.messages, info.system_instructions);
             if let Some(system) = &system {
                 span.record(sc::GEN_AI_SYSTEM_INSTRUCTIONS, system.as_str());
             }
