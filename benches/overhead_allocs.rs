@@ -21,6 +21,30 @@ static ALLOC: dhat::Alloc = dhat::Alloc;
 
 const CALLS: usize = 640;
 
+/// Allocation budgets per call: the run fails (exit status 1) when a path allocates more, so an
+/// allocation regression breaks `cargo bench` instead of hiding in a table. Each is the count
+/// measured when it was set plus a little room for hash-map growth and pool reuse that vary
+/// by a fraction of an allocation per call; lower them when a change saves allocations.
+/// Paths over HTTP are checked at every concurrency.
+const BUDGETS: [(&str, f64); 6] = [
+    ("raw reqwest", 104.0),
+    ("provider alone", 80.0),
+    ("full stack", 298.0),
+    ("instant model called directly", 10.0),
+    ("cache hit", 23.0),
+    ("full stack over instant model (miss)", 214.0),
+];
+
+/// Checks `blocks` (allocations per call) of path `name` against [`BUDGETS`]; returns the
+/// failure message when it is over.
+fn over_budget(name: &str, conc: Option<usize>, blocks: f64) -> Option<String> {
+    let (_, budget) = BUDGETS.iter().find(|(n, _)| *n == name)?;
+    (blocks > *budget).then(|| {
+        let at = conc.map(|c| format!(" at concurrency {c}")).unwrap_or_default();
+        format!("{name}{at}: {blocks:.1} allocations per call, budget {budget}")
+    })
+}
+
 fn server_child() {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -76,6 +100,7 @@ fn main() {
     println!("\n## allocations per call (dhat, client side only, {CALLS} calls each)");
     println!("\n| conc | path | allocations/call | bytes/call | added allocations vs raw |");
     println!("|---|---|---|---|---|");
+    let mut failures = Vec::new();
     for conc in [1usize, 8, 64] {
         let mut raw_blocks = 0.0;
         for (i, (name, p)) in paths.iter().enumerate() {
@@ -86,6 +111,7 @@ fn main() {
             if i == 0 {
                 raw_blocks = blocks;
             }
+            failures.extend(over_budget(name, Some(conc), blocks));
             println!(
                 "| {conc} | {name} | {blocks:.1} | {bytes:.0} | {:+.1} |",
                 blocks - raw_blocks
@@ -122,7 +148,33 @@ fn main() {
             });
         });
         println!("| {name} | {blocks:.1} | {bytes:.0} |");
+        failures.extend(over_budget(name, None, blocks));
+    }
+    // Each layer alone over the instant model (the per-layer table of `benches/overhead.rs`):
+    // a layer's own allocations are its row minus "pipeline only".
+    println!("\n| layer alone over the instant model | allocations/call | bytes/call |");
+    println!("|---|---|---|");
+    for (name, model) in common::each_layer(&InstantModel::shared()) {
+        rt.block_on(model.chat(ChatRequest::user(common::next_prompt())))
+            .unwrap();
+        let (blocks, bytes) = per_call(CALLS, || {
+            rt.block_on(async {
+                for _ in 0..CALLS {
+                    let r = ChatRequest::user(common::next_prompt());
+                    std::hint::black_box(model.chat(r).await.unwrap());
+                }
+            });
+        });
+        println!("| {name} | {blocks:.1} | {bytes:.0} |");
     }
     child.kill().ok();
     child.wait().ok();
+    if !failures.is_empty() {
+        eprintln!("\nallocation budget exceeded (see BUDGETS in benches/overhead_allocs.rs):");
+        for f in &failures {
+            eprintln!("  {f}");
+        }
+        std::process::exit(1);
+    }
+    println!("\nevery path within its allocation budget (BUDGETS in benches/overhead_allocs.rs)");
 }

@@ -287,6 +287,55 @@ impl ChatModel for InstantModel {
     }
 }
 
+/// [`InstantModel`] that first yields to the scheduler `n` times, so a call is polled `n + 1`
+/// times and its task is rescheduled `n` times, as a call over HTTP is, without any I/O.
+pub struct YieldingModel(pub InstantModel, pub usize);
+
+impl YieldingModel {
+    /// An `openai` / `gpt-4o-mini` stand-in that yields `n` times.
+    pub fn shared(n: usize) -> Arc<dyn ChatModel> {
+        Arc::new(YieldingModel(InstantModel(ModelInfo::new("openai", MODEL)), n))
+    }
+}
+
+#[async_trait]
+impl ChatModel for YieldingModel {
+    fn info(&self) -> &ModelInfo {
+        self.0.info()
+    }
+    async fn chat(&self, request: ChatRequest) -> llmkit::core::Result<ChatResponse> {
+        for _ in 0..self.1 {
+            tokio::task::yield_now().await;
+        }
+        self.0.chat(request).await
+    }
+}
+
+/// [`InstantModel`] that first makes `n` trivial system calls (`getpid`), as a call over HTTP
+/// makes a few (`writev`, `recvfrom`, `epoll_wait`), without any I/O: isolates what entering
+/// the kernel does to the speed of the code that runs after it.
+pub struct SyscallModel(pub InstantModel, pub usize);
+
+impl SyscallModel {
+    /// An `openai` / `gpt-4o-mini` stand-in that makes `n` system calls per call.
+    pub fn shared(n: usize) -> Arc<dyn ChatModel> {
+        Arc::new(SyscallModel(InstantModel(ModelInfo::new("openai", MODEL)), n))
+    }
+}
+
+#[async_trait]
+impl ChatModel for SyscallModel {
+    fn info(&self) -> &ModelInfo {
+        self.0.info()
+    }
+    async fn chat(&self, request: ChatRequest) -> llmkit::core::Result<ChatResponse> {
+        for _ in 0..self.1 {
+            std::hint::black_box(std::process::id());
+        }
+        self.0.chat(request).await
+    }
+}
+
 /// Latencies and wall time of one configuration, summed over rounds.
 #[derive(Default)]
 pub struct Sample {

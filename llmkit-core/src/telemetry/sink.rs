@@ -25,8 +25,10 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
@@ -273,7 +275,20 @@ struct QueueStats {
     dropped: AtomicU64,
     written: AtomicU64,
     failed: AtomicU64,
+    /// Set (and the export thread unparked) when the thread must stop lingering: the queue is
+    /// half full or a flush waits.
+    urgent: AtomicBool,
 }
+
+/// How long the export thread lets records gather after the first one of a batch arrives.
+///
+/// Why (issue 23): woken for every record, the export thread cost each call a futex wake-up
+/// on the call path, and the woken thread preempted the caller's core (one involuntary context
+/// switch of the client runtime per call in `LLMKIT_BENCH_COUNTS` of `benches/overhead.rs`;
+/// 5–11 µs of export-thread CPU per call under HTTP load). Gathering for a few milliseconds
+/// makes that one wake-up per batch. A record reaches the sink at most this much later;
+/// [`ExportQueue::flush`] and a half-full queue cut the wait short.
+const LINGER: Duration = Duration::from_millis(5);
 
 /// A bounded queue feeding a [`RecordSink`] from a background thread. Cheap to clone.
 ///
@@ -283,6 +298,8 @@ struct QueueStats {
 pub struct ExportQueue {
     tx: mpsc::Sender<Msg>,
     stats: Arc<QueueStats>,
+    /// The export thread, unparked to end its linger early (`None` if it could not start).
+    thread: Option<Thread>,
 }
 
 impl std::fmt::Debug for ExportQueue {
@@ -303,24 +320,43 @@ impl ExportQueue {
             dropped: AtomicU64::new(0),
             written: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            urgent: AtomicBool::new(false),
         });
         let thread_stats = stats.clone();
         let spawned = std::thread::Builder::new()
             .name("llmkit-export".to_owned())
             .spawn(move || drain(rx, sink, thread_stats));
-        if let Err(e) = spawned {
-            // Without a thread nothing drains: the queue fills and every record is counted as
-            // dropped, which the metrics show. Calls are never affected.
-            tracing::error!(error = %e, "cannot start the llmkit export thread");
+        let thread = match spawned {
+            Ok(handle) => Some(handle.thread().clone()),
+            Err(e) => {
+                // Without a thread nothing drains: the queue fills and every record is counted
+                // as dropped, which the metrics show. Calls are never affected.
+                tracing::error!(error = %e, "cannot start the llmkit export thread");
+                None
+            }
+        };
+        ExportQueue { tx, stats, thread }
+    }
+
+    /// Ends the export thread's linger now.
+    fn hurry(&self) {
+        self.stats.urgent.store(true, Ordering::Release);
+        if let Some(t) = &self.thread {
+            t.unpark();
         }
-        ExportQueue { tx, stats }
     }
 
     /// Queues a record without waiting. Returns `false` (and counts a drop) when the queue is
     /// full or the export thread is gone.
     pub fn try_export(&self, record: CallRecord) -> bool {
         match self.tx.try_send(Msg::Record(Box::new(record))) {
-            Ok(()) => true,
+            Ok(()) => {
+                // Half full: write now rather than risk dropping records of a burst.
+                if self.tx.capacity().saturating_mul(2) < self.tx.max_capacity() {
+                    self.hurry();
+                }
+                true
+            }
             Err(_) => {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                 false
@@ -333,6 +369,7 @@ impl ExportQueue {
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.tx.send(Msg::Flush(done)).await.is_ok() {
+            self.hurry();
             let _ = wait.await;
         }
     }
@@ -355,25 +392,53 @@ impl ExportQueue {
 
 fn drain(mut rx: mpsc::Receiver<Msg>, sink: Arc<dyn RecordSink>, stats: Arc<QueueStats>) {
     let mut warned = false;
-    while let Some(msg) = rx.blocking_recv() {
-        match msg {
-            Msg::Record(r) => match sink.write(&r) {
-                Ok(()) => {
-                    stats.written.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    stats.failed.fetch_add(1, Ordering::Relaxed);
-                    if !warned {
-                        warned = true;
-                        tracing::warn!(error = %e, "llmkit trace sink failed to write a record");
-                    }
-                }
-            },
-            Msg::Flush(done) => {
-                let _ = sink.flush();
-                let _ = done.send(());
-            }
+    while let Some(first) = rx.blocking_recv() {
+        let lingers = matches!(first, Msg::Record(_));
+        handle(first, &*sink, &stats, &mut warned);
+        if lingers {
+            linger(&stats);
+        }
+        // While this thread lingers or writes, senders find no waiting receiver and wake
+        // nobody: the whole batch costs the call path one wake-up.
+        while let Ok(msg) = rx.try_recv() {
+            handle(msg, &*sink, &stats, &mut warned);
         }
     }
     let _ = sink.flush();
+}
+
+/// Sleeps [`LINGER`], or less when [`ExportQueue::hurry`] says so.
+fn linger(stats: &QueueStats) {
+    let until = Instant::now() + LINGER;
+    loop {
+        if stats.urgent.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let now = Instant::now();
+        if now >= until {
+            return;
+        }
+        std::thread::park_timeout(until - now);
+    }
+}
+
+fn handle(msg: Msg, sink: &dyn RecordSink, stats: &QueueStats, warned: &mut bool) {
+    match msg {
+        Msg::Record(r) => match sink.write(&r) {
+            Ok(()) => {
+                stats.written.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                stats.failed.fetch_add(1, Ordering::Relaxed);
+                if !*warned {
+                    *warned = true;
+                    tracing::warn!(error = %e, "llmkit trace sink failed to write a record");
+                }
+            }
+        },
+        Msg::Flush(done) => {
+            let _ = sink.flush();
+            let _ = done.send(());
+        }
+    }
 }
