@@ -275,7 +275,11 @@ fn pin_threads() {
     };
     for task in dir.flatten() {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        let cpu = if comm.trim() == "bench-server" { "1" } else { "0" };
+        let cpu = if comm.trim() == "bench-server" {
+            "1"
+        } else {
+            "0"
+        };
         let tid = task.file_name().to_string_lossy().into_owned();
         let _ = std::process::Command::new("taskset")
             .args(["-pc", cpu, &tid])
@@ -324,7 +328,10 @@ fn counts(calls: usize) {
     rt.block_on(common::drive_count(&paths[3].1, 8, 64));
     pin_threads();
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!("\n## per-call counts ({calls} calls per row; load average {})", load.trim());
+    println!(
+        "\n## per-call counts ({calls} calls per row; load average {})",
+        load.trim()
+    );
     println!(
         "\n| path | conc | wall µs | client CPU µs | server CPU µs | export CPU µs | other CPU µs | client vol/invol switches | server vol/invol | export vol/invol | client run-queue wait µs | client worker parks | client / server / export page faults | client / server CPU migrations |"
     );
@@ -437,7 +444,8 @@ fn layer_counts(calls: usize) {
     let rounds = 3;
     let mut sums = vec![(0.0, 0.0, 0.0); instant.len()];
     for _ in 0..rounds {
-        for (i, (((_, a), (_, y)), (_, b))) in instant.iter().zip(&yielding).zip(&http).enumerate() {
+        for (i, (((_, a), (_, y)), (_, b))) in instant.iter().zip(&yielding).zip(&http).enumerate()
+        {
             sums[i].0 += cpu(&Path::Model(a.clone())) / rounds as f64;
             background.store(1, std::sync::atomic::Ordering::Relaxed);
             sums[i].2 += cpu(&Path::Model(y.clone())) / rounds as f64;
@@ -446,8 +454,13 @@ fn layer_counts(calls: usize) {
         }
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    println!("\n## client CPU per call by layer, concurrency 8 ({calls} calls × {rounds} rounds; load average {})", load.trim());
-    println!("\n| layer | over instant model µs | layer's own µs | own µs, model yields 3× / 5 syscalls / other core busy | over provider (HTTP) µs | layer's own µs under HTTP | HTTP / instant |");
+    println!(
+        "\n## client CPU per call by layer, concurrency 8 ({calls} calls × {rounds} rounds; load average {})",
+        load.trim()
+    );
+    println!(
+        "\n| layer | over instant model µs | layer's own µs | own µs, model yields 3× / 5 syscalls / other core busy | over provider (HTTP) µs | layer's own µs under HTTP | HTTP / instant |"
+    );
     println!("|---|---|---|---|---|---|---|");
     let (base_i, base_h, base_y) = (sums[0].0, sums[0].1, sums[0].2);
     for ((name, _), (i, h, y)) in instant.iter().zip(&sums) {

@@ -40,7 +40,9 @@ const BUDGETS: [(&str, f64); 6] = [
 fn over_budget(name: &str, conc: Option<usize>, blocks: f64) -> Option<String> {
     let (_, budget) = BUDGETS.iter().find(|(n, _)| *n == name)?;
     (blocks > *budget).then(|| {
-        let at = conc.map(|c| format!(" at concurrency {c}")).unwrap_or_default();
+        let at = conc
+            .map(|c| format!(" at concurrency {c}"))
+            .unwrap_or_default();
         format!("{name}{at}: {blocks:.1} allocations per call, budget {budget}")
     })
 }

@@ -294,7 +294,10 @@ pub struct YieldingModel(pub InstantModel, pub usize);
 impl YieldingModel {
     /// An `openai` / `gpt-4o-mini` stand-in that yields `n` times.
     pub fn shared(n: usize) -> Arc<dyn ChatModel> {
-        Arc::new(YieldingModel(InstantModel(ModelInfo::new("openai", MODEL)), n))
+        Arc::new(YieldingModel(
+            InstantModel(ModelInfo::new("openai", MODEL)),
+            n,
+        ))
     }
 }
 
@@ -319,7 +322,10 @@ pub struct SyscallModel(pub InstantModel, pub usize);
 impl SyscallModel {
     /// An `openai` / `gpt-4o-mini` stand-in that makes `n` system calls per call.
     pub fn shared(n: usize) -> Arc<dyn ChatModel> {
-        Arc::new(SyscallModel(InstantModel(ModelInfo::new("openai", MODEL)), n))
+        Arc::new(SyscallModel(
+            InstantModel(ModelInfo::new("openai", MODEL)),
+            n,
+        ))
     }
 }
 
