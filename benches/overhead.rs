@@ -402,6 +402,14 @@ fn layer_counts(calls: usize) {
     let yielding = match variant.as_str() {
         "syscall" => common::each_layer(&common::SyscallModel::shared(5)),
         "spin" | "thrash" => common::each_layer(&InstantModel::shared()),
+        "sleep" => common::each_layer(&common::WaitingModel::shared(
+            Duration::from_micros(100),
+            true,
+        )),
+        "busy-wait" => common::each_layer(&common::WaitingModel::shared(
+            Duration::from_micros(100),
+            false,
+        )),
         _ => common::each_layer(&common::YieldingModel::shared(3)),
     };
     // "spin" / "thrash": the third column runs the instant model while another thread keeps
@@ -459,7 +467,7 @@ fn layer_counts(calls: usize) {
         load.trim()
     );
     println!(
-        "\n| layer | over instant model µs | layer's own µs | own µs, model yields 3× / 5 syscalls / other core busy | over provider (HTTP) µs | layer's own µs under HTTP | HTTP / instant |"
+        "\n| layer | over instant model µs | layer's own µs | own µs, variant (LLMKIT_BENCH_LAYER_MODEL) | over provider (HTTP) µs | layer's own µs under HTTP | HTTP / instant |"
     );
     println!("|---|---|---|---|---|---|---|");
     let (base_i, base_h, base_y) = (sums[0].0, sums[0].1, sums[0].2);
@@ -472,6 +480,70 @@ fn layer_counts(calls: usize) {
     }
 }
 
+/// `LLMKIT_BENCH_IDLE=N`: does idle time between calls, with no network at all, make the
+/// stack's own code slower? The full stack and the bare model, N sequential calls per round,
+/// three rounds interleaved, over a model that answers at once, one that first sleeps 100 µs
+/// (the core idles, as a client core does while its server answers) and one that first spins
+/// 100 µs (same wait, core busy). Prints the stack's own client CPU per call (stack minus bare
+/// model, same round).
+fn idle_experiment(calls: usize) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("client-rt")
+        .enable_all()
+        .build()
+        .unwrap();
+    let wait = Duration::from_micros(100);
+    let models: [(&str, std::sync::Arc<dyn ChatModel>); 3] = [
+        ("answers at once", InstantModel::shared()),
+        (
+            "sleeps 100 µs first (core idles)",
+            common::WaitingModel::shared(wait, true),
+        ),
+        (
+            "spins 100 µs first (core busy)",
+            common::WaitingModel::shared(wait, false),
+        ),
+    ];
+    let cpu = |path: &Path| {
+        rt.block_on(common::drive_count(path, 1, 100));
+        let before = thread_counts();
+        rt.block_on(common::drive_count(path, 1, calls));
+        let after = thread_counts();
+        let client = (after[0].cpu_ns - before[0].cpu_ns) + (after[2].cpu_ns - before[2].cpu_ns);
+        client as f64 / calls as f64 / 1e3
+    };
+    let rounds = 3;
+    let mut own = [[0.0f64; 3]; 3];
+    let mut bare = [0.0f64; 3];
+    for r in 0..rounds {
+        for (i, (_, m)) in models.iter().enumerate() {
+            let b = cpu(&Path::Model(m.clone()));
+            let f = cpu(&Path::Model(common::full_stack(m.clone())));
+            own[i][r] = f - b;
+            bare[i] += b / rounds as f64;
+        }
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "\n## idle time and the stack's own CPU ({calls} sequential calls × {rounds} rounds; load average {})",
+        load.trim()
+    );
+    println!("\n| model | bare model client CPU µs | stack's own client CPU µs per round | mean |");
+    println!("|---|---|---|---|");
+    for (i, (name, _)) in models.iter().enumerate() {
+        let o = own[i];
+        println!(
+            "| {name} | {:.1} | {:.1} / {:.1} / {:.1} | {:.1} |",
+            bare[i],
+            o[0],
+            o[1],
+            o[2],
+            o.iter().sum::<f64>() / rounds as f64
+        );
+    }
+}
+
 /// The only function the profile collects in.
 #[inline(never)]
 fn measured(run: impl FnOnce()) {
@@ -479,6 +551,11 @@ fn measured(run: impl FnOnce()) {
 }
 
 fn main() {
+    let idle = env_or("LLMKIT_BENCH_IDLE", 0usize);
+    if idle > 0 {
+        idle_experiment(idle);
+        return;
+    }
     let layers = env_or("LLMKIT_BENCH_LAYER_COUNTS", 0usize);
     if layers > 0 {
         layer_counts(layers);

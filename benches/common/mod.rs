@@ -342,6 +342,44 @@ impl ChatModel for SyscallModel {
     }
 }
 
+/// [`InstantModel`] that first waits `wait`, either asleep (the thread blocks, so the core idles
+/// as a client core does while the server answers) or spinning (the core stays busy): tells
+/// what idle time between calls does to the speed of the code that runs after it.
+pub struct WaitingModel {
+    inner: InstantModel,
+    wait: Duration,
+    sleep: bool,
+}
+
+impl WaitingModel {
+    /// Waits `wait` per call, asleep (`sleep`) or spinning.
+    pub fn shared(wait: Duration, sleep: bool) -> Arc<dyn ChatModel> {
+        Arc::new(WaitingModel {
+            inner: InstantModel(ModelInfo::new("openai", MODEL)),
+            wait,
+            sleep,
+        })
+    }
+}
+
+#[async_trait]
+impl ChatModel for WaitingModel {
+    fn info(&self) -> &ModelInfo {
+        self.inner.info()
+    }
+    async fn chat(&self, request: ChatRequest) -> llmkit::core::Result<ChatResponse> {
+        if self.sleep {
+            std::thread::sleep(self.wait);
+        } else {
+            let until = Instant::now() + self.wait;
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+        }
+        self.inner.chat(request).await
+    }
+}
+
 /// Latencies and wall time of one configuration, summed over rounds.
 #[derive(Default)]
 pub struct Sample {
