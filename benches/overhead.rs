@@ -516,12 +516,12 @@ fn idle_experiment(calls: usize) {
     let rounds = 3;
     let mut own = [[0.0f64; 3]; 3];
     let mut bare = [0.0f64; 3];
-    for r in 0..rounds {
-        for (i, (_, m)) in models.iter().enumerate() {
+    for round in 0..rounds {
+        for ((_, m), (own, bare)) in models.iter().zip(own.iter_mut().zip(bare.iter_mut())) {
             let b = cpu(&Path::Model(m.clone()));
             let f = cpu(&Path::Model(common::full_stack(m.clone())));
-            own[i][r] = f - b;
-            bare[i] += b / rounds as f64;
+            own[round] = f - b;
+            *bare += b / rounds as f64;
         }
     }
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
