@@ -140,7 +140,7 @@ fn fold_of(i: usize) -> usize {
 }
 
 /// Held-out scores: record `i` is scored by a model built on the other folds.
-fn held_out(n: usize, score_fold: &dyn Fn(&[usize], &[usize]) -> Vec<f32>) -> Vec<f32> {
+fn held_out(n: usize, score_fold: impl Fn(&[usize], &[usize]) -> Vec<f32>) -> Vec<f32> {
     let mut out = vec![0f32; n];
     for k in 0..FOLDS {
         let train: Vec<usize> = (0..n).filter(|&i| fold_of(i) != k).collect();
@@ -291,7 +291,7 @@ fn main() {
                     extra,
                     sentences,
                 };
-                let s = held_out(n, &|train, test| {
+                let s = held_out(n, |train, test| {
                     let head = c.fit(&d, train);
                     test.iter().map(|&i| c.score(&head, &d, i)).collect()
                 });
@@ -312,7 +312,7 @@ fn main() {
     }
     // Not shippable as a 385-number head (it needs every tuning vector), printed to compare.
     for k in [10usize, 20] {
-        let s = held_out(n, &|train, test| {
+        let s = held_out(n, |train, test| {
             test.iter()
                 .map(|&i| knn_vote(&d, train, &d.text[i], k))
                 .collect()
