@@ -402,14 +402,12 @@ fn layer_counts(calls: usize) {
     let yielding = match variant.as_str() {
         "syscall" => common::each_layer(&common::SyscallModel::shared(5)),
         "spin" | "thrash" => common::each_layer(&InstantModel::shared()),
-        "sleep" => common::each_layer(&common::WaitingModel::shared(
+        "sleep" => common::each_layer(&common::WaitingModel::shared(common::Wait::Sleep(
             Duration::from_micros(100),
-            true,
-        )),
-        "busy-wait" => common::each_layer(&common::WaitingModel::shared(
+        ))),
+        "busy-wait" => common::each_layer(&common::WaitingModel::shared(common::Wait::Spin(
             Duration::from_micros(100),
-            false,
-        )),
+        ))),
         _ => common::each_layer(&common::YieldingModel::shared(3)),
     };
     // "spin" / "thrash": the third column runs the instant model while another thread keeps
@@ -483,9 +481,10 @@ fn layer_counts(calls: usize) {
 /// `LLMKIT_BENCH_IDLE=N`: does idle time between calls, with no network at all, make the
 /// stack's own code slower? The full stack and the bare model, N sequential calls per round,
 /// three rounds interleaved, over a model that answers at once, one that first sleeps 100 µs
-/// (the core idles, as a client core does while its server answers) and one that first spins
-/// 100 µs (same wait, core busy). Prints the stack's own client CPU per call (stack minus bare
-/// model, same round).
+/// (the core idles, as a client core does while its server answers), one that first spins
+/// 100 µs (same wait, core busy) and two that first write and read 1 MiB or 8 MiB of their own
+/// (core busy, its caches and TLB refilled with other data). Prints the stack's own client CPU
+/// per call (stack minus bare model, same round).
 fn idle_experiment(calls: usize) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -494,15 +493,25 @@ fn idle_experiment(calls: usize) {
         .build()
         .unwrap();
     let wait = Duration::from_micros(100);
-    let models: [(&str, std::sync::Arc<dyn ChatModel>); 3] = [
+    // 1 MiB: this CPU's per-core L2 (lscpu: 2 MiB in 2 instances); 8 MiB: also past the
+    // reach of the second-level TLB (2,048 4-KiB pages).
+    let models: [(&str, std::sync::Arc<dyn ChatModel>); 5] = [
         ("answers at once", InstantModel::shared()),
         (
             "sleeps 100 µs first (core idles)",
-            common::WaitingModel::shared(wait, true),
+            common::WaitingModel::shared(common::Wait::Sleep(wait)),
         ),
         (
             "spins 100 µs first (core busy)",
-            common::WaitingModel::shared(wait, false),
+            common::WaitingModel::shared(common::Wait::Spin(wait)),
+        ),
+        (
+            "touches 1 MiB first (core busy, L2 refilled)",
+            common::WaitingModel::shared(common::Wait::Touch(1 << 20)),
+        ),
+        (
+            "touches 8 MiB first (core busy, L2 and TLB refilled)",
+            common::WaitingModel::shared(common::Wait::Touch(8 << 20)),
         ),
     ];
     let cpu = |path: &Path| {
@@ -514,8 +523,8 @@ fn idle_experiment(calls: usize) {
         client as f64 / calls as f64 / 1e3
     };
     let rounds = 3;
-    let mut own = [[0.0f64; 3]; 3];
-    let mut bare = [0.0f64; 3];
+    let mut own = [[0.0f64; 3]; 5];
+    let mut bare = [0.0f64; 5];
     for round in 0..rounds {
         for ((_, m), (own, bare)) in models.iter().zip(own.iter_mut().zip(bare.iter_mut())) {
             let b = cpu(&Path::Model(m.clone()));

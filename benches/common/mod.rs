@@ -342,22 +342,35 @@ impl ChatModel for SyscallModel {
     }
 }
 
-/// [`InstantModel`] that first waits `wait`, either asleep (the thread blocks, so the core idles
-/// as a client core does while the server answers) or spinning (the core stays busy): tells
-/// what idle time between calls does to the speed of the code that runs after it.
+/// How [`WaitingModel`] spends the time before it answers.
+#[derive(Clone, Copy)]
+pub enum Wait {
+    /// Blocks the thread: the core idles, as a client core does while its server answers.
+    Sleep(Duration),
+    /// Spins: the core stays busy and the caches keep what they held.
+    Spin(Duration),
+    /// Writes then reads this many bytes of its own buffer, one cache line at a time: the
+    /// core stays busy but its private caches are refilled with other data, as hyper, the
+    /// kernel's TCP path and the other calls in flight do between the stack's two halves.
+    Touch(usize),
+}
+
+/// [`InstantModel`] that first waits (see [`Wait`]): tells what idle time or foreign work
+/// between calls does to the speed of the code that runs after it.
 pub struct WaitingModel {
     inner: InstantModel,
-    wait: Duration,
-    sleep: bool,
+    wait: Wait,
+    buffer: std::sync::Mutex<Vec<u8>>,
 }
 
 impl WaitingModel {
-    /// Waits `wait` per call, asleep (`sleep`) or spinning.
-    pub fn shared(wait: Duration, sleep: bool) -> Arc<dyn ChatModel> {
+    /// A stand-in that waits as `wait` says before each answer.
+    pub fn shared(wait: Wait) -> Arc<dyn ChatModel> {
+        let len = if let Wait::Touch(n) = wait { n } else { 0 };
         Arc::new(WaitingModel {
             inner: InstantModel(ModelInfo::new("openai", MODEL)),
             wait,
-            sleep,
+            buffer: std::sync::Mutex::new(vec![0; len]),
         })
     }
 }
@@ -368,12 +381,22 @@ impl ChatModel for WaitingModel {
         self.inner.info()
     }
     async fn chat(&self, request: ChatRequest) -> llmkit::core::Result<ChatResponse> {
-        if self.sleep {
-            std::thread::sleep(self.wait);
-        } else {
-            let until = Instant::now() + self.wait;
-            while Instant::now() < until {
-                std::hint::spin_loop();
+        match self.wait {
+            Wait::Sleep(d) => std::thread::sleep(d),
+            Wait::Spin(d) => {
+                let until = Instant::now() + d;
+                while Instant::now() < until {
+                    std::hint::spin_loop();
+                }
+            }
+            Wait::Touch(_) => {
+                let mut buf = self.buffer.lock().unwrap();
+                let mut sum = 0u8;
+                for line in buf.chunks_mut(64) {
+                    line[0] = line[0].wrapping_add(1);
+                    sum = sum.wrapping_add(line[0]);
+                }
+                std::hint::black_box(sum);
             }
         }
         self.inner.chat(request).await
