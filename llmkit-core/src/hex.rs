@@ -7,15 +7,19 @@
 /// assert_eq!(llmkit_core::hex::encode([0x00, 0xab, 0xff]), "00abff");
 /// ```
 pub fn encode(bytes: impl AsRef<[u8]>) -> String {
-    let bytes = bytes.as_ref();
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        for nibble in [b >> 4, b & 0x0f] {
-            // `from_digit` of a nibble in radix 16 is always `Some`, and lower case.
-            out.extend(char::from_digit(u32::from(nibble), 16));
-        }
+    // Bytes, not `char`s: pushing chars through `char::from_digit` cost ~100 instructions per
+    // byte, a tenth of a cache hit (issue 23).
+    fn digit(nibble: u8) -> u8 {
+        nibble + if nibble < 10 { b'0' } else { b'a' - 10 }
     }
-    out
+    let bytes = bytes.as_ref();
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        out.push(digit(b >> 4));
+        out.push(digit(b & 0x0f));
+    }
+    // Only ASCII digits were written.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]
