@@ -156,8 +156,12 @@ pub(crate) fn run_detached(work: impl std::future::Future<Output = ()> + Send + 
 pub(crate) use crate::sync::lock;
 
 /// Per provider+model state (breakers, limiters), created on first use.
+///
+/// Keyed provider → model so a lookup borrows the two names: a `(String, String)` key cost
+/// two allocations and two frees per lookup, on every call through a breaker or a limiter
+/// (issue 23).
 pub(crate) struct Registry<T> {
-    map: Mutex<HashMap<(String, String), Arc<T>>>,
+    map: Mutex<HashMap<String, HashMap<String, Arc<T>>>>,
 }
 
 impl<T> Registry<T> {
@@ -174,24 +178,31 @@ impl<T> Registry<T> {
         make: impl FnOnce() -> T,
     ) -> Arc<T> {
         let mut map = lock(&self.map);
-        if let Some(v) = map.get(&(provider.to_owned(), model.to_owned())) {
+        if let Some(v) = map.get(provider).and_then(|models| models.get(model)) {
             return v.clone();
         }
         let v = Arc::new(make());
-        map.insert((provider.to_owned(), model.to_owned()), v.clone());
+        map.entry(provider.to_owned())
+            .or_default()
+            .insert(model.to_owned(), v.clone());
         v
     }
 
     pub(crate) fn get(&self, provider: &str, model: &str) -> Option<Arc<T>> {
         lock(&self.map)
-            .get(&(provider.to_owned(), model.to_owned()))
+            .get(provider)
+            .and_then(|models| models.get(model))
             .cloned()
     }
 
     pub(crate) fn all(&self) -> Vec<((String, String), Arc<T>)> {
         let mut v: Vec<_> = lock(&self.map)
             .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .flat_map(|(provider, models)| {
+                models
+                    .iter()
+                    .map(|(model, v)| ((provider.clone(), model.clone()), v.clone()))
+            })
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v

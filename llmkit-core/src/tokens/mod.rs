@@ -113,7 +113,7 @@ impl TokenCounter {
         #[cfg(feature = "tiktoken")]
         if let Method::Exact(encoding) = self.method {
             if let Some(bpe) = bpe::load(encoding) {
-                return bpe.encode_ordinary(text).len() as u64;
+                return bpe::count_memo(encoding, text, |t| bpe.encode_ordinary(t).len() as u64);
             }
         }
         approximate(text)
