@@ -69,7 +69,7 @@ pub struct ModelInfo {
     pub system_instructions: SystemInstructions,
 }
 
-/// Where a provider's API takes the system messages of a [`ChatRequest`](crate::ChatRequest).
+/// Where a provider's API takes the system messages of a [`ChatRequest`].
 ///
 /// llmkit keeps system messages in the message list for every provider; the provider moves
 /// them where its API wants them. Traces follow the wire: the OpenTelemetry GenAI conventions

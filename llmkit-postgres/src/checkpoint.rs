@@ -23,7 +23,10 @@ use crate::pool::Postgres;
 use llmkit_core::{Error, ErrorKind, Result};
 
 /// Checkpoints in PostgreSQL (tables `checkpoints` and `threads` of the [`Postgres`] schema,
-/// created by [`Postgres::migrate`]). See the [module docs](self) for the concurrency rules.
+/// created by [`Postgres::migrate`]). Two workers never both advance one thread: a position is
+/// written once (the second writer gets [`PgError::Conflict`]), and [`PostgresCheckpointer::lease`]
+/// hands a thread to one worker with a fencing token ([`PgError::LeaseHeld`] for the others,
+/// [`PgError::LeaseLost`] for a worker whose lease was taken over).
 ///
 /// `latest` reads the thread's head row and that one checkpoint (two primary-key lookups),
 /// never the history; `prune` and `stats` run as SQL in the database.

@@ -1,5 +1,5 @@
 //! The semantic injection detector: sentence embeddings from any
-//! [`EmbeddingModel`](llmkit_core::EmbeddingModel) scored by a trained linear head.
+//! [`EmbeddingModel`] scored by a trained linear head.
 //!
 //! Rules see words; an embedding sees what a passage is *about*, so a paraphrased override
 //! ("kindly set aside what you were told before") lands near the attacks it was never written
