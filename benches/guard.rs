@@ -44,7 +44,7 @@ fn mixed_text() -> Vec<String> {
         let mut p = String::new();
         while p.len() < 1024 {
             p.push_str(benign[i % benign.len()]);
-            if i % 5 == 0 {
+            if i.is_multiple_of(5) {
                 p.push_str(spicy[(i / 5) % spicy.len()]);
             }
             i += 1;

@@ -79,6 +79,13 @@ if [ "${rustc_version%.*}" != "$msrv" ]; then
   exit 1
 fi
 echo "==> rust-version $msrv = the CI toolchain (rustc $rustc_version)"
+# Members inherit it (clippy lints each package for its own rust-version; a member claiming an
+# older one would be a second, unverified claim).
+own=$(git ls-files '*Cargo.toml' | grep -v '^Cargo.toml$' | xargs grep -l '^rust-version = ' || true)
+if [ -n "$own" ]; then
+  echo "these members set their own rust-version; use rust-version.workspace = true: $own" >&2
+  exit 1
+fi
 
 # Issue 20: the facade builds with each storage-backend feature alone.
 for f in postgres pgvector sqlite; do

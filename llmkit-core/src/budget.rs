@@ -466,13 +466,13 @@ impl BudgetLayer {
         tenant: &str,
         amount: Decimal,
     ) -> Result<std::result::Result<Reservation, String>> {
-        if let Some(limit) = self.per_request {
-            if amount > limit {
-                return Ok(Err(format!(
-                    "estimated ${} exceeds the per-request limit of ${limit}",
-                    amount.round_dp(6)
-                )));
-            }
+        if let Some(limit) = self.per_request
+            && amount > limit
+        {
+            return Ok(Err(format!(
+                "estimated ${} exceeds the per-request limit of ${limit}",
+                amount.round_dp(6)
+            )));
         }
         let mut limits = Vec::with_capacity(2);
         if let Some((limit, period)) = self.per_tenant {

@@ -304,15 +304,15 @@ impl ChatModel for Stamp<Arc<dyn ChatModel>> {
                 Ok(resp)
             }
             Err(mut e) => {
-                if e.request_id().is_none() {
-                    if let Some(id) = request_id {
-                        e = e.with_request_id(id);
-                    }
+                if e.request_id().is_none()
+                    && let Some(id) = request_id
+                {
+                    e = e.with_request_id(id);
                 }
-                if e.prompt().is_none() {
-                    if let Some(p) = prompt {
-                        e = e.with_prompt(p);
-                    }
+                if e.prompt().is_none()
+                    && let Some(p) = prompt
+                {
+                    e = e.with_prompt(p);
                 }
                 Err(e)
             }

@@ -413,12 +413,12 @@ impl ChatModel for Router {
     /// pays for the rejected reply and the strong one.
     fn candidates(&self) -> Vec<Candidate> {
         let mut all: Vec<Candidate> = self.routes.values().flat_map(|m| m.candidates()).collect();
-        if let Some(e) = &self.escalation {
-            if let (Some(from), Some(to)) = (self.routes.get(&e.from), self.routes.get(&e.to)) {
-                let targets = to.candidates();
-                for first in from.candidates() {
-                    all.extend(targets.iter().map(|t| first.clone().then(t)));
-                }
+        if let Some(e) = &self.escalation
+            && let (Some(from), Some(to)) = (self.routes.get(&e.from), self.routes.get(&e.to))
+        {
+            let targets = to.candidates();
+            for first in from.candidates() {
+                all.extend(targets.iter().map(|t| first.clone().then(t)));
             }
         }
         all

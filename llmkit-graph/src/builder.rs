@@ -305,10 +305,10 @@ impl<S: GraphState> GraphBuilder<S> {
                     "node `{name}` has no outgoing edge: add .edge(\"{name}\", END) or another target"
                 ));
             }
-            if let Some(fb) = &spec.policy.fallback {
-                if !self.nodes.contains_key(fb) {
-                    return bad(format!("fallback `{fb}` of node `{name}` does not exist"));
-                }
+            if let Some(fb) = &spec.policy.fallback
+                && !self.nodes.contains_key(fb)
+            {
+                return bad(format!("fallback `{fb}` of node `{name}` does not exist"));
             }
         }
         let successors = |n: &str| -> Vec<String> {

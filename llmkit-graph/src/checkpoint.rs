@@ -398,10 +398,10 @@ impl Checkpointer for FileCheckpointer {
         let entries =
             std::fs::read_dir(&self.root).map_err(|e| io_err("read folder", &self.root, &e))?;
         for entry in entries.flatten() {
-            if entry.path().is_dir() {
-                if let Some(name) = entry.file_name().to_str() {
-                    out.push(name.to_owned());
-                }
+            if entry.path().is_dir()
+                && let Some(name) = entry.file_name().to_str()
+            {
+                out.push(name.to_owned());
             }
         }
         out.sort();

@@ -177,13 +177,12 @@ impl<S: GraphState> Graph<S> {
             default_decision: Some(decision),
             ..
         } = latest.status
+            && now_unix_ms >= deadline
         {
-            if now_unix_ms >= deadline {
-                return self
-                    .resume_with(store, thread_id, &interrupt_id, decision)
-                    .await
-                    .map(Some);
-            }
+            return self
+                .resume_with(store, thread_id, &interrupt_id, decision)
+                .await
+                .map(Some);
         }
         Ok(None)
     }

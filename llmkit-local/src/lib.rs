@@ -260,17 +260,17 @@ impl EmbeddingModel for LocalEmbeddingModel {
     }
 
     async fn embed(&self, request: EmbeddingRequest) -> llmkit_core::Result<EmbeddingResponse> {
-        if let Some(d) = request.dimensions {
-            if d as usize != self.inner.dimensions {
-                return Err(llmkit_core::Error::new(
-                    ErrorKind::InvalidRequest,
-                    format!(
-                        "{} embeds in {} dimensions and cannot shorten to {d}",
-                        self.info.model, self.inner.dimensions
-                    ),
-                )
-                .with_provider(PROVIDER));
-            }
+        if let Some(d) = request.dimensions
+            && d as usize != self.inner.dimensions
+        {
+            return Err(llmkit_core::Error::new(
+                ErrorKind::InvalidRequest,
+                format!(
+                    "{} embeds in {} dimensions and cannot shorten to {d}",
+                    self.info.model, self.inner.dimensions
+                ),
+            )
+            .with_provider(PROVIDER));
         }
         let model = self.clone();
         let inputs = request.inputs;

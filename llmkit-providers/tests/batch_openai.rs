@@ -255,12 +255,11 @@ proptest! {
             };
             text.push_str(&line.to_string());
             text.push('\n');
-            if let Some(n) = noise.get(i) {
-                if !n.trim_start().starts_with('{') {
+            if let Some(n) = noise.get(i)
+                && !n.trim_start().starts_with('{') {
                     text.push_str(n);
                     text.push('\n');
                 }
-            }
         }
         let parsed = parse_openai_results(&text, &mapper(), "gpt-4o-mini");
         prop_assert_eq!(parsed.len(), ids.len());

@@ -74,10 +74,10 @@ pub fn judge_request(claims: &[&Claim], retrieved: &[Hit]) -> ChatRequest {
     let mut cited: Vec<&Hit> = Vec::new();
     for claim in claims {
         for id in &claim.chunk_ids {
-            if let Some(h) = retrieved.iter().find(|h| &h.chunk.id == id) {
-                if !cited.iter().any(|c| c.chunk.id == h.chunk.id) {
-                    cited.push(h);
-                }
+            if let Some(h) = retrieved.iter().find(|h| &h.chunk.id == id)
+                && !cited.iter().any(|c| c.chunk.id == h.chunk.id)
+            {
+                cited.push(h);
             }
         }
     }

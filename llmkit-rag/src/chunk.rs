@@ -275,10 +275,11 @@ fn boundaries(text: &str, range: (usize, usize), level: usize) -> Vec<(usize, us
             // After sentence punctuation followed by white space.
             let bytes: Vec<(usize, char)> = slice.char_indices().collect();
             for w in bytes.windows(2) {
-                if let [(_, a), (j, b)] = w {
-                    if matches!(a, '.' | '?' | '!' | '。') && b.is_whitespace() {
-                        cuts.push(*j);
-                    }
+                if let [(_, a), (j, b)] = w
+                    && matches!(a, '.' | '?' | '!' | '。')
+                    && b.is_whitespace()
+                {
+                    cuts.push(*j);
                 }
             }
         }

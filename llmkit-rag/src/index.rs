@@ -484,10 +484,10 @@ impl Index {
 
     /// The lexical half: the store's own text ranking when it has one, else the in-memory BM25.
     async fn lexical_search(&self, query: &str, k: usize, filter: &Filter) -> Result<Vec<Hit>> {
-        if self.vectors.ranks_text() {
-            if let Some(hits) = self.vectors.search_text(query, k, filter).await? {
-                return Ok(hits);
-            }
+        if self.vectors.ranks_text()
+            && let Some(hits) = self.vectors.search_text(query, k, filter).await?
+        {
+            return Ok(hits);
         }
         Ok(lock(&self.lexical).search(query, k, filter))
     }

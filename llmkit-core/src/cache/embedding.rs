@@ -180,10 +180,10 @@ impl EmbeddingModel for CachedEmbedding {
             }
             for (&i, vector) in missing.iter().zip(&resp.embeddings) {
                 let vector: Arc<[f32]> = vector.as_slice().into();
-                if let Some(key) = keys.get(i) {
-                    if let Err(e) = self.store.put(key, vector.clone()).await {
-                        tracing::warn!(error = %e, "llmkit.cache.store_failed");
-                    }
+                if let Some(key) = keys.get(i)
+                    && let Err(e) = self.store.put(key, vector.clone()).await
+                {
+                    tracing::warn!(error = %e, "llmkit.cache.store_failed");
                 }
                 if let Some(slot) = found.get_mut(i) {
                     *slot = Some(vector);

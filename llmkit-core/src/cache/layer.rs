@@ -368,18 +368,17 @@ impl Cached {
         let result = self.inner.chat(request).await;
         if let Ok(resp) = &result {
             // Only complete answers are worth serving again.
-            if resp.finish_reason == crate::response::FinishReason::Stop
-                || resp.finish_reason == crate::response::FinishReason::ToolCalls
+            if (resp.finish_reason == crate::response::FinishReason::Stop
+                || resp.finish_reason == crate::response::FinishReason::ToolCalls)
+                && let Err(e) = self.store.put(key, resp).await
             {
-                if let Err(e) = self.store.put(key, resp).await {
-                    tracing::warn!(error = %e, "llmkit.cache.store_failed");
-                }
+                tracing::warn!(error = %e, "llmkit.cache.store_failed");
             }
         }
-        if let Some(token) = token {
-            if let Err(e) = self.store.end_fill(key, &token).await {
-                tracing::warn!(error = %e, "llmkit.cache.end_fill_failed");
-            }
+        if let Some(token) = token
+            && let Err(e) = self.store.end_fill(key, &token).await
+        {
+            tracing::warn!(error = %e, "llmkit.cache.end_fill_failed");
         }
         lead.finish(&result);
         let mut resp = result?;

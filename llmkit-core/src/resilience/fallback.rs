@@ -335,10 +335,10 @@ impl Fallback {
     }
 
     async fn terminal(&self, request: &ChatRequest) -> Option<(ChatResponse, &'static str)> {
-        if let Some(lookup) = &self.cached {
-            if let Some(resp) = lookup(request.clone()).await {
-                return Some((resp, semconv::FALLBACK_CACHED_ANSWER));
-            }
+        if let Some(lookup) = &self.cached
+            && let Some(resp) = lookup(request.clone()).await
+        {
+            return Some((resp, semconv::FALLBACK_CACHED_ANSWER));
         }
         self.static_default
             .clone()

@@ -444,12 +444,12 @@ impl ChatModel for Idempotent {
     /// Replays a stored response as a stream; otherwise streams straight through (a stream is
     /// not shared between callers).
     async fn stream(&self, request: ChatRequest) -> Result<ChatStream> {
-        if let Some(key) = &request.meta.idempotency_key {
-            if let Some(resp) = self.config.store.get(key).await? {
-                return Ok(Box::pin(futures::stream::iter(
-                    response_to_events(&resp).into_iter().map(Ok),
-                )));
-            }
+        if let Some(key) = &request.meta.idempotency_key
+            && let Some(resp) = self.config.store.get(key).await?
+        {
+            return Ok(Box::pin(futures::stream::iter(
+                response_to_events(&resp).into_iter().map(Ok),
+            )));
         }
         self.inner.stream(request).await
     }

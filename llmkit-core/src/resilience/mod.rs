@@ -144,10 +144,10 @@ pub(crate) fn bounded(limit: Option<Duration>, meta: &RequestMeta) -> Option<Dur
 pub(crate) fn run_detached(work: impl std::future::Future<Output = ()> + Send + 'static) {
     use futures::FutureExt;
     let mut work = Box::pin(work);
-    if work.as_mut().now_or_never().is_none() {
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(work);
-        }
+    if work.as_mut().now_or_never().is_none()
+        && let Ok(rt) = tokio::runtime::Handle::try_current()
+    {
+        rt.spawn(work);
     }
 }
 

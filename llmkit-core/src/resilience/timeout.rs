@@ -442,12 +442,12 @@ impl Stream for TimedStream {
             }
             Poll::Pending => {}
         }
-        if let Some(sleep) = this.sleep.as_mut() {
-            if sleep.as_mut().poll(cx).is_ready() {
-                this.finished = true;
-                let msg = bound_message(this.bound, &this.config);
-                return Poll::Ready(Some(Err(timeout_error(&this.info, msg))));
-            }
+        if let Some(sleep) = this.sleep.as_mut()
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            this.finished = true;
+            let msg = bound_message(this.bound, &this.config);
+            return Poll::Ready(Some(Err(timeout_error(&this.info, msg))));
         }
         Poll::Pending
     }

@@ -79,12 +79,12 @@ impl TokenCounter {
     /// name (fine-tuned `ft:` names resolve to their base), the approximation otherwise.
     pub fn for_model(model: &str) -> Self {
         #[cfg(feature = "tiktoken")]
-        if let Some(encoding) = bpe::encoding_for_model(model) {
-            if bpe::load(encoding).is_some() {
-                return TokenCounter {
-                    method: Method::Exact(encoding),
-                };
-            }
+        if let Some(encoding) = bpe::encoding_for_model(model)
+            && bpe::load(encoding).is_some()
+        {
+            return TokenCounter {
+                method: Method::Exact(encoding),
+            };
         }
         #[cfg(not(feature = "tiktoken"))]
         let _ = model;
@@ -111,10 +111,10 @@ impl TokenCounter {
     /// Tokens in `text` (special-token text such as `<|endoftext|>` counts as ordinary text).
     pub fn count(&self, text: &str) -> u64 {
         #[cfg(feature = "tiktoken")]
-        if let Method::Exact(encoding) = self.method {
-            if let Some(bpe) = bpe::load(encoding) {
-                return bpe::count_memo(encoding, text, |t| bpe.encode_ordinary(t).len() as u64);
-            }
+        if let Method::Exact(encoding) = self.method
+            && let Some(bpe) = bpe::load(encoding)
+        {
+            return bpe::count_memo(encoding, text, |t| bpe.encode_ordinary(t).len() as u64);
         }
         approximate(text)
     }

@@ -163,10 +163,10 @@ impl InjectionGuard {
         let Some(classifier) = &self.classifier else {
             return (h, report, reasons);
         };
-        if let Combine::Cascade { low, high } = self.combine {
-            if h < low || h >= high {
-                return (h, report, reasons);
-            }
+        if let Combine::Cascade { low, high } = self.combine
+            && (h < low || h >= high)
+        {
+            return (h, report, reasons);
         }
         match classifier.classify(text, provenance).await {
             Ok(c) => {

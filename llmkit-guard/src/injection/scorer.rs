@@ -297,15 +297,11 @@ impl Folded<'_> {
             // Leet only in short words that are mostly letters, never in codes or base64.
             let fold_leet = digit && letters >= 2 && end - start <= 16;
             for c in chars.get_mut(start..end).into_iter().flatten() {
-                if fold_look_alikes {
-                    if let Some(l) = latin_skeleton(c.1) {
-                        c.1 = l;
-                    }
+                if fold_look_alikes && let Some(l) = latin_skeleton(c.1) {
+                    c.1 = l;
                 }
-                if fold_leet {
-                    if let Some(l) = leet(c.1) {
-                        c.1 = l;
-                    }
+                if fold_leet && let Some(l) = leet(c.1) {
+                    c.1 = l;
                 }
             }
             start = end;

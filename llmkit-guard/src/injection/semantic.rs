@@ -318,15 +318,15 @@ impl SemanticDetector {
     /// A detector scoring with `head` over `embedder`'s vectors. Errors when the embedder
     /// reports a vector length other than the head's.
     pub fn new(embedder: Arc<dyn EmbeddingModel>, head: LinearHead) -> llmkit_core::Result<Self> {
-        if let Some(d) = embedder.dimensions() {
-            if d != head.dimensions() {
-                return Err(llmkit_core::Error::config(format!(
-                    "semantic detector: head {} expects {} dimensions, embedder {} gives {d}",
-                    head.model,
-                    head.dimensions(),
-                    embedder.info().model
-                )));
-            }
+        if let Some(d) = embedder.dimensions()
+            && d != head.dimensions()
+        {
+            return Err(llmkit_core::Error::config(format!(
+                "semantic detector: head {} expects {} dimensions, embedder {} gives {d}",
+                head.model,
+                head.dimensions(),
+                embedder.info().model
+            )));
         }
         let name = format!("semantic:{}", embedder.info().model);
         Ok(SemanticDetector {

@@ -29,7 +29,7 @@ pub fn luhn_valid(s: &str) -> bool {
         sum += v;
         n += 1;
     }
-    n >= 2 && sum % 10 == 0
+    n >= 2 && sum.is_multiple_of(10)
 }
 
 /// Expected IBAN length per country (ISO 13616 registry, the common ones). Countries not listed
@@ -91,10 +91,10 @@ pub fn iban_valid(s: &str) -> bool {
     {
         return false;
     }
-    if let Some(len) = iban_length(country) {
-        if compact.len() != len {
-            return false;
-        }
+    if let Some(len) = iban_length(country)
+        && compact.len() != len
+    {
+        return false;
     }
     let mut rem: u32 = 0;
     for &b in tail.iter().chain(head) {

@@ -195,19 +195,20 @@ impl SecretDetector {
                 });
             }
         }
-        if self.entropy && hits.last().copied().unwrap_or(true) {
-            if let Some(re) = TOKEN_RE.as_ref() {
-                for m in re.find_iter(text) {
-                    let overlaps = out
-                        .iter()
-                        .any(|o| o.range.start < m.end() && m.start() < o.range.end);
-                    if !overlaps && self.is_high_entropy(m.as_str()) {
-                        out.push(SecretMatch {
-                            kind: "high_entropy",
-                            range: m.range(),
-                            score: 0.7,
-                        });
-                    }
+        if self.entropy
+            && hits.last().copied().unwrap_or(true)
+            && let Some(re) = TOKEN_RE.as_ref()
+        {
+            for m in re.find_iter(text) {
+                let overlaps = out
+                    .iter()
+                    .any(|o| o.range.start < m.end() && m.start() < o.range.end);
+                if !overlaps && self.is_high_entropy(m.as_str()) {
+                    out.push(SecretMatch {
+                        kind: "high_entropy",
+                        range: m.range(),
+                        score: 0.7,
+                    });
                 }
             }
         }

@@ -747,21 +747,21 @@ impl StreamState {
                 }
             }
             StreamPayload::ContentBlockStop { index } => {
-                if let Some(BlockKind::StructuredWrapped(buf)) = self.blocks.get(&index) {
-                    if let Some(plan) = &self.structured {
-                        let input: Value = if buf.trim().is_empty() {
-                            Value::Null
-                        } else {
-                            serde_json::from_str(buf).map_err(|e| {
-                                Error::invalid_response(format!(
-                                    "structured output tool input is not json: {e}"
-                                ))
-                            })?
-                        };
-                        out.push(StreamEvent::TextDelta {
-                            text: structured_text(plan, input)?,
-                        });
-                    }
+                if let Some(BlockKind::StructuredWrapped(buf)) = self.blocks.get(&index)
+                    && let Some(plan) = &self.structured
+                {
+                    let input: Value = if buf.trim().is_empty() {
+                        Value::Null
+                    } else {
+                        serde_json::from_str(buf).map_err(|e| {
+                            Error::invalid_response(format!(
+                                "structured output tool input is not json: {e}"
+                            ))
+                        })?
+                    };
+                    out.push(StreamEvent::TextDelta {
+                        text: structured_text(plan, input)?,
+                    });
                 }
             }
             StreamPayload::MessageDelta { delta, usage } => {

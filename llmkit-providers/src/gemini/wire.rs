@@ -572,10 +572,11 @@ fn convert_parts(
                     call.args
                 },
             }));
-        } else if let Some(text) = part.text {
-            if part.thought != Some(true) && !text.is_empty() {
-                out.push(ContentPart::text(text));
-            }
+        } else if let Some(text) = part.text
+            && part.thought != Some(true)
+            && !text.is_empty()
+        {
+            out.push(ContentPart::text(text));
         }
     }
     out

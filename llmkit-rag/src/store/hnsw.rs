@@ -272,12 +272,11 @@ impl State {
         }
         let first = self.rows.len();
         for row in rows {
-            if let Some(old) = self.by_chunk.insert(row.chunk.id.clone(), self.rows.len()) {
-                if let Some(slot) = self.rows.get_mut(old) {
-                    if slot.take().is_some() {
-                        self.live -= 1;
-                    }
-                }
+            if let Some(old) = self.by_chunk.insert(row.chunk.id.clone(), self.rows.len())
+                && let Some(slot) = self.rows.get_mut(old)
+                && slot.take().is_some()
+            {
+                self.live -= 1;
             }
             self.rows.push(Some(row));
             self.live += 1;
@@ -304,11 +303,11 @@ impl State {
 
     fn delete_document(&mut self, config: &HnswConfig, doc_id: &str) {
         for slot in &mut self.rows {
-            if slot.as_ref().is_some_and(|r| r.chunk.doc_id == doc_id) {
-                if let Some(row) = slot.take() {
-                    self.by_chunk.remove(&row.chunk.id);
-                    self.live -= 1;
-                }
+            if slot.as_ref().is_some_and(|r| r.chunk.doc_id == doc_id)
+                && let Some(row) = slot.take()
+            {
+                self.by_chunk.remove(&row.chunk.id);
+                self.live -= 1;
             }
         }
         if self.rows.len() - self.live > self.live {

@@ -223,10 +223,10 @@ impl RetryLayer {
         if remaining(meta).is_some_and(|left| left <= wait || left - wait < self.min_attempt) {
             return Next::Stop("deadline would pass before the next attempt could finish");
         }
-        if let Some(budget) = &self.budget {
-            if !budget.try_withdraw() {
-                return Next::Stop("retry budget exhausted");
-            }
+        if let Some(budget) = &self.budget
+            && !budget.try_withdraw()
+        {
+            return Next::Stop("retry budget exhausted");
         }
         Next::Sleep(wait)
     }
