@@ -264,6 +264,8 @@ impl BudgetLedger for MemoryBudgetLedger {
     }
 
     async fn spent(&self, scope: &str) -> Result<Decimal> {
+        // A scope with no window has had nothing reserved yet: zero is a fact here, not a
+        // stand-in for an unknown price (admission refuses unpriced models before any ledger).
         Ok(crate::sync::lock(&self.windows)
             .get(scope)
             .map_or(Decimal::ZERO, |w| w.spent))
