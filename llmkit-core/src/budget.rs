@@ -264,11 +264,13 @@ impl BudgetLedger for MemoryBudgetLedger {
     }
 
     async fn spent(&self, scope: &str) -> Result<Decimal> {
-        // A scope with no window has had nothing reserved yet: zero is a fact here, not a
-        // stand-in for an unknown price (admission refuses unpriced models before any ledger).
-        Ok(crate::sync::lock(&self.windows)
-            .get(scope)
-            .map_or(Decimal::ZERO, |w| w.spent))
+        match crate::sync::lock(&self.windows).get(scope) {
+            Some(window) => Ok(window.spent),
+            // No window: nothing was ever reserved in this scope, so nothing is spent. This is
+            // a fact, not a stand-in for an unknown price (admission refuses unpriced models
+            // before any ledger is asked).
+            None => Ok(Decimal::ZERO),
+        }
     }
 }
 

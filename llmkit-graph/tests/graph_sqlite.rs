@@ -10,33 +10,13 @@
 
 use llmkit_core::ErrorKind;
 use llmkit_graph::*;
-use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-struct St {
-    n: u32,
-}
+#[path = "support/counter.rs"]
+mod counting;
+use counting::Count as St;
 
-fn counter(limit: u32) -> Graph<St> {
-    Graph::<St>::builder("sqlite")
-        .node("inc", |mut s: St, _| async move {
-            s.n += 1;
-            Ok(NodeOutput::Update(s))
-        })
-        .entry("inc")
-        .conditional_edge(
-            "inc",
-            move |s: &St| {
-                if s.n < limit {
-                    "inc".into()
-                } else {
-                    END.into()
-                }
-            },
-            &["inc", END],
-        )
-        .build()
-        .unwrap()
+fn counter(until: u32) -> Graph<St> {
+    counting::counter("sqlite", until)
 }
 
 #[tokio::test]

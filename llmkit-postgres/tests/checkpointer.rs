@@ -17,37 +17,17 @@ use std::time::Duration;
 use llmkit_core::ErrorKind;
 use llmkit_graph::*;
 use llmkit_postgres::{PgError, Postgres, PostgresCheckpointer, pg_error};
-use serde::{Deserialize, Serialize};
 
 use common::{admin, with_schema};
 
 const PG: &str = "LLMKIT_TEST_PG_URL";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-struct St {
-    n: u32,
-}
+#[path = "../../llmkit-graph/tests/support/counter.rs"]
+mod counting;
+use counting::Count as St;
 
-fn counter(limit: u32) -> Graph<St> {
-    Graph::<St>::builder("pg")
-        .node("inc", |mut s: St, _| async move {
-            s.n += 1;
-            Ok(NodeOutput::Update(s))
-        })
-        .entry("inc")
-        .conditional_edge(
-            "inc",
-            move |s: &St| {
-                if s.n < limit {
-                    "inc".into()
-                } else {
-                    END.into()
-                }
-            },
-            &["inc", END],
-        )
-        .build()
-        .unwrap()
+fn counter(until: u32) -> Graph<St> {
+    counting::counter("pg", until)
 }
 
 async fn open_store(url: &str, schema: &str) -> (Postgres, PostgresCheckpointer) {
