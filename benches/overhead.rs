@@ -155,7 +155,8 @@ fn load() {
 /// guards' regexes), for an instruction profile. `LLMKIT_BENCH_PROFILE_PATH` picks what is
 /// called: `stack` (default: the full stack over the instant model), `hit` (cache hits),
 /// `provider` (the provider alone against the loopback server) or `stack-http` (the full stack
-/// over the provider). Example:
+/// over the provider), or `layer:<name>` (one layer of `layer_alone` alone over the instant
+/// model, e.g. `layer:budget`, named as in that group). Example:
 /// `LLMKIT_BENCH_PROFILE=2000 valgrind --tool=callgrind --toggle-collect='*overhead::measured*'
 /// target/release/deps/overhead-<hash>`.
 #[inline(never)]
@@ -180,6 +181,14 @@ fn profile_calls(calls: usize) {
         }
         "provider" => (provider(), None),
         "stack-http" => (common::full_stack(provider()), None),
+        p if p.starts_with("layer:") => {
+            let name = &p["layer:".len()..];
+            let layer = common::each_layer(&InstantModel::shared())
+                .into_iter()
+                .find(|(n, _)| *n == name)
+                .unwrap_or_else(|| panic!("no layer `{name}` in layer_alone"));
+            (layer.1, None)
+        }
         _ => (common::full_stack(InstantModel::shared()), None),
     };
     let request = || {

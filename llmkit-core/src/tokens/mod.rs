@@ -114,7 +114,7 @@ impl TokenCounter {
         if let Method::Exact(encoding) = self.method
             && let Some(bpe) = bpe::load(encoding)
         {
-            return bpe::count_memo(encoding, text, |t| bpe.encode_ordinary(t).len() as u64);
+            return bpe::count_exact(encoding, bpe, text);
         }
         approximate(text)
     }
@@ -123,7 +123,15 @@ impl TokenCounter {
     /// per-message and reply-priming overhead (3 + 3 per message). Tool definitions and images
     /// are not counted, so this is a lower bound when a request carries them.
     pub fn count_chat(&self, request: &ChatRequest) -> u64 {
-        let text: u64 = request.messages.iter().map(|m| self.count(&m.text())).sum();
+        let text: u64 = request
+            .messages
+            .iter()
+            .map(|m| match m.content.as_slice() {
+                // The common message, one text part: counted where it lies, not copied first.
+                [part] => part.as_text().map_or(0, |t| self.count(t)),
+                _ => self.count(&m.text()),
+            })
+            .sum();
         if self.is_exact() {
             text + TOKENS_PER_MESSAGE * request.messages.len() as u64 + TOKENS_PER_REPLY
         } else {
