@@ -222,10 +222,25 @@ impl BudgetLedger for MemoryBudgetLedger {
         let now = tokio::time::Instant::now();
         let mut windows = crate::sync::lock(&self.windows);
         for (index, l) in limits.iter().enumerate() {
-            let w = windows.entry(l.scope.clone()).or_insert(Window {
-                started: now,
-                spent: Decimal::ZERO,
-            });
+            // Look up before inserting: `entry` takes an owned key, and copying the scope on
+            // every call only pays off on its first call (issue 23).
+            if !windows.contains_key(&l.scope) {
+                windows.insert(
+                    l.scope.clone(),
+                    Window {
+                        started: now,
+                        spent: Decimal::ZERO,
+                    },
+                );
+            }
+            // Just inserted; were it missing, refuse (money fails closed).
+            let Some(w) = windows.get_mut(&l.scope) else {
+                return Ok(Err(Refusal {
+                    index,
+                    spent: Decimal::ZERO,
+                    limit: l.limit,
+                }));
+            };
             if now.duration_since(w.started) >= l.period {
                 *w = Window {
                     started: now,

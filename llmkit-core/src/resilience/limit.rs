@@ -331,9 +331,18 @@ impl RateLimitStore for MemoryRateLimitStore {
         let mut map = lock(&self.buckets);
         let mut wait = (Duration::ZERO, 0);
         for (i, b) in buckets.iter().enumerate() {
-            let bucket = map
-                .entry(b.key.clone())
-                .or_insert_with(|| Bucket::new(b.limit, b.period));
+            // Look up before inserting: `entry` takes an owned key, and copying it on every
+            // call only pays off on a bucket's first call (issue 23).
+            if !map.contains_key(&b.key) {
+                map.insert(b.key.clone(), Bucket::new(b.limit, b.period));
+            }
+            // Just inserted; were it missing, refuse rather than skip a limit.
+            let Some(bucket) = map.get_mut(&b.key) else {
+                return Ok(Admission::Refused {
+                    retry_after: Duration::ZERO,
+                    bucket: i,
+                });
+            };
             bucket.refill(now);
             let w = bucket.wait_for(b.cost);
             if w > wait.0 {
@@ -427,7 +436,8 @@ impl Limiter {
 /// Reserved capacity for one call: refunds the token reservation when dropped before `settle`.
 struct Ticket {
     store: Arc<dyn RateLimitStore>,
-    tokens: Option<RateBucket>,
+    /// Its token bucket is the one to settle (shared, not copied per call).
+    limiter: Arc<Limiter>,
     estimate: f64,
     _permit: Option<OwnedSemaphorePermit>,
     settled: bool,
@@ -436,7 +446,7 @@ struct Ticket {
 impl Ticket {
     /// Gives back `delta` tokens (negative: takes more).
     fn give_back(&self, delta: f64) {
-        if let Some(b) = &self.tokens {
+        if let Some(b) = &self.limiter.tokens {
             let bucket = RateBucket {
                 cost: -delta,
                 ..b.clone()
@@ -504,20 +514,17 @@ impl Limit {
         }
         let started = Instant::now();
         let mut buckets = Vec::with_capacity(2);
-        let mut names = Vec::with_capacity(2);
         if let Some(b) = &limiter.requests {
             buckets.push(RateBucket {
                 cost: 1.0,
                 ..b.clone()
             });
-            names.push("requests-per-minute");
         }
         if let Some(b) = &limiter.tokens {
             buckets.push(RateBucket {
                 cost: estimate,
                 ..b.clone()
             });
-            names.push("tokens-per-minute");
         }
         let mut wait = Duration::ZERO;
         if !buckets.is_empty() {
@@ -532,7 +539,15 @@ impl Limit {
                     retry_after,
                     bucket,
                 } => {
-                    let which = names.get(bucket).copied().unwrap_or("rate");
+                    // The buckets in the order they were pushed above.
+                    let which = [
+                        limiter.requests.as_ref().map(|_| "requests-per-minute"),
+                        limiter.tokens.as_ref().map(|_| "tokens-per-minute"),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .nth(bucket)
+                    .unwrap_or("rate");
                     let why = match cfg.mode {
                         LimitMode::FailFast => "failing fast",
                         LimitMode::Wait => "the wait would pass the deadline",
@@ -548,7 +563,7 @@ impl Limit {
         }
         let mut ticket = Ticket {
             store: self.layer.store.clone(),
-            tokens: limiter.tokens.clone(),
+            limiter: limiter.clone(),
             estimate,
             _permit: None,
             settled: false,
