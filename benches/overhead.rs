@@ -186,7 +186,7 @@ fn profile_calls(calls: usize) {
             let layer = common::each_layer(&InstantModel::shared())
                 .into_iter()
                 .find(|(n, _)| *n == name)
-                .unwrap_or_else(|| panic!("no layer `{name}` in layer_alone"));
+                .expect("LLMKIT_BENCH_PROFILE_PATH=layer:<name> names a layer_alone bench");
             (layer.1, None)
         }
         _ => (common::full_stack(InstantModel::shared()), None),
