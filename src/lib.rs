@@ -14,7 +14,9 @@
 //! | `openai`, `azure`, `anthropic`, `gemini`, `ollama` | yes | provider modules in [`providers`] |
 //! | `guard` | yes | [`guard`]: input/output guardrails and the action gate |
 //! | `rag` | no | [`rag`]: chunking, retrieval, grounded answers (exact vector store) |
-//! | `hnsw` | no | `rag::HnswVectorStore`, approximate search for large corpora (implies `rag`) |
+//! | `hnsw` | no | `rag::HnswVectorStore`, approximate search for large corpora on hnsw_rs (implies `rag`) |
+//! | `usearch` | no | `rag::UsearchVectorStore`, approximate search on USearch; compiles C++ (implies `rag`) |
+//! | `ann-bench` | no | `benches/ann.rs` only: hnsw_rs against USearch at up to 1M vectors |
 //! | `eval` | no | [`eval`]: datasets, evaluators, reports and the CI gate |
 //! | `graph` | no | [`graph`]: checkpointed graphs, crash resume, interrupts, the human-in-the-loop gate |
 //! | `postgres` | no | [`postgres`]: pooled PostgreSQL checkpoints with leases, the review queue, migrations (implies `graph`) |

@@ -9,8 +9,8 @@
 //!   byte offsets (`&doc.text[c.start..c.end] == c.text`) and ids stable across re-indexing;
 //! - [`load_file`] / [`load_dir`] (glob patterns) for `.txt`, `.md` and `.html` files;
 //! - [`Index`]: embeddings cached by content hash, a [`VectorStore`] ([`MemoryVectorStore`] by
-//!   default, exact cosine, persistable; `HnswVectorStore` for large corpora, approximate,
-//!   with the `hnsw` feature),
+//!   default, exact cosine, persistable; for large corpora the approximate HNSW stores
+//!   `UsearchVectorStore` (feature `usearch`) and `HnswVectorStore` (feature `hnsw`)),
 //!   [`Bm25`], hybrid search fused with [`rrf`], incremental [`Index::sync`] and staleness
 //!   reports;
 //! - reranking: [`LexicalOverlapReranker`] and [`LlmReranker`] (structured relevance scores);
@@ -61,8 +61,12 @@ pub use index::{Index, IndexReport, SearchMode};
 pub use lexical::Bm25;
 pub use load::{load_dir, load_file};
 pub use rerank::{LexicalOverlapReranker, LlmReranker, RerankFailure, Reranker};
+#[cfg(any(feature = "hnsw", feature = "usearch"))]
+pub use store::graph::HnswConfig;
 #[cfg(feature = "hnsw")]
-pub use store::hnsw::{HnswConfig, HnswVectorStore};
+pub use store::hnsw::HnswVectorStore;
 pub use store::memory::MemoryVectorStore;
+#[cfg(feature = "usearch")]
+pub use store::usearch::UsearchVectorStore;
 pub use store::{Hit, VectorStore};
 pub use versions::{DocumentVersion, DocumentVersions};

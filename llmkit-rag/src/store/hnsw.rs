@@ -38,12 +38,13 @@ use async_trait::async_trait;
 use hnsw_rs::anndists::dist::Distance;
 use hnsw_rs::hnsw::Hnsw;
 use llmkit_core::{Error, ErrorKind, Result};
-use serde::{Deserialize, Serialize};
 
 use crate::chunk::Chunk;
 use llmkit_core::vector::{dot, normalize};
 
-use super::file::{poisoned, read_file, write_atomically};
+use super::file::poisoned;
+pub use super::graph::HnswConfig;
+use super::graph::{Row, load_rows, off_the_runtime, save_rows};
 use super::{Filter, Hit, VectorStore, matches};
 
 /// Cosine distance of unit vectors, `1 - a·b`, clamped at zero. `hnsw_rs`'s own `DistDot`
@@ -58,40 +59,7 @@ impl Distance<f32> for UnitCosine {
     }
 }
 
-/// Graph parameters. The defaults (M = 16, ef_construction = 200, ef_search = 64) are the usual
-/// starting point; raise `ef_search` for recall, lower it for speed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HnswConfig {
-    /// Links per node and layer (M). 1..=255.
-    pub max_connections: usize,
-    /// Candidates considered while inserting: higher builds a better graph, slower.
-    pub ef_construction: usize,
-    /// Candidates considered while searching (at least `k` is used).
-    pub ef_search: usize,
-    /// Expected number of chunks: sizes the graph's tables up front.
-    pub expected_chunks: usize,
-}
-
-impl Default for HnswConfig {
-    fn default() -> Self {
-        HnswConfig {
-            max_connections: 16,
-            ef_construction: 200,
-            ef_search: 64,
-            expected_chunks: 10_000,
-        }
-    }
-}
-
-/// One stored chunk; `None` in the row table is a tombstone.
-#[derive(Clone, Serialize, Deserialize)]
-struct Row {
-    chunk: Chunk,
-    meta: BTreeMap<String, String>,
-    /// Kept so the graph can be rebuilt without the tombstones and the store saved.
-    vector: Vec<f32>,
-}
-
+/// `None` in the row table is a tombstone.
 struct State {
     dims: usize,
     graph: Hnsw<'static, f32, UnitCosine>,
@@ -105,23 +73,6 @@ struct State {
 pub struct HnswVectorStore {
     config: HnswConfig,
     state: Arc<RwLock<State>>,
-}
-
-/// Runs graph maintenance (linking thousands of vectors, a rebuild) on tokio's blocking pool
-/// when there is a runtime: it can take seconds to minutes, and on an async worker thread it
-/// would stall every other task scheduled there.
-async fn off_the_runtime<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => handle.spawn_blocking(work).await.map_err(|e| {
-            Error::new(
-                ErrorKind::Other,
-                format!("vector index maintenance task failed: {e}"),
-            )
-        })?,
-        Err(_) => work(),
-    }
 }
 
 impl std::fmt::Debug for HnswVectorStore {
@@ -163,21 +114,7 @@ impl HnswVectorStore {
     /// [`ErrorKind::InvalidRequest`] when `max_connections` is not in 1..=255 (the graph
     /// library would otherwise end the process) or `ef_construction` / `ef_search` is zero.
     pub fn with_config(config: HnswConfig) -> Result<Self> {
-        if !(1..=255).contains(&config.max_connections) {
-            return Err(Error::new(
-                ErrorKind::InvalidRequest,
-                format!(
-                    "HnswConfig::max_connections must be 1..=255, got {}",
-                    config.max_connections
-                ),
-            ));
-        }
-        if config.ef_construction == 0 || config.ef_search == 0 {
-            return Err(Error::new(
-                ErrorKind::InvalidRequest,
-                "HnswConfig::ef_construction and ef_search must be at least 1",
-            ));
-        }
+        config.check(1)?;
         Ok(Self::unchecked(config))
     }
 
@@ -209,22 +146,17 @@ impl HnswVectorStore {
 
     /// Writes the live chunks, metadata and vectors to a JSON file (atomically); the graph is
     /// rebuilt on [`load`](Self::load), which keeps the file format independent of the graph
-    /// library's.
+    /// library's (a `UsearchVectorStore` loads it too).
     pub fn save(&self, path: &Path) -> Result<()> {
         let state = self.state.read().map_err(|_| poisoned())?;
-        let rows: Vec<&Row> = state.rows.iter().flatten().collect();
-        write_atomically(path, &serde_json::to_vec(&rows)?)
+        save_rows(path, state.rows.iter().flatten())
     }
 
-    /// Reads a file written by [`save`](Self::save) and builds the graph with `config`.
+    /// Reads a file written by [`save`](Self::save) (or by
+    /// `UsearchVectorStore::save`) and builds the graph
+    /// with `config`.
     pub fn load(path: &Path, config: HnswConfig) -> Result<Self> {
-        let bytes = read_file(path)?;
-        let rows: Vec<Row> = serde_json::from_slice(&bytes).map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidRequest,
-                format!("{} is not an HNSW vector store file: {e}", path.display()),
-            )
-        })?;
+        let rows = load_rows(path)?;
         let store = Self::with_config(config)?;
         {
             let mut state = store.state.write().map_err(|_| poisoned())?;

@@ -1,11 +1,16 @@
 //! Vector stores: the [`VectorStore`] trait with the [`Hit`] and [`Filter`] every retriever
-//! shares, [`memory`] (exact search, persistable) and [`hnsw`] (approximate, for large
-//! corpora; feature `hnsw`). Implement the trait over pgvector or Qdrant for shared corpora.
+//! shares, [`memory`] (exact search, persistable) and two approximate HNSW stores for large
+//! corpora, `hnsw` (hnsw_rs; feature `hnsw`) and `usearch` (USearch; feature `usearch`).
+//! Implement the trait over pgvector or Qdrant for shared corpora.
 
 pub(crate) mod file;
+#[cfg(any(feature = "hnsw", feature = "usearch"))]
+pub(crate) mod graph;
 #[cfg(feature = "hnsw")]
 pub mod hnsw;
 pub mod memory;
+#[cfg(feature = "usearch")]
+pub mod usearch;
 
 use std::collections::BTreeMap;
 
