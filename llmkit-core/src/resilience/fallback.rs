@@ -287,30 +287,47 @@ impl Fallback {
         &self.links
     }
 
-    async fn walk<T, F, Fut>(&self, request: &ChatRequest, call: F) -> Walk<T>
+    /// Calls the links in order until one answers. Returns the request back when a terminal
+    /// answer may still need it (the cached-answer lookup).
+    async fn walk<T, F, Fut>(&self, request: ChatRequest, call: F) -> (Walk<T>, Option<ChatRequest>)
     where
         F: Fn(Arc<dyn ChatModel>, ChatRequest) -> Fut + Send + Sync,
         Fut: Future<Output = Result<T>> + Send,
         T: Send,
     {
         let mut failed: Vec<(usize, Error)> = Vec::new();
+        let last = self.links.len().saturating_sub(1);
+        let mut request = Some(request);
         for (index, link) in self.links.iter().enumerate() {
             let info = link.info();
-            if remaining(&request.meta).is_some_and(|left| left.is_zero()) {
+            let Some(req) = request.as_ref() else {
+                break;
+            };
+            if remaining(&req.meta).is_some_and(|left| left.is_zero()) {
                 failed.push((
                     index,
                     deadline_error(info, &format!("before fallback {}", label(index, info))),
                 ));
                 break;
             }
+            // The last link gets the request itself unless the cached-answer lookup may still
+            // need it: one copy of every message fewer per call (issue 23).
+            let this = if index == last && self.cached.is_none() {
+                request.take()
+            } else {
+                request.clone()
+            };
+            let Some(this) = this else {
+                break;
+            };
             let span = tracing::info_span!(
                 "llmkit.fallback",
                 link = index,
                 gen_ai.provider.name = %info.provider,
                 gen_ai.request.model = %info.model,
             );
-            match call(link.clone(), request.clone()).instrument(span).await {
-                Ok(value) => return Walk::Answered(value, index, failed),
+            match call(link.clone(), this).instrument(span).await {
+                Ok(value) => return (Walk::Answered(value, index, failed), None),
                 Err(e) if self.rule.falls_through(&e) => {
                     tracing::warn!(
                         link = index,
@@ -323,20 +340,21 @@ impl Fallback {
                 }
                 Err(e) => {
                     if failed.is_empty() {
-                        return Walk::Stopped(e);
+                        return (Walk::Stopped(e), None);
                     }
                     let mut attempts = sent_errors(&failed);
                     attempts.extend(e.sent_errors());
-                    return Walk::Stopped(e.with_attempts(attempts));
+                    return (Walk::Stopped(e.with_attempts(attempts)), None);
                 }
             }
         }
-        Walk::Exhausted(failed)
+        (Walk::Exhausted(failed), request)
     }
 
-    async fn terminal(&self, request: &ChatRequest) -> Option<(ChatResponse, &'static str)> {
+    async fn terminal(&self, request: Option<ChatRequest>) -> Option<(ChatResponse, &'static str)> {
         if let Some(lookup) = &self.cached
-            && let Some(resp) = lookup(request.clone()).await
+            && let Some(request) = request
+            && let Some(resp) = lookup(request).await
         {
             return Some((resp, semconv::FALLBACK_CACHED_ANSWER));
         }
@@ -387,10 +405,10 @@ impl ChatModel for Fallback {
     }
 
     async fn chat(&self, request: ChatRequest) -> Result<ChatResponse> {
-        match self
-            .walk(&request, |link, req| async move { link.chat(req).await })
-            .await
-        {
+        let (walk, request) = self
+            .walk(request, |link, req| async move { link.chat(req).await })
+            .await;
+        match walk {
             Walk::Answered(mut resp, index, failed) => {
                 self.skipped_notes(&mut resp, &failed);
                 if let Some(link) = self.links.get(index) {
@@ -400,7 +418,7 @@ impl ChatModel for Fallback {
                 Ok(resp)
             }
             Walk::Stopped(e) => Err(e),
-            Walk::Exhausted(failed) => match self.terminal(&request).await {
+            Walk::Exhausted(failed) => match self.terminal(request).await {
                 Some((mut resp, which)) => {
                     self.skipped_notes(&mut resp, &failed);
                     resp.trail.push("fallback", "answered", which);
@@ -413,15 +431,15 @@ impl ChatModel for Fallback {
     }
 
     async fn stream(&self, request: ChatRequest) -> Result<ChatStream> {
-        let walk = self
-            .walk(&request, |link, req| async move {
+        let (walk, request) = self
+            .walk(request, |link, req| async move {
                 first_content(link.stream(req).await?).await
             })
             .await;
         match walk {
             Walk::Answered(stream, _, _) => Ok(stream),
             Walk::Stopped(e) => Err(e),
-            Walk::Exhausted(failed) => match self.terminal(&request).await {
+            Walk::Exhausted(failed) => match self.terminal(request).await {
                 Some((resp, _)) => Ok(Box::pin(futures::stream::iter(
                     response_to_events(&resp).into_iter().map(Ok),
                 ))),

@@ -203,7 +203,10 @@ struct CallCtx {
     /// The span is exported by `tracing-opentelemetry`: string arrays go on it natively.
     otel: bool,
     start: Instant,
-    record: CallRecord,
+    /// Boxed from the start: the record (~1 KiB) is handed to the export queue boxed, and a
+    /// box moves through the call's future as a pointer instead of being copied at every move
+    /// (issue 23).
+    record: Box<CallRecord>,
 }
 
 impl Shared {
@@ -334,7 +337,7 @@ impl Shared {
             span,
             otel,
             start: Instant::now(),
-            record,
+            record: Box::new(record),
         }
     }
 
@@ -449,7 +452,7 @@ impl Shared {
         self.finish(record, latency);
     }
 
-    fn finish(&self, mut record: CallRecord, latency: Duration) {
+    fn finish(&self, mut record: Box<CallRecord>, latency: Duration) {
         // Whole microseconds, so paused-clock tests see exact milliseconds.
         record.latency_ms = latency.as_micros() as f64 / 1000.0;
         record.ts_unix_ms = SystemTime::now()
@@ -461,11 +464,11 @@ impl Shared {
         }
         if let Some((last, rest)) = self.exports.split_last() {
             for q in rest {
-                if !q.try_export(record.clone()) {
+                if !q.try_export_boxed(record.clone()) {
                     self.metrics.record_dropped(1);
                 }
             }
-            if !last.try_export(record) {
+            if !last.try_export_boxed(record) {
                 self.metrics.record_dropped(1);
             }
         }
@@ -809,7 +812,7 @@ mod embeddings {
                 otel: super::exported_to_otel(&span),
                 span,
                 start: Instant::now(),
-                record,
+                record: Box::new(record),
             }
         }
 

@@ -22,6 +22,7 @@
 //! assert!((p95 as f64 - 950.0).abs() / 950.0 < 0.02);
 //! ```
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -386,6 +387,178 @@ impl SeriesSnapshot {
     }
 }
 
+/// The labels of a [`SeriesKey`], from a key or borrowed from a record, so the registry finds
+/// a series without building its key (`BTreeMap::get` through [`Borrow`]). Ordered exactly as
+/// `SeriesKey`'s derived order: provider, model, then the prompt label as text.
+trait SeriesLabels {
+    /// Provider, model, and the prompt label in up to three pieces (`id`, `@`, `version`)
+    /// whose concatenation is the label.
+    fn series_parts(&self) -> (&str, &str, [&str; 3]);
+}
+
+impl SeriesLabels for SeriesKey {
+    fn series_parts(&self) -> (&str, &str, [&str; 3]) {
+        (&self.provider, &self.model, [&self.prompt_version, "", ""])
+    }
+}
+
+impl<'a> Borrow<dyn SeriesLabels + 'a> for SeriesKey {
+    fn borrow(&self) -> &(dyn SeriesLabels + 'a) {
+        self
+    }
+}
+
+impl Ord for dyn SeriesLabels + '_ {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let (p, m, label) = self.series_parts();
+        let (op, om, olabel) = other.series_parts();
+        // `str` orders by bytes, so comparing the pieces' bytes orders the joined label.
+        (p, m).cmp(&(op, om)).then_with(|| match (label, olabel) {
+            // Both labels in one piece (a stored key, or a call without a prompt): as text.
+            ([a, "", ""], [b, "", ""]) => a.cmp(b),
+            _ => label_bytes(label).cmp(label_bytes(olabel)),
+        })
+    }
+}
+
+/// The bytes of a label given in pieces.
+fn label_bytes<'a>(label: [&'a str; 3]) -> impl Iterator<Item = u8> + 'a {
+    label.into_iter().flat_map(str::bytes)
+}
+
+impl PartialOrd for dyn SeriesLabels + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for dyn SeriesLabels + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for dyn SeriesLabels + '_ {}
+
+/// The labels of a [`GenAiKey`], from a key or borrowed from a record, in its field order (the
+/// derived order compares fields in turn, as this tuple does).
+trait GenAiLabels {
+    #[allow(clippy::type_complexity)]
+    fn genai_parts(
+        &self,
+    ) -> (
+        &str,
+        &str,
+        &str,
+        Option<&str>,
+        Option<&str>,
+        Option<u16>,
+        Option<&str>,
+    );
+}
+
+impl GenAiLabels for GenAiKey {
+    fn genai_parts(
+        &self,
+    ) -> (
+        &str,
+        &str,
+        &str,
+        Option<&str>,
+        Option<&str>,
+        Option<u16>,
+        Option<&str>,
+    ) {
+        (
+            &self.operation,
+            &self.provider,
+            &self.request_model,
+            self.response_model.as_deref(),
+            self.server_address.as_deref(),
+            self.server_port,
+            self.error_type.as_deref(),
+        )
+    }
+}
+
+impl<'a> Borrow<dyn GenAiLabels + 'a> for GenAiKey {
+    fn borrow(&self) -> &(dyn GenAiLabels + 'a) {
+        self
+    }
+}
+
+impl Ord for dyn GenAiLabels + '_ {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.genai_parts().cmp(&other.genai_parts())
+    }
+}
+
+impl PartialOrd for dyn GenAiLabels + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for dyn GenAiLabels + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for dyn GenAiLabels + '_ {}
+
+/// A record's labels, borrowed.
+struct RecordLabels<'a>(&'a CallRecord);
+
+impl RecordLabels<'_> {
+    /// The owned key, for a series' first call.
+    fn to_key(&self) -> SeriesKey {
+        SeriesKey {
+            provider: self.0.provider.clone(),
+            model: self.0.model().to_owned(),
+            prompt_version: self.0.prompt_label(),
+        }
+    }
+}
+
+impl SeriesLabels for RecordLabels<'_> {
+    fn series_parts(&self) -> (&str, &str, [&str; 3]) {
+        let r = self.0;
+        // The pieces of `CallRecord::prompt_label`.
+        let label = match &r.prompt {
+            Some(p) => [p.id.as_str(), "@", p.version.as_str()],
+            None => ["", "", ""],
+        };
+        (&r.provider, r.model(), label)
+    }
+}
+
+impl GenAiLabels for RecordLabels<'_> {
+    fn genai_parts(
+        &self,
+    ) -> (
+        &str,
+        &str,
+        &str,
+        Option<&str>,
+        Option<&str>,
+        Option<u16>,
+        Option<&str>,
+    ) {
+        // The fields of `GenAiKey::of_record`.
+        let r = self.0;
+        (
+            &r.operation,
+            &r.provider,
+            &r.request_model,
+            r.response_model.as_deref(),
+            r.server.as_ref().map(|s| s.host.as_str()),
+            r.server.as_ref().map(|s| s.port),
+            r.error_type.map(|k| k.as_str()),
+        )
+    }
+}
+
 /// A function told about every record the registry counts.
 type Listener = Arc<dyn Fn(&CallRecord) + Send + Sync>;
 
@@ -414,20 +587,16 @@ impl MetricsRegistry {
 
     /// Adds one finished call.
     pub fn record(&self, record: &CallRecord) {
-        let key = SeriesKey {
-            provider: record.provider.clone(),
-            model: record.model().to_owned(),
-            prompt_version: record.prompt_label(),
-        };
+        // Series are found by labels borrowed from the record; their owned keys are built only
+        // on a series' first call (issue 23: ten strings copied per call before).
+        let key = RecordLabels(record);
         let latency_us = record.latency_us();
         {
             let mut map = crate::sync::lock(&self.series);
-            // Look up before inserting: `entry` takes an owned key, and cloning its three
-            // strings on every call only pays off on a series' first call.
-            if !map.contains_key(&key) {
-                map.insert(key.clone(), SeriesSnapshot::default());
+            if map.get(&key as &dyn SeriesLabels).is_none() {
+                map.insert(key.to_key(), SeriesSnapshot::default());
             }
-            let Some(s) = map.get_mut(&key) else {
+            let Some(s) = map.get_mut(&key as &dyn SeriesLabels) else {
                 return;
             };
             s.requests += 1;
@@ -449,9 +618,13 @@ impl MetricsRegistry {
             s.latency.record(latency_us);
         }
         {
-            let key = GenAiKey::of_record(record);
             let mut map = crate::sync::lock(&self.genai);
-            let g = map.entry(key).or_default();
+            if map.get(&key as &dyn GenAiLabels).is_none() {
+                map.insert(GenAiKey::of_record(record), GenAiSeries::default());
+            }
+            let Some(g) = map.get_mut(&key as &dyn GenAiLabels) else {
+                return;
+            };
             g.duration_s.record(latency_us as f64 / 1e6);
             if let Some(u) = &record.usage {
                 g.input_tokens.record(u.input_tokens as f64);
@@ -722,10 +895,10 @@ pub mod names {
 
 #[cfg(feature = "metrics")]
 mod facade {
-    use std::collections::HashMap;
+    use std::collections::BTreeMap;
     use std::sync::Mutex;
 
-    use super::{SeriesKey, names};
+    use super::{RecordLabels, SeriesKey, SeriesLabels, names};
     use crate::telemetry::sink::CallRecord;
     use rust_decimal::prelude::ToPrimitive;
 
@@ -744,7 +917,7 @@ mod facade {
     /// allocations per call, even when no recorder is installed); a handle only increments.
     #[derive(Default)]
     pub(super) struct HandleCache {
-        series: Mutex<HashMap<SeriesKey, Handles>>,
+        series: Mutex<BTreeMap<SeriesKey, Handles>>,
     }
 
     const TOKEN_KINDS: [&str; 4] = ["input", "cached_input", "cache_write", "output"];
@@ -780,14 +953,18 @@ mod facade {
     }
 
     impl HandleCache {
-        pub(super) fn record(&self, key: &SeriesKey, record: &CallRecord, latency_us: u64) {
+        pub(super) fn record(&self, key: &RecordLabels<'_>, record: &CallRecord, latency_us: u64) {
             let recorder = current_recorder();
             let mut series = crate::sync::lock(&self.series);
-            let stale = series.get(key).is_none_or(|h| h.recorder != recorder);
+            let stale = series
+                .get(key as &dyn SeriesLabels)
+                .is_none_or(|h| h.recorder != recorder);
             if stale {
-                series.insert(key.clone(), Handles::register(key, recorder));
+                let key = key.to_key();
+                let handles = Handles::register(&key, recorder);
+                series.insert(key, handles);
             }
-            let Some(h) = series.get(key) else {
+            let Some(h) = series.get(key as &dyn SeriesLabels) else {
                 return;
             };
             h.requests.increment(1);

@@ -349,7 +349,13 @@ impl ExportQueue {
     /// Queues a record without waiting. Returns `false` (and counts a drop) when the queue is
     /// full or the export thread is gone.
     pub fn try_export(&self, record: CallRecord) -> bool {
-        match self.tx.try_send(Msg::Record(Box::new(record))) {
+        self.try_export_boxed(Box::new(record))
+    }
+
+    /// [`try_export`](Self::try_export) of a record already boxed (the trace layer builds it
+    /// boxed, so it is not copied again).
+    pub(crate) fn try_export_boxed(&self, record: Box<CallRecord>) -> bool {
+        match self.tx.try_send(Msg::Record(record)) {
             Ok(()) => {
                 // Half full: write now rather than risk dropping records of a burst.
                 if self.tx.capacity().saturating_mul(2) < self.tx.max_capacity() {
