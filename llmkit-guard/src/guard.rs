@@ -506,28 +506,15 @@ pub(crate) fn compile(pattern: &str) -> Option<regex::Regex> {
     regex::Regex::new(&ascii_pattern(pattern)).ok()
 }
 
-/// Compiles patterns (through [`ascii_pattern`]) into one `RegexSet` used as a prefilter: one
-/// pass over the text says which patterns match at all, and only those run `find_iter`. On
-/// mostly clean text that skips nearly every per-pattern scan. `None` if any pattern fails.
-pub(crate) fn compile_set<'a>(
-    patterns: impl IntoIterator<Item = &'a str>,
-) -> Option<regex::RegexSet> {
-    regex::RegexSetBuilder::new(patterns.into_iter().map(ascii_pattern))
-        .size_limit(64 << 20)
-        .dfa_size_limit(64 << 20)
-        .build()
-        .ok()
-}
-
-/// Which of `n` patterns match `text` according to `set`; all `true` without a set.
-pub(crate) fn prefilter(set: Option<&regex::RegexSet>, n: usize, text: &str) -> Vec<bool> {
-    match set {
-        Some(set) if set.len() == n => {
-            let m = set.matches(text);
-            (0..n).map(|i| m.matched(i)).collect()
-        }
-        _ => vec![true; n],
-    }
+/// Compiles a whole table (through [`ascii_pattern`]) for one-pass matching
+/// ([`crate::scan::PatternScan`]), or names the first rule that does not compile.
+pub(crate) fn compile_scan<'a>(
+    table: &'static str,
+    rows: impl IntoIterator<Item = (&'a str, &'a str)> + Clone,
+) -> Result<crate::scan::PatternScan, PatternError> {
+    let regexes = compile_table(table, rows.clone())?;
+    let patterns: Vec<String> = rows.into_iter().map(|(_, p)| ascii_pattern(p)).collect();
+    Ok(crate::scan::PatternScan::new(&patterns, regexes))
 }
 
 #[cfg(test)]

@@ -49,6 +49,7 @@ pub mod injection;
 pub mod input;
 pub mod output;
 pub mod pipeline;
+mod scan;
 pub mod untrusted;
 
 pub use action::{

@@ -13,9 +13,8 @@ use serde::Serialize;
 use unicode_normalization::UnicodeNormalization;
 
 use super::rules::{RULES, SignalCategory};
-use crate::guard::{
-    PatternError, Provenance, ascii_pattern, compile, compile_set, compile_table, prefilter,
-};
+use crate::guard::{PatternError, Provenance, ascii_pattern, compile, compile_scan};
+use crate::scan::PatternScan;
 use crate::input::charset::{is_bidi_control, is_invisible, latin_skeleton};
 
 /// One rule that fired.
@@ -72,42 +71,11 @@ impl InjectionReport {
     }
 }
 
-struct Rule {
-    category: SignalCategory,
-    name: &'static str,
-    weight: f32,
-    re: Regex,
-}
-
-/// Every rule, compiled, or the first rule that does not compile (surfaced by
-/// [`InjectionScorer::try_new`] and [`crate::warm_up`]; never a rule silently skipped).
-static COMPILED: LazyLock<Result<Vec<Rule>, PatternError>> = LazyLock::new(|| {
-    let regexes = compile_table("injection", RULES.iter().map(|r| (r.1, r.3)))?;
-    Ok(RULES
-        .iter()
-        .zip(regexes)
-        .map(|(&(category, name, weight, _), re)| Rule {
-            category,
-            name,
-            weight,
-            re,
-        })
-        .collect())
-});
-
-/// The compiled rules; empty only when a rule failed to compile, which construction reports.
-fn rules() -> &'static [Rule] {
-    COMPILED.as_ref().map(Vec::as_slice).unwrap_or(&[])
-}
-
-/// All rules as one set, the prefilter. Only valid when every rule compiled (so indices line
-/// up); otherwise `prefilter` falls back to running every rule.
-static RULE_SET: LazyLock<Option<regex::RegexSet>> = LazyLock::new(|| {
-    if rules().len() != RULES.len() {
-        return None;
-    }
-    compile_set(RULES.iter().map(|r| r.3))
-});
+/// Every rule, compiled into one [`PatternScan`] in `RULES` order, or the first rule that does
+/// not compile (surfaced by [`InjectionScorer::try_new`] and [`crate::warm_up`]; never a rule
+/// silently skipped).
+static COMPILED: LazyLock<Result<PatternScan, PatternError>> =
+    LazyLock::new(|| compile_scan("injection", RULES.iter().map(|r| (r.1, r.3))));
 
 static BASE64_RUN: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"[A-Za-z0-9+/]{20,}={0,2}|[A-Za-z0-9_-]{24,}").ok());
@@ -128,10 +96,15 @@ const MENTION_DISCOUNT: f32 = 0.5;
 static SENTENCE_END: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"[.!?。！？]+[\s]+|\n+").ok());
 
-/// Forces every pattern of the scorer (rules, prefilter set, decoders, sentence splitter).
+/// The compiled rule table, for the one-pass equivalence tests.
+#[cfg(test)]
+pub(crate) fn pattern_scan() -> Option<&'static PatternScan> {
+    COMPILED.as_ref().ok()
+}
+
+/// Forces every pattern of the scorer (rules, decoders, sentence splitter).
 fn warm_up_patterns() {
     LazyLock::force(&COMPILED);
-    LazyLock::force(&RULE_SET);
     LazyLock::force(&BASE64_RUN);
     LazyLock::force(&HEX_RUN);
     LazyLock::force(&ROT13_HINT);
@@ -252,6 +225,58 @@ fn spaced_separators(chars: &[(usize, char)]) -> Vec<bool> {
     drop
 }
 
+/// Whether [`Folded::new`] would leave `original` unchanged, decided in one pass without the
+/// per-character table it builds: most text (plain prose, accented words) folds to itself, and
+/// building that table was a third of the scorer's time (issue 23). Each test mirrors one step
+/// of the fold and, where it is simpler, errs towards "no" (the full fold then runs and decides):
+/// no invisible or bidi control, no look-alike letter at all, every other non-ASCII character its
+/// own NFKC form, no word that leetspeak folding would change, and no single letter followed by
+/// a separator and another single letter (the start of every spelled-out run).
+fn folds_to_itself(original: &str) -> bool {
+    let is_word = |c: char| c.is_alphanumeric() || c == '@' || c == '$';
+    let alnum = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    let alpha = |c: Option<char>| c.is_some_and(char::is_alphabetic);
+    // The word being read: length in chars, has an ASCII digit, letters, has a leet sign.
+    let (mut len, mut digit, mut letters, mut leet_sign) = (0usize, false, 0usize, false);
+    // The last five characters, oldest first; `None` before the start and after the end.
+    let mut w: [Option<char>; 5] = [None; 5];
+    for c in original.chars().map(Some).chain([None]) {
+        w = [w[1], w[2], w[3], w[4], c];
+        if !alnum(w[0])
+            && alpha(w[1])
+            && w[2].is_some_and(is_spacing_separator)
+            && alpha(w[3])
+            && !alnum(w[4])
+        {
+            return false;
+        }
+        match c {
+            Some(c) if is_word(c) => {
+                len += 1;
+                digit |= c.is_ascii_digit();
+                letters += usize::from(c.is_alphabetic());
+                leet_sign |= leet(c).is_some();
+            }
+            _ => {
+                if digit && letters >= 2 && len <= 16 && leet_sign {
+                    return false;
+                }
+                (len, digit, letters, leet_sign) = (0, false, 0, false);
+            }
+        }
+        if let Some(c) = c.filter(|c| !c.is_ascii()) {
+            if is_invisible(c) || is_bidi_control(c) || latin_skeleton(c).is_some() {
+                return false;
+            }
+            let mut n = std::iter::once(c).nfkc();
+            if n.next() != Some(c) || n.next().is_some() {
+                return false;
+            }
+        }
+    }
+    true
+}
+
 /// Text folded for matching, with a byte map back to the original.
 struct Folded<'a> {
     text: std::borrow::Cow<'a, str>,
@@ -266,6 +291,19 @@ impl Folded<'_> {
     /// hold Latin letters (so Russian stays Russian), digits read as letters inside words that
     /// mix both, and letters spelled out with separators joined.
     fn new(original: &str) -> Folded<'_> {
+        if folds_to_itself(original) {
+            return Folded {
+                text: std::borrow::Cow::Borrowed(original),
+                map: Vec::new(),
+                original_len: original.len(),
+            };
+        }
+        Folded::full(original)
+    }
+
+    /// The fold itself, character by character (what [`Folded::new`] skips when
+    /// [`folds_to_itself`]).
+    fn full(original: &str) -> Folded<'_> {
         let mut chars: Vec<(usize, char)> = Vec::with_capacity(original.len());
         for (i, c) in original.char_indices() {
             if is_invisible(c) || is_bidi_control(c) {
@@ -427,7 +465,7 @@ impl InjectionScorer {
 
     /// The number of rules (for the benchmark's baseline).
     pub fn rule_count() -> usize {
-        rules().len()
+        COMPILED.as_ref().map_or(0, PatternScan::len)
     }
 
     /// The rule patterns (for the benchmark's `RegexSet` baseline).
@@ -444,15 +482,18 @@ impl InjectionScorer {
         let folded = Folded::new(text);
         let t: &str = &folded.text;
         let mut signals = Vec::new();
-        let hits = prefilter(RULE_SET.as_ref(), rules().len(), t);
-        for (rule, _) in rules().iter().zip(hits).filter(|(_, hit)| *hit) {
-            for m in rule.re.find_iter(t) {
-                signals.push(Signal {
-                    category: rule.category,
-                    rule: rule.name,
-                    weight: rule.weight,
-                    range: folded.original(m.range()),
-                });
+        if let Ok(scan) = COMPILED.as_ref() {
+            // One pass for every rule; pushed rule by rule, in text order within a rule, as
+            // one `find_iter` per rule did (the sort below is stable).
+            for (&(category, rule, weight, _), found) in RULES.iter().zip(scan.find_all(t)) {
+                for r in found {
+                    signals.push(Signal {
+                        category,
+                        rule,
+                        weight,
+                        range: folded.original(r),
+                    });
+                }
             }
         }
         if self.decode && depth == 0 {
@@ -540,6 +581,11 @@ impl InjectionScorer {
         // documentation) quotes attack wording without giving an order: its signals count half.
         if let Some(re) = MENTION.as_ref() {
             for r in &sentences {
+                // Only a sentence holding a signal can be discounted; most hold none, and the
+                // Unicode `\b` of this pattern is slow on non-ASCII text.
+                if !signals.iter().any(|sig| r.contains(&sig.range.start)) {
+                    continue;
+                }
                 if text.get(r.clone()).is_some_and(|t| re.is_match(t)) {
                     for sig in signals
                         .iter_mut()
@@ -621,9 +667,8 @@ mod tests {
 
     #[test]
     fn every_rule_compiles() {
-        assert_eq!(rules().len(), RULES.len());
+        assert_eq!(InjectionScorer::rule_count(), RULES.len());
         assert!(InjectionScorer::try_new().is_ok());
-        assert!(RULE_SET.is_some());
         assert!(BASE64_RUN.is_some() && HEX_RUN.is_some() && ROT13_HINT.is_some());
         assert!(SENTENCE_END.is_some());
     }
@@ -778,6 +823,25 @@ mod tests {
             let r = s.score(text);
             assert!(r.score < threshold, "{text}: {r:?}");
         }
+    }
+
+    /// The one-pass check that folding changes nothing agrees with the full fold (issue 23):
+    /// same text, same byte map, on the corpora and on generated text.
+    #[test]
+    fn fold_shortcut_matches_the_full_fold() {
+        let same = |t: &str| {
+            let (a, b) = (Folded::new(t), Folded::full(t));
+            a.text == b.text && a.map == b.map
+        };
+        let mut folded = 0;
+        for t in crate::scan::test_texts::corpus() {
+            assert!(same(&t), "{t:?}");
+            folded += usize::from(!Folded::full(&t).map.is_empty());
+        }
+        assert!(folded > 10, "the corpora hold texts that fold: {folded}");
+        proptest::proptest!(|(t in crate::scan::test_texts::mixed())| {
+            proptest::prop_assert!(same(&t), "{:?}", t);
+        });
     }
 
     #[test]

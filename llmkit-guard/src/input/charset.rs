@@ -152,6 +152,20 @@ impl CharPolicy {
         if text.is_ascii() {
             return Vec::new();
         }
+        // Every finding needs an invisible, bidi or look-alike character; accented and
+        // non-Latin text usually has none, and the word-by-word pass below is the expensive part
+        // (issue 23).
+        if !text
+            .chars()
+            .any(|c| !c.is_ascii() && (is_invisible(c) || is_bidi_control(c) || latin_skeleton(c).is_some()))
+        {
+            return Vec::new();
+        }
+        self.findings_char_by_char(text)
+    }
+
+    /// [`CharPolicy::findings`] without the shortcuts: every character and word looked at.
+    fn findings_char_by_char(&self, text: &str) -> Vec<Finding> {
         let mut out = Vec::new();
         for (i, c) in text.char_indices() {
             let range = i..i + c.len_utf8();
@@ -240,6 +254,31 @@ mod tests {
                 .findings("a\u{200F}b")
                 .is_empty()
         );
+    }
+
+    /// The shortcuts in `findings` decide as the character-by-character pass (issue 23).
+    #[test]
+    fn shortcut_matches_the_full_pass() {
+        for p in [CharPolicy::new(), CharPolicy::new().allow_bidi(true)] {
+            for text in [
+                "",
+                "plain",
+                "Die Lieferung verzögert sich, Straße, naïve café",
+                "Ελληνικά and русский",
+                "visit раypal.com",
+                "ig\u{200B}nore",
+                "a\u{202E}b \u{200F}",
+                "ＩＧＮＯＲＥ all",
+            ] {
+                assert_eq!(p.findings(text), p.findings_char_by_char(text), "{text:?}");
+            }
+            for text in crate::scan::test_texts::corpus() {
+                assert_eq!(p.findings(&text), p.findings_char_by_char(&text), "{text:?}");
+            }
+            proptest::proptest!(|(text in crate::scan::test_texts::mixed())| {
+                proptest::prop_assert_eq!(p.findings(&text), p.findings_char_by_char(&text));
+            });
+        }
     }
 
     #[test]

@@ -38,8 +38,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::guard::{
     Action, Decision, Finding, Guard, GuardContext, PatternError, apply_edits, ascii_pattern,
-    compile_set, compile_table, prefilter,
+    compile_scan,
 };
+use crate::scan::PatternScan;
 use crate::input::checksum::{iban_valid, luhn_valid, ssn_valid};
 
 /// A kind of personal data.
@@ -118,19 +119,6 @@ pub struct PiiMatch {
     pub score: f32,
 }
 
-struct Patterns {
-    email: Regex,
-    phone_intl: Regex,
-    phone_nanp: Regex,
-    card: Regex,
-    iban: Regex,
-    ssn: Regex,
-    ipv4: Regex,
-    ipv6: Regex,
-    dob: Regex,
-    address: Vec<Regex>,
-}
-
 const EMAIL: &str = r"(?i)\b[a-z0-9][a-z0-9._%+-]{0,63}@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.[a-z]{2,24}\b";
 const PHONE_INTL: &str =
     r"(?:\+|\b00)[1-9]\d{0,2}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,8}(?:[ .-]\d{1,8}){0,6}\b";
@@ -150,8 +138,8 @@ const ADDRESS_US: &str = r"\b\d{1,5}\s+(?:[A-Z][a-z]+\s+){1,3}(?:Street|St|Avenu
 const ADDRESS_DE: &str = r"\b[A-ZÄÖÜ][a-zäöüß]+(?:straße|strasse|str\.|weg|platz|allee|gasse|damm|ring)\s+\d{1,4}[a-z]?\b";
 const POSTCODE_UK: &str = r"\b(?:[A-Z]{1,2}\d[A-Z\d]?) ?\d[ABD-HJLNP-UW-Z]{2}\b";
 
-/// Every detector pattern by rule name, in the order `Patterns` takes them: the one list
-/// the prefilter set, the compiled table and the benchmark's baseline are built from.
+/// Every detector pattern by rule name: the one list the one-pass scan and the benchmark's
+/// baseline are built from. `PiiDetector::detect` reads the scan's results by these indices.
 const TABLE: [(&str, &str); 12] = [
     ("email", EMAIL),
     ("phone_intl", PHONE_INTL),
@@ -172,34 +160,28 @@ pub fn patterns() -> Vec<String> {
     TABLE.iter().map(|(_, p)| ascii_pattern(p)).collect()
 }
 
-/// Every pattern in `patterns()` order, as one prefilter set.
-static PII_SET: LazyLock<Option<regex::RegexSet>> =
-    LazyLock::new(|| compile_set(TABLE.iter().map(|(_, p)| *p)));
+/// Indices into `TABLE` (and into the scan's results).
+const EMAIL_I: usize = 0;
+const PHONE_INTL_I: usize = 1;
+const PHONE_NANP_I: usize = 2;
+const CARD_I: usize = 3;
+const IBAN_I: usize = 4;
+const SSN_I: usize = 5;
+const IPV4_I: usize = 6;
+const IPV6_I: usize = 7;
+const DOB_I: usize = 8;
+const ADDRESS_I: [usize; 3] = [9, 10, 11];
 
-/// Every pattern, compiled, or the first that does not compile (surfaced by
-/// [`PiiDetector::try_new`]; never a pattern silently skipped).
-static PATTERNS: LazyLock<Result<Patterns, PatternError>> = LazyLock::new(|| {
-    let mut r = compile_table("pii", TABLE)?.into_iter();
-    let mut next = || {
-        r.next().ok_or_else(|| PatternError {
-            table: "pii",
-            rule: "?".into(),
-            message: "pattern table shorter than expected".into(),
-        })
-    };
-    Ok(Patterns {
-        email: next()?,
-        phone_intl: next()?,
-        phone_nanp: next()?,
-        card: next()?,
-        iban: next()?,
-        ssn: next()?,
-        ipv4: next()?,
-        ipv6: next()?,
-        dob: next()?,
-        address: vec![next()?, next()?, next()?],
-    })
-});
+/// Every pattern compiled into one [`PatternScan`], or the first that does not compile
+/// (surfaced by [`PiiDetector::try_new`]; never a pattern silently skipped).
+static PATTERNS: LazyLock<Result<PatternScan, PatternError>> =
+    LazyLock::new(|| compile_scan("pii", TABLE));
+
+/// The compiled table, for the one-pass equivalence tests.
+#[cfg(test)]
+pub(crate) fn pattern_scan() -> Option<&'static PatternScan> {
+    PATTERNS.as_ref().ok()
+}
 
 fn digits(s: &str) -> usize {
     s.bytes().filter(u8::is_ascii_digit).count()
@@ -279,25 +261,24 @@ fn version_context(text: &str, start: usize) -> bool {
     VERSION_WORDS.contains(&word.as_str())
 }
 
-/// The IPv6 address a candidate match holds, as a byte range, or `None` when it is no address.
-/// The candidate must stand alone (no letter, digit, `_` or `:` on either side: `std::vec` and
-/// `Foo::bar` are paths) and, without its zone id and any trailing `:` or `.`, must parse.
-fn ipv6_at(text: &str, m: &regex::Match<'_>) -> Option<Range<usize>> {
+/// The IPv6 address a candidate match at `m` holds, as a byte range, or `None` when it is no
+/// address. The candidate must stand alone (no letter, digit, `_` or `:` on either side:
+/// `std::vec` and `Foo::bar` are paths) and, without its zone id and any trailing `:` or `.`,
+/// must parse.
+fn ipv6_at(text: &str, m: &Range<usize>) -> Option<Range<usize>> {
     let word = |c: char| c.is_alphanumeric() || c == '_' || c == ':';
-    let before = text.get(..m.start()).and_then(|t| t.chars().next_back());
+    let before = text.get(..m.start).and_then(|t| t.chars().next_back());
     if before.is_some_and(word) {
         return None;
     }
-    let s = m.as_str().trim_end_matches([':', '.']);
-    let after = text
-        .get(m.start() + s.len()..)
-        .and_then(|t| t.chars().next());
+    let s = text.get(m.clone())?.trim_end_matches([':', '.']);
+    let after = text.get(m.start + s.len()..).and_then(|t| t.chars().next());
     if after.is_some_and(|c| c.is_alphanumeric() || c == '_') || s.len() <= 2 {
         return None;
     }
     let addr = s.split('%').next().unwrap_or(s);
     Ipv6Addr::from_str(addr).ok()?;
-    Some(m.start()..m.start() + s.len())
+    Some(m.start..m.start + s.len())
 }
 
 /// Finds personal data. Defaults: every [`PiiKind`].
@@ -344,7 +325,6 @@ impl PiiDetector {
     /// Forces the patterns (construction, not the first request, pays for compiling).
     fn compiled(self) -> Self {
         LazyLock::force(&PATTERNS);
-        LazyLock::force(&PII_SET);
         self
     }
 
@@ -355,27 +335,28 @@ impl PiiDetector {
     /// Every match, sorted by position, non-overlapping (checksum-validated and longer matches
     /// win over pattern-only ones that overlap them).
     pub fn detect(&self, text: &str) -> Vec<PiiMatch> {
-        let Ok(p) = PATTERNS.as_ref() else {
+        let Ok(scan) = PATTERNS.as_ref() else {
             return Vec::new();
         };
         let mut out: Vec<PiiMatch> = Vec::new();
         let mut push = |kind: PiiKind, range: Range<usize>, score: f32| {
             out.push(PiiMatch { kind, range, score });
         };
-        // One prefilter pass says which patterns match at all (indices as in `patterns()`).
-        let hit = prefilter(PII_SET.as_ref(), TABLE.len(), text);
-        let on = |i: usize| hit.get(i).copied().unwrap_or(true);
-        // Most text has no digit and no '@': skip whole pattern families cheaply.
+        // One pass finds every pattern's matches (indices as in `TABLE`); the order of the
+        // pushes below is the order ties are resolved in by `finish`, so it stays as it was.
+        let found = scan.find_all(text);
+        let hits = |i: usize| found.get(i).map_or(&[][..], Vec::as_slice);
+        let slice = |r: &Range<usize>| text.get(r.clone()).unwrap_or("");
         let has_digit = text.bytes().any(|b| b.is_ascii_digit());
-        if self.wants(PiiKind::Email) && on(0) && text.contains('@') {
-            for m in p.email.find_iter(text) {
-                push(PiiKind::Email, m.range(), 0.9);
+        if self.wants(PiiKind::Email) && text.contains('@') {
+            for m in hits(EMAIL_I) {
+                push(PiiKind::Email, m.clone(), 0.9);
             }
         }
         if !has_digit {
             if self.wants(PiiKind::IpAddress) && text.contains("::") {
-                for m in p.ipv6.find_iter(text) {
-                    if let Some(r) = ipv6_at(text, &m) {
+                for m in hits(IPV6_I) {
+                    if let Some(r) = ipv6_at(text, m) {
                         push(PiiKind::IpAddress, r, 0.75);
                     }
                 }
@@ -383,40 +364,43 @@ impl PiiDetector {
             return finish(out);
         }
         // Digits inside an IBAN-shaped run (valid or not) are account numbers, not cards.
-        let iban_shaped: Vec<Range<usize>> = if on(4) {
-            p.iban.find_iter(text).map(|m| m.range()).collect()
-        } else {
-            Vec::new()
-        };
-        let in_iban = |m: &regex::Match<'_>| {
+        let iban_shaped = hits(IBAN_I);
+        let in_iban = |m: &Range<usize>| {
             iban_shaped
                 .iter()
-                .any(|r| r.start < m.end() && m.start() < r.end)
+                .any(|r| r.start < m.end && m.start < r.end)
         };
-        if self.wants(PiiKind::CreditCard) && on(3) {
-            for m in p.card.find_iter(text) {
+        if self.wants(PiiKind::CreditCard) {
+            for m in hits(CARD_I) {
                 let overlaps_iban = |r: &Range<usize>| {
-                    let (a, b) = (m.start() + r.start, m.start() + r.end);
+                    let (a, b) = (m.start + r.start, m.start + r.end);
                     iban_shaped.iter().any(|i| i.start < b && a < i.end)
                 };
-                for r in cards_in(m.as_str(), overlaps_iban) {
+                for r in cards_in(slice(m), overlaps_iban) {
                     push(
                         PiiKind::CreditCard,
-                        m.start() + r.start..m.start() + r.end,
+                        m.start + r.start..m.start + r.end,
                         0.95,
                     );
                 }
             }
         }
         if self.wants(PiiKind::Iban) {
-            for r in &iban_shaped {
-                if iban_valid(text.get(r.clone()).unwrap_or("")) {
+            for r in iban_shaped {
+                if iban_valid(slice(r)) {
                     push(PiiKind::Iban, r.clone(), 0.95);
                 }
             }
         }
-        if self.wants(PiiKind::UsSsn) && on(5) {
-            for c in p.ssn.captures_iter(text) {
+        if self.wants(PiiKind::UsSsn)
+            && let Some(re) = scan.regex(SSN_I)
+        {
+            for m in hits(SSN_I) {
+                // The groups of the match found at `m.start` (the same match: leftmost-first
+                // from its own start).
+                let Some(c) = re.captures_at(text, m.start) else {
+                    continue;
+                };
                 let (Some(all), Some(a), Some(g), Some(s)) =
                     (c.get(0), c.get(1), c.get(2), c.get(3))
                 else {
@@ -427,23 +411,23 @@ impl PiiDetector {
                 }
             }
         }
-        if self.wants(PiiKind::DateOfBirth) && on(8) {
-            for c in p.dob.captures_iter(text) {
-                if let Some(d) = c.get(1) {
+        if self.wants(PiiKind::DateOfBirth)
+            && let Some(re) = scan.regex(DOB_I)
+        {
+            for m in hits(DOB_I) {
+                if let Some(d) = re.captures_at(text, m.start).and_then(|c| c.get(1)) {
                     push(PiiKind::DateOfBirth, d.range(), 0.85);
                 }
             }
         }
         if self.wants(PiiKind::Phone) {
-            let intl = on(1).then(|| p.phone_intl.find_iter(text));
-            let nanp = on(2).then(|| p.phone_nanp.find_iter(text));
-            for m in intl.into_iter().flatten().chain(nanp.into_iter().flatten()) {
-                if in_iban(&m) {
+            for m in hits(PHONE_INTL_I).iter().chain(hits(PHONE_NANP_I)) {
+                if in_iban(m) {
                     continue;
                 }
                 // E.164 allows at most 15 digits: a longer run is a number followed by other
                 // numbers, so drop trailing groups until it fits.
-                let mut s = m.as_str();
+                let mut s = slice(m);
                 while digits(s) > 15 {
                     match s.rfind([' ', '.', '-']) {
                         Some(i) => s = s.get(..i).unwrap_or(""),
@@ -451,33 +435,29 @@ impl PiiDetector {
                     }
                 }
                 if (7..=15).contains(&digits(s)) {
-                    push(PiiKind::Phone, m.start()..m.start() + s.len(), 0.75);
+                    push(PiiKind::Phone, m.start..m.start + s.len(), 0.75);
                 }
             }
         }
         if self.wants(PiiKind::IpAddress) {
-            let v4 = on(6).then(|| p.ipv4.find_iter(text));
-            for m in v4.into_iter().flatten() {
-                if !embedded_in_number(text, &m.range()) && !version_context(text, m.start()) {
-                    push(PiiKind::IpAddress, m.range(), 0.75);
+            for m in hits(IPV4_I) {
+                if !embedded_in_number(text, m) && !version_context(text, m.start) {
+                    push(PiiKind::IpAddress, m.clone(), 0.75);
                 }
             }
             // Times like 12:30:45 and MAC addresses do not parse as IPv6.
-            if on(7) && text.contains(':') {
-                for m in p.ipv6.find_iter(text) {
-                    if let Some(r) = ipv6_at(text, &m) {
+            if text.contains(':') {
+                for m in hits(IPV6_I) {
+                    if let Some(r) = ipv6_at(text, m) {
                         push(PiiKind::IpAddress, r, 0.75);
                     }
                 }
             }
         }
         if self.wants(PiiKind::PostalAddress) {
-            for (i, re) in p.address.iter().enumerate() {
-                if !on(9 + i) {
-                    continue;
-                }
-                for m in re.find_iter(text) {
-                    push(PiiKind::PostalAddress, m.range(), 0.6);
+            for i in ADDRESS_I {
+                for m in hits(i) {
+                    push(PiiKind::PostalAddress, m.clone(), 0.6);
                 }
             }
         }
@@ -732,9 +712,8 @@ mod tests {
     }
 
     #[test]
-    fn prefilter_set_compiles() {
-        assert!(PII_SET.is_some());
-        assert!(PATTERNS.is_ok());
+    fn table_compiles() {
+        assert_eq!(PATTERNS.as_ref().map(PatternScan::len), Ok(TABLE.len()));
     }
 
     #[test]

@@ -18,12 +18,11 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use llmkit_core::secrets::{SECRET_SHAPES, SecretShape};
-use regex::Regex;
 
 use crate::guard::{
-    Action, Decision, Finding, Guard, GuardContext, PatternError, ascii_pattern, compile,
-    compile_set, compile_table, prefilter,
+    Action, Decision, Finding, Guard, GuardContext, PatternError, ascii_pattern, compile_scan,
 };
+use crate::scan::PatternScan;
 
 /// A detected secret: kind, byte range, confidence.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,33 +52,24 @@ pub fn patterns() -> Vec<String> {
         .collect()
 }
 
-/// Every known shape, compiled, or the first that does not compile (surfaced by
-/// [`SecretDetector::try_new`]; never a shape silently skipped).
-/// A compiled shape: kind, confidence, regex.
-type Shape = (&'static str, f32, Regex);
-
-static COMPILED: LazyLock<Result<Vec<Shape>, PatternError>> = LazyLock::new(|| {
-    let regexes = compile_table("secrets", KNOWN.iter().map(|k| (k.kind, k.pattern)))?;
-    Ok(KNOWN
-        .iter()
-        .zip(regexes)
-        .map(|(k, r)| (k.kind, k.confidence, r))
-        .collect())
+/// Every known shape then the token pattern, compiled into one [`PatternScan`], or the first
+/// that does not compile (surfaced by [`SecretDetector::try_new`]; never a shape silently
+/// skipped).
+static COMPILED: LazyLock<Result<PatternScan, PatternError>> = LazyLock::new(|| {
+    compile_scan(
+        "secrets",
+        KNOWN
+            .iter()
+            .map(|k| (k.kind, k.pattern))
+            .chain([("high_entropy", TOKEN)]),
+    )
 });
 
-/// The compiled shapes; empty only when one failed to compile, which construction reports.
-fn shapes() -> &'static [Shape] {
-    COMPILED.as_ref().map(Vec::as_slice).unwrap_or(&[])
+/// The compiled table, for the one-pass equivalence tests.
+#[cfg(test)]
+pub(crate) fn pattern_scan() -> Option<&'static PatternScan> {
+    COMPILED.as_ref().ok()
 }
-/// Known shapes then the token pattern, as one prefilter set (indices line up only when every
-/// known pattern compiled).
-static SET: LazyLock<Option<regex::RegexSet>> = LazyLock::new(|| {
-    if shapes().len() != KNOWN.len() {
-        return None;
-    }
-    compile_set(KNOWN.iter().map(|k| k.pattern).chain([TOKEN]))
-});
-static TOKEN_RE: LazyLock<Option<Regex>> = LazyLock::new(|| compile(TOKEN));
 
 /// Shannon entropy of the characters of `s`, in bits per character.
 pub fn shannon_entropy(s: &str) -> f64 {
@@ -127,8 +117,6 @@ impl SecretDetector {
     /// nothing; [`SecretDetector::try_new`] also reports a pattern that does not compile.
     pub fn new() -> Self {
         LazyLock::force(&COMPILED);
-        LazyLock::force(&SET);
-        LazyLock::force(&TOKEN_RE);
         SecretDetector {
             min_len: 24,
             min_entropy: 4.0,
@@ -178,35 +166,37 @@ impl SecretDetector {
     /// Every secret, sorted and non-overlapping (known shapes win over the entropy test).
     pub fn detect(&self, text: &str) -> Vec<SecretMatch> {
         let mut out: Vec<SecretMatch> = Vec::new();
-        let hits = prefilter(SET.as_ref(), KNOWN.len() + 1, text);
-        for ((kind, score, re), _) in shapes().iter().zip(&hits).filter(|(_, hit)| **hit) {
-            for m in re.find_iter(text) {
+        let Ok(scan) = COMPILED.as_ref() else {
+            return out;
+        };
+        // One pass for every shape and the token pattern (last), indices as in `KNOWN`.
+        let mut found = scan.find_all(text);
+        let tokens = found.pop().unwrap_or_default();
+        for (shape, ranges) in KNOWN.iter().zip(found) {
+            for m in ranges {
                 // `sk-ant-` also matches the OpenAI shape; the earlier, more specific rule wins.
                 if out
                     .iter()
-                    .any(|o| o.range.start < m.end() && m.start() < o.range.end)
+                    .any(|o| o.range.start < m.end && m.start < o.range.end)
                 {
                     continue;
                 }
                 out.push(SecretMatch {
-                    kind,
-                    range: m.range(),
-                    score: *score,
+                    kind: shape.kind,
+                    range: m,
+                    score: shape.confidence,
                 });
             }
         }
-        if self.entropy
-            && hits.last().copied().unwrap_or(true)
-            && let Some(re) = TOKEN_RE.as_ref()
-        {
-            for m in re.find_iter(text) {
+        if self.entropy {
+            for m in tokens {
                 let overlaps = out
                     .iter()
-                    .any(|o| o.range.start < m.end() && m.start() < o.range.end);
-                if !overlaps && self.is_high_entropy(m.as_str()) {
+                    .any(|o| o.range.start < m.end && m.start < o.range.end);
+                if !overlaps && self.is_high_entropy(text.get(m.clone()).unwrap_or("")) {
                     out.push(SecretMatch {
                         kind: "high_entropy",
-                        range: m.range(),
+                        range: m,
                         score: 0.7,
                     });
                 }
@@ -344,10 +334,12 @@ mod tests {
     }
 
     #[test]
-    fn prefilter_set_compiles() {
-        assert_eq!(shapes().len(), KNOWN.len());
+    fn table_compiles() {
+        assert_eq!(
+            COMPILED.as_ref().map(PatternScan::len),
+            Ok(KNOWN.len() + 1)
+        );
         assert!(SecretDetector::try_new().is_ok());
-        assert!(SET.is_some() && TOKEN_RE.is_some());
     }
 
     #[test]
