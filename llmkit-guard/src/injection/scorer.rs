@@ -105,6 +105,7 @@ pub(crate) fn pattern_scan() -> Option<&'static PatternScan> {
 /// Forces every pattern of the scorer (rules, decoders, sentence splitter).
 fn warm_up_patterns() {
     LazyLock::force(&COMPILED);
+    LazyLock::force(&ASCII_CLASS);
     LazyLock::force(&BASE64_RUN);
     LazyLock::force(&HEX_RUN);
     LazyLock::force(&ROT13_HINT);
@@ -160,12 +161,12 @@ fn unescape(text: &str) -> Option<(String, Range<usize>)> {
 
 /// Separators that, between single letters, spell a word out ("i g n o r e", "I-G-N-O-R-E",
 /// "d.i.s.r.e.g.a.r.d").
-fn is_spacing_separator(c: char) -> bool {
+const fn is_spacing_separator(c: char) -> bool {
     matches!(c, ' ' | '.' | '-' | '_' | '*' | '·' | '/' | '|' | '+')
 }
 
 /// Digits and signs used as letters inside a word ("1gn0r3", "pr3v10u5").
-fn leet(c: char) -> Option<char> {
+const fn leet(c: char) -> Option<char> {
     Some(match c {
         '0' => 'o',
         '1' => 'i',
@@ -233,49 +234,90 @@ fn spaced_separators(chars: &[(usize, char)]) -> Vec<bool> {
 /// own NFKC form, no word that leetspeak folding would change, and no single letter followed by
 /// a separator and another single letter (the start of every spelled-out run).
 fn folds_to_itself(original: &str) -> bool {
-    let is_word = |c: char| c.is_alphanumeric() || c == '@' || c == '$';
-    let alnum = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
-    let alpha = |c: Option<char>| c.is_some_and(char::is_alphabetic);
+    // The last five characters' classes, newest in the low byte; 0 (nothing) before the start
+    // and after the end. The spelled-out test is one mask: no alphanumeric, a letter, a
+    // separator, a letter, no alphanumeric.
+    const SPACED_MASK: u64 = u64::from_be_bytes([0, 0, 0, ALNUM, ALPHA, SEP, ALPHA, ALNUM]);
+    const SPACED: u64 = u64::from_be_bytes([0, 0, 0, 0, ALPHA, SEP, ALPHA, 0]);
+    let mut window: u64 = 0;
     // The word being read: length in chars, has an ASCII digit, letters, has a leet sign.
     let (mut len, mut digit, mut letters, mut leet_sign) = (0usize, false, 0usize, false);
-    // The last five characters, oldest first; `None` before the start and after the end.
-    let mut w: [Option<char>; 5] = [None; 5];
+    let ascii: &[u8; 128] = &ASCII_CLASS;
     for c in original.chars().map(Some).chain([None]) {
-        w = [w[1], w[2], w[3], w[4], c];
-        if !alnum(w[0])
-            && alpha(w[1])
-            && w[2].is_some_and(is_spacing_separator)
-            && alpha(w[3])
-            && !alnum(w[4])
-        {
-            return false;
-        }
-        match c {
-            Some(c) if is_word(c) => {
-                len += 1;
-                digit |= c.is_ascii_digit();
-                letters += usize::from(c.is_alphabetic());
-                leet_sign |= leet(c).is_some();
-            }
-            _ => {
-                if digit && letters >= 2 && len <= 16 && leet_sign {
+        let class = match c {
+            None => 0,
+            Some(c) if c.is_ascii() => ascii.get(c as usize).copied().unwrap_or(0),
+            Some(c) => {
+                if is_invisible(c) || is_bidi_control(c) || latin_skeleton(c).is_some() {
                     return false;
                 }
-                (len, digit, letters, leet_sign) = (0, false, 0, false);
+                let mut n = std::iter::once(c).nfkc();
+                if n.next() != Some(c) || n.next().is_some() {
+                    return false;
+                }
+                char_class(c)
             }
+        };
+        window = (window << 8) | u64::from(class);
+        if window & SPACED_MASK == SPACED {
+            return false;
         }
-        if let Some(c) = c.filter(|c| !c.is_ascii()) {
-            if is_invisible(c) || is_bidi_control(c) || latin_skeleton(c).is_some() {
+        if class & WORD != 0 {
+            len += 1;
+            digit |= class & DIGIT != 0;
+            letters += usize::from(class & ALPHA != 0);
+            leet_sign |= class & LEET != 0;
+        } else {
+            if digit && letters >= 2 && len <= 16 && leet_sign {
                 return false;
             }
-            let mut n = std::iter::once(c).nfkc();
-            if n.next() != Some(c) || n.next().is_some() {
-                return false;
-            }
+            (len, digit, letters, leet_sign) = (0, false, 0, false);
         }
     }
     true
 }
+
+/// Character classes for [`folds_to_itself`], as bits.
+const ALNUM: u8 = 1;
+const ALPHA: u8 = 2;
+const SEP: u8 = 4;
+/// Part of a word in [`Folded::new`]'s sense (alphanumeric, `@`, `$`).
+const WORD: u8 = 8;
+const DIGIT: u8 = 16;
+const LEET: u8 = 32;
+
+/// The classes of `c`, from the same predicates [`Folded::new`] uses.
+fn char_class(c: char) -> u8 {
+    let mut k = 0;
+    if c.is_alphanumeric() {
+        k |= ALNUM | WORD;
+    }
+    if c.is_alphabetic() {
+        k |= ALPHA;
+    }
+    if c == '@' || c == '$' {
+        k |= WORD;
+    }
+    if is_spacing_separator(c) {
+        k |= SEP;
+    }
+    if c.is_ascii_digit() {
+        k |= DIGIT;
+    }
+    if leet(c).is_some() {
+        k |= LEET;
+    }
+    k
+}
+
+/// [`char_class`] of every ASCII character, looked up instead of computed in the hot loop.
+static ASCII_CLASS: LazyLock<[u8; 128]> = LazyLock::new(|| {
+    let mut t = [0u8; 128];
+    for (b, k) in (0u8..).zip(t.iter_mut()) {
+        *k = char_class(char::from(b));
+    }
+    t
+});
 
 /// Text folded for matching, with a byte map back to the original.
 struct Folded<'a> {
