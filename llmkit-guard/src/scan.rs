@@ -265,8 +265,11 @@ mod equivalence {
     use super::PatternScan;
 
     fn tables() -> Vec<(&'static str, &'static PatternScan)> {
+        let [rules, rules_and_decoders, decoders] = crate::injection::scorer::pattern_scans();
         let tables = [
-            ("injection", crate::injection::scorer::pattern_scan()),
+            ("injection", rules),
+            ("injection+decoders", rules_and_decoders),
+            ("decoders", decoders),
             ("pii", crate::input::pii::pattern_scan()),
             ("secrets", crate::input::secrets::pattern_scan()),
         ];

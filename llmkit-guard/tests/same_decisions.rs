@@ -64,7 +64,11 @@ const EXTRA: &[&str] = &[
 ];
 
 /// Everything the guards say about `text`, as text.
-fn describe(rt: &tokio::runtime::Runtime, pipelines: &[(GuardPipeline, Provenance)], text: &str) -> String {
+fn describe(
+    rt: &tokio::runtime::Runtime,
+    pipelines: &[(GuardPipeline, Provenance)],
+    text: &str,
+) -> String {
     let mut s = String::new();
     writeln!(s, "injection {:?}", InjectionScorer::new().score(text)).unwrap();
     writeln!(s, "pii {:?}", PiiDetector::new().detect(text)).unwrap();
@@ -88,7 +92,10 @@ fn texts() -> Vec<(String, String)> {
         let body = std::fs::read_to_string(&path).unwrap();
         for (i, line) in body.lines().filter(|l| !l.trim().is_empty()).enumerate() {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            out.push((format!("{name}:{i}"), v["text"].as_str().unwrap().to_owned()));
+            out.push((
+                format!("{name}:{i}"),
+                v["text"].as_str().unwrap().to_owned(),
+            ));
         }
     }
     for (i, r) in injection_corpus::load().into_iter().enumerate() {
@@ -102,7 +109,9 @@ fn texts() -> Vec<(String, String)> {
 
 #[test]
 fn decisions_match_the_recording() {
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let pipelines = [
         (
             GuardPipeline::builder()

@@ -13,9 +13,9 @@ use serde::Serialize;
 use unicode_normalization::UnicodeNormalization;
 
 use super::rules::{RULES, SignalCategory};
-use crate::guard::{PatternError, Provenance, ascii_pattern, compile, compile_scan};
-use crate::scan::PatternScan;
+use crate::guard::{PatternError, Provenance, ascii_pattern, compile_scan};
 use crate::input::charset::{is_bidi_control, is_invisible, latin_skeleton};
+use crate::scan::PatternScan;
 
 /// One rule that fired.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -77,13 +77,29 @@ impl InjectionReport {
 static COMPILED: LazyLock<Result<PatternScan, PatternError>> =
     LazyLock::new(|| compile_scan("injection", RULES.iter().map(|r| (r.1, r.3))));
 
-static BASE64_RUN: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"[A-Za-z0-9+/]{20,}={0,2}|[A-Za-z0-9_-]{24,}").ok());
-static HEX_RUN: LazyLock<Option<Regex>> =
-    LazyLock::new(|| compile(r"\b(?:[0-9a-fA-F]{2}[\s:]?){16,}"));
-static ROT13_HINT: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    compile(r"(?i)\brot-?13\b|\bcaesar\b|\bdecipher\b|\bdecode\b|\bbackwards\b|\breversed?\b")
+/// What the decoders look for in the original text, in the order `decoded_signals` reads
+/// them: base64 runs, hex runs, and words hinting at rot13 or reversed text.
+const DECODERS: [(&str, &str); 3] = [
+    ("base64_run", r"[A-Za-z0-9+/]{20,}={0,2}|[A-Za-z0-9_-]{24,}"),
+    ("hex_run", r"\b(?:[0-9a-fA-F]{2}[\s:]?){16,}"),
+    (
+        "rot13_hint",
+        r"(?i)\brot-?13\b|\bcaesar\b|\bdecipher\b|\bdecode\b|\bbackwards\b|\breversed?\b",
+    ),
+];
+
+/// The rules then the decoders' patterns in one scan: when folding leaves a text unchanged
+/// (most text), the rules and the decoders read the same string, so one pass serves both.
+static RULES_AND_DECODERS: LazyLock<Result<PatternScan, PatternError>> = LazyLock::new(|| {
+    compile_scan(
+        "injection",
+        RULES.iter().map(|r| (r.1, r.3)).chain(DECODERS),
+    )
 });
+
+/// The decoders' patterns alone, for the original text when folding changed it.
+static DECODER_SCAN: LazyLock<Result<PatternScan, PatternError>> =
+    LazyLock::new(|| compile_scan("injection", DECODERS));
 /// Words that mark a sentence as talking about prompt injection rather than doing it.
 static MENTION: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(
@@ -96,19 +112,18 @@ const MENTION_DISCOUNT: f32 = 0.5;
 static SENTENCE_END: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"[.!?。！？]+[\s]+|\n+").ok());
 
-/// The compiled rule table, for the one-pass equivalence tests.
+/// The compiled tables, for the one-pass equivalence tests.
 #[cfg(test)]
-pub(crate) fn pattern_scan() -> Option<&'static PatternScan> {
-    COMPILED.as_ref().ok()
+pub(crate) fn pattern_scans() -> [Option<&'static PatternScan>; 3] {
+    [&COMPILED, &RULES_AND_DECODERS, &DECODER_SCAN].map(|s| s.as_ref().ok())
 }
 
 /// Forces every pattern of the scorer (rules, decoders, sentence splitter).
 fn warm_up_patterns() {
     LazyLock::force(&COMPILED);
     LazyLock::force(&ASCII_CLASS);
-    LazyLock::force(&BASE64_RUN);
-    LazyLock::force(&HEX_RUN);
-    LazyLock::force(&ROT13_HINT);
+    LazyLock::force(&RULES_AND_DECODERS);
+    LazyLock::force(&DECODER_SCAN);
     LazyLock::force(&SENTENCE_END);
     LazyLock::force(&MENTION);
 }
@@ -524,22 +539,38 @@ impl InjectionScorer {
         let folded = Folded::new(text);
         let t: &str = &folded.text;
         let mut signals = Vec::new();
-        if let Ok(scan) = COMPILED.as_ref() {
-            // One pass for every rule; pushed rule by rule, in text order within a rule, as
-            // one `find_iter` per rule did (the sort below is stable).
-            for (&(category, rule, weight, _), found) in RULES.iter().zip(scan.find_all(t)) {
-                for r in found {
-                    signals.push(Signal {
-                        category,
-                        rule,
-                        weight,
-                        range: folded.original(r),
-                    });
-                }
+        let decode = self.decode && depth == 0;
+        let unchanged = matches!(folded.text, std::borrow::Cow::Borrowed(_));
+        // One pass for every rule (and, when the folded text is the original, for the
+        // decoders too).
+        let (found, decoder_hits) = match (decode && unchanged, RULES_AND_DECODERS.as_ref()) {
+            (true, Ok(scan)) => {
+                let mut all = scan.find_all(t);
+                let decoders = all.split_off(RULES.len().min(all.len()));
+                (all, Some(decoders))
+            }
+            _ => (
+                COMPILED
+                    .as_ref()
+                    .map(|scan| scan.find_all(t))
+                    .unwrap_or_default(),
+                None,
+            ),
+        };
+        // Pushed rule by rule, in text order within a rule, as one `find_iter` per rule did
+        // (the sort below is stable).
+        for (&(category, rule, weight, _), found) in RULES.iter().zip(found) {
+            for r in found {
+                signals.push(Signal {
+                    category,
+                    rule,
+                    weight,
+                    range: folded.original(r),
+                });
             }
         }
-        if self.decode && depth == 0 {
-            self.decoded_signals(text, t, &mut signals);
+        if decode {
+            self.decoded_signals(text, t, decoder_hits, &mut signals);
         }
         signals.sort_by_key(|s| s.range.start);
         signals
@@ -548,7 +579,21 @@ impl InjectionScorer {
     /// Decodes obvious encodings and scores what they hide: base64, hex, URL (`%49%67`) and
     /// `\uXXXX` escapes on the original text (folding would damage them), rot13 and reversed
     /// text on the folded text when the text hints at decoding.
-    fn decoded_signals(&self, text: &str, t: &str, out: &mut Vec<Signal>) {
+    /// `hits` are the [`DECODERS`] matches in `text` when the caller already has them.
+    fn decoded_signals(
+        &self,
+        text: &str,
+        t: &str,
+        hits: Option<Vec<Vec<Range<usize>>>>,
+        out: &mut Vec<Signal>,
+    ) {
+        let hits = hits.unwrap_or_else(|| {
+            DECODER_SCAN
+                .as_ref()
+                .map(|scan| scan.find_all(text))
+                .unwrap_or_default()
+        });
+        let runs = |i: usize| hits.get(i).map_or(&[][..], Vec::as_slice);
         // `range` is in the original text.
         let mut consider = |decoded: Option<String>, range: Range<usize>, rule: &'static str| {
             let Some(decoded) = decoded else { return };
@@ -569,35 +614,36 @@ impl InjectionScorer {
                 });
             }
         };
-        if let Some(re) = BASE64_RUN.as_ref() {
-            for m in re.find_iter(text) {
-                let s = m.as_str();
-                let decoded = base64::engine::general_purpose::STANDARD
-                    .decode(s)
-                    .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(s))
-                    .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s))
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok());
-                consider(decoded, m.range(), "base64_payload");
-            }
+        for m in runs(0) {
+            let s = text.get(m.clone()).unwrap_or("");
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(s)
+                .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(s))
+                .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s))
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok());
+            consider(decoded, m.clone(), "base64_payload");
         }
-        if let Some(re) = HEX_RUN.as_ref() {
-            for m in re.find_iter(text) {
-                let digits: Vec<u8> = m.as_str().bytes().filter(u8::is_ascii_hexdigit).collect();
-                let bytes: Option<Vec<u8>> = digits
-                    .chunks(2)
-                    .map(|p| {
-                        std::str::from_utf8(p)
-                            .ok()
-                            .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    })
-                    .collect();
-                consider(
-                    bytes.and_then(|b| String::from_utf8(b).ok()),
-                    m.range(),
-                    "hex_payload",
-                );
-            }
+        for m in runs(1) {
+            let digits: Vec<u8> = text
+                .get(m.clone())
+                .unwrap_or("")
+                .bytes()
+                .filter(u8::is_ascii_hexdigit)
+                .collect();
+            let bytes: Option<Vec<u8>> = digits
+                .chunks(2)
+                .map(|p| {
+                    std::str::from_utf8(p)
+                        .ok()
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                })
+                .collect();
+            consider(
+                bytes.and_then(|b| String::from_utf8(b).ok()),
+                m.clone(),
+                "hex_payload",
+            );
         }
         // URL and \u escapes: decoded only when there are enough of them to spell words.
         if let Some((decoded, range)) = unescape(text) {
@@ -606,8 +652,7 @@ impl InjectionScorer {
         // Rot13 and reversed text look like gibberish words, so there is nothing to find them
         // by; decoding every text would double the cost. They are tried only when the text
         // hints at decoding.
-        if let Some(m) = ROT13_HINT.as_ref().and_then(|re| re.find(text)) {
-            let range = m.range();
+        if let Some(range) = runs(2).first().cloned() {
             consider(Some(rot13(t)), range.clone(), "rot13_payload");
             consider(Some(t.chars().rev().collect()), range, "reversed_payload");
         }
@@ -711,7 +756,7 @@ mod tests {
     fn every_rule_compiles() {
         assert_eq!(InjectionScorer::rule_count(), RULES.len());
         assert!(InjectionScorer::try_new().is_ok());
-        assert!(BASE64_RUN.is_some() && HEX_RUN.is_some() && ROT13_HINT.is_some());
+        assert!(RULES_AND_DECODERS.is_ok() && DECODER_SCAN.is_ok());
         assert!(SENTENCE_END.is_some());
     }
 

@@ -155,10 +155,9 @@ impl CharPolicy {
         // Every finding needs an invisible, bidi or look-alike character; accented and
         // non-Latin text usually has none, and the word-by-word pass below is the expensive part
         // (issue 23).
-        if !text
-            .chars()
-            .any(|c| !c.is_ascii() && (is_invisible(c) || is_bidi_control(c) || latin_skeleton(c).is_some()))
-        {
+        if !text.chars().any(|c| {
+            !c.is_ascii() && (is_invisible(c) || is_bidi_control(c) || latin_skeleton(c).is_some())
+        }) {
             return Vec::new();
         }
         self.findings_char_by_char(text)
@@ -273,7 +272,11 @@ mod tests {
                 assert_eq!(p.findings(text), p.findings_char_by_char(text), "{text:?}");
             }
             for text in crate::scan::test_texts::corpus() {
-                assert_eq!(p.findings(&text), p.findings_char_by_char(&text), "{text:?}");
+                assert_eq!(
+                    p.findings(&text),
+                    p.findings_char_by_char(&text),
+                    "{text:?}"
+                );
             }
             proptest::proptest!(|(text in crate::scan::test_texts::mixed())| {
                 proptest::prop_assert_eq!(p.findings(&text), p.findings_char_by_char(&text));

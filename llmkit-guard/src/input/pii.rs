@@ -40,8 +40,8 @@ use crate::guard::{
     Action, Decision, Finding, Guard, GuardContext, PatternError, apply_edits, ascii_pattern,
     compile_scan,
 };
-use crate::scan::PatternScan;
 use crate::input::checksum::{iban_valid, luhn_valid, ssn_valid};
+use crate::scan::PatternScan;
 
 /// A kind of personal data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -335,10 +335,7 @@ mod tests {
 
     #[test]
     fn table_compiles() {
-        assert_eq!(
-            COMPILED.as_ref().map(PatternScan::len),
-            Ok(KNOWN.len() + 1)
-        );
+        assert_eq!(COMPILED.as_ref().map(PatternScan::len), Ok(KNOWN.len() + 1));
         assert!(SecretDetector::try_new().is_ok());
     }
 
