@@ -258,11 +258,25 @@ fn folds_to_itself(original: &str) -> bool {
     // The word being read: length in chars, has an ASCII digit, letters, has a leet sign.
     let (mut len, mut digit, mut letters, mut leet_sign) = (0usize, false, 0usize, false);
     let ascii: &[u8; 128] = &ASCII_CLASS;
-    for c in original.chars().map(Some).chain([None]) {
-        let class = match c {
-            None => 0,
-            Some(c) if c.is_ascii() => ascii.get(c as usize).copied().unwrap_or(0),
-            Some(c) => {
+    let bytes = original.as_bytes();
+    let mut at = 0;
+    // Byte by byte for ASCII, decoding only non-ASCII characters; one extra round with class
+    // 0 after the end closes the last word and window.
+    while at <= bytes.len() {
+        let class = match bytes.get(at) {
+            None => {
+                at += 1;
+                0
+            }
+            Some(&b) if b.is_ascii() => {
+                at += 1;
+                ascii.get(usize::from(b)).copied().unwrap_or(0)
+            }
+            Some(_) => {
+                let Some(c) = original.get(at..).and_then(|r| r.chars().next()) else {
+                    return false;
+                };
+                at += c.len_utf8();
                 if is_invisible(c) || is_bidi_control(c) || latin_skeleton(c).is_some() {
                     return false;
                 }
