@@ -255,8 +255,9 @@ fn folds_to_itself(original: &str) -> bool {
     const SPACED_MASK: u64 = u64::from_be_bytes([0, 0, 0, ALNUM, ALPHA, SEP, ALPHA, ALNUM]);
     const SPACED: u64 = u64::from_be_bytes([0, 0, 0, 0, ALPHA, SEP, ALPHA, 0]);
     let mut window: u64 = 0;
-    // The word being read: length in chars, has an ASCII digit, letters, has a leet sign.
-    let (mut len, mut digit, mut letters, mut leet_sign) = (0usize, false, 0usize, false);
+    // The word being read: length in chars, letters, and the union of its classes (has an
+    // ASCII digit, has a leet sign).
+    let (mut len, mut letters, mut seen) = (0usize, 0usize, 0u8);
     let ascii: &[u8; 128] = &ASCII_CLASS;
     let bytes = original.as_bytes();
     let mut at = 0;
@@ -293,14 +294,13 @@ fn folds_to_itself(original: &str) -> bool {
         }
         if class & WORD != 0 {
             len += 1;
-            digit |= class & DIGIT != 0;
-            letters += usize::from(class & ALPHA != 0);
-            leet_sign |= class & LEET != 0;
+            letters += usize::from((class & ALPHA) >> 1);
+            seen |= class;
         } else {
-            if digit && letters >= 2 && len <= 16 && leet_sign {
+            if seen & DIGIT != 0 && seen & LEET != 0 && letters >= 2 && len <= 16 {
                 return false;
             }
-            (len, digit, letters, leet_sign) = (0, false, 0, false);
+            (len, letters, seen) = (0, 0, 0);
         }
     }
     true
@@ -308,6 +308,7 @@ fn folds_to_itself(original: &str) -> bool {
 
 /// Character classes for [`folds_to_itself`], as bits.
 const ALNUM: u8 = 1;
+/// Must stay bit 1: [`folds_to_itself`] counts letters by shifting it down.
 const ALPHA: u8 = 2;
 const SEP: u8 = 4;
 /// Part of a word in [`Folded::new`]'s sense (alphanumeric, `@`, `$`).
