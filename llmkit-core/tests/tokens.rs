@@ -76,6 +76,28 @@ fn approximate_cut_is_the_longest_prefix_within_the_limit() {
     }
 }
 
+proptest::proptest! {
+    /// The cut on any text and limit, including the short-text shortcut (a text of at most
+    /// `max` bytes is never walked) and the skipped counts below `max` bytes: the longest prefix
+    /// within the limit, as the character-by-character definition says.
+    #[test]
+    fn approximate_cut_matches_its_definition(
+        // Short texts from every character class the count prices differently, so limits near
+        // the text's length (where the shortcuts decide) come up often; then any text.
+        text in proptest::prop_oneof!["[a-z0-9 .,{}\"é中한\t]{0,24}", "\\PC{0,80}"],
+        max in 0u64..32,
+    ) {
+        let longest = text
+            .char_indices()
+            .map(|(i, c)| i + c.len_utf8())
+            .take_while(|&end| approximate(&text[..end]) <= max)
+            .last()
+            .unwrap_or(0);
+        let expected = (approximate(&text) > max).then_some(longest);
+        proptest::prop_assert_eq!(tokens::approximate_cut(&text, max), expected);
+    }
+}
+
 #[test]
 fn approximate_chat_counts_message_text() {
     let request = ChatRequest::new(vec![

@@ -182,10 +182,17 @@ pub fn approximate(text: &str) -> u64 {
 /// assert_eq!(approximate_cut("hello world", 3), None);
 /// ```
 pub fn approximate_cut(text: &str, max_tokens: u64) -> Option<usize> {
+    // No character counts more than one token, so a prefix of n bytes holds at most n tokens:
+    // a text no longer than the limit fits without looking at it, and the count is worth
+    // computing only once the prefix is longer than the limit (the size guard calls this on
+    // every prompt, nearly all far below it).
+    if text.len() as u64 <= max_tokens {
+        return None;
+    }
     let mut counts = Counts::default();
     for (i, c) in text.char_indices() {
         counts.add(c);
-        if counts.tokens() > max_tokens {
+        if (i + c.len_utf8()) as u64 > max_tokens && counts.tokens() > max_tokens {
             return Some(i);
         }
     }

@@ -69,7 +69,12 @@ impl SizeLimit {
     pub fn cut_at(&self, text: &str) -> Option<usize> {
         // Walk only as far as needed: a huge text must not be walked whole. The character cut
         // comes first, so the token count never looks past it.
-        let by_chars = text.char_indices().nth(self.max_chars).map(|(i, _)| i);
+        // A text of at most `max_chars` bytes has at most that many characters: no walk.
+        let by_chars = if text.len() <= self.max_chars {
+            None
+        } else {
+            text.char_indices().nth(self.max_chars).map(|(i, _)| i)
+        };
         let head = by_chars.map_or(text, |i| text.get(..i).unwrap_or(text));
         llmkit_core::tokens::approximate_cut(head, self.max_tokens).or(by_chars)
     }
@@ -137,6 +142,13 @@ mod tests {
             panic!("{d:?}")
         };
         assert_eq!(apply_edits("お誕生日おめでとう", edits), "お誕");
+        // The character limit at its edge, where the byte-length shortcut decides: five
+        // characters in five or six bytes fit, a sixth character is cut.
+        let five = SizeLimit::new().max_chars(5);
+        assert_eq!(five.cut_at("hello"), None);
+        assert_eq!(five.cut_at("héllo"), None);
+        assert_eq!(five.cut_at("hello!"), Some(5));
+        assert_eq!(five.cut_at("héllo!"), Some(6));
         // Both limits: the sooner cut wins.
         let both = SizeLimit::new().max_chars(3).max_tokens(100);
         assert_eq!(both.cut_at("abcdef"), Some(3));
