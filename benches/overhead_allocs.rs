@@ -29,10 +29,10 @@ const CALLS: usize = 640;
 const BUDGETS: [(&str, f64); 6] = [
     ("raw reqwest", 104.0),
     ("provider alone", 80.0),
-    ("full stack", 268.0),
+    ("full stack", 264.0),
     ("instant model called directly", 10.0),
     ("cache hit", 23.0),
-    ("full stack over instant model (miss)", 185.0),
+    ("full stack over instant model (miss)", 182.0),
 ];
 
 /// Checks `blocks` (allocations per call) of path `name` against [`BUDGETS`]; returns the

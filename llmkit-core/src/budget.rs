@@ -306,7 +306,8 @@ pub struct BudgetLayer {
     pricer: Arc<dyn Pricer>,
     per_request: Option<Decimal>,
     per_tenant: Option<(Decimal, Duration)>,
-    global: Option<(Decimal, Duration)>,
+    /// The global limit as the ledger takes it, built once: every call reserves against it.
+    global: Option<BudgetLimit>,
     default_output_tokens: u64,
     on_exceed: OverBudget,
     allow_unpriced: bool,
@@ -319,7 +320,7 @@ impl std::fmt::Debug for BudgetLayer {
         f.debug_struct("BudgetLayer")
             .field("per_request", &self.per_request)
             .field("per_tenant", &self.per_tenant)
-            .field("global", &self.global)
+            .field("global", &self.global.as_ref().map(|g| (g.limit, g.period)))
             .field("on_exceed", &self.on_exceed)
             .field("allow_unpriced", &self.allow_unpriced)
             .finish_non_exhaustive()
@@ -372,7 +373,11 @@ impl BudgetLayer {
 
     /// Most everything together may spend per `period`.
     pub fn global_usd(mut self, limit: Decimal, period: Duration) -> Self {
-        self.global = Some((limit, period));
+        self.global = Some(BudgetLimit {
+            scope: GLOBAL_SCOPE.to_owned(),
+            limit,
+            period,
+        });
         self
     }
 
@@ -493,23 +498,24 @@ impl BudgetLayer {
                 amount.round_dp(6)
             )));
         }
-        let mut limits = Vec::with_capacity(2);
-        if let Some((limit, period)) = self.per_tenant {
-            limits.push(BudgetLimit {
-                scope: tenant_scope(tenant),
-                limit,
-                period,
-            });
-        }
-        if let Some((limit, period)) = self.global {
-            limits.push(BudgetLimit {
-                scope: GLOBAL_SCOPE.to_owned(),
-                limit,
-                period,
-            });
-        }
+        // Tenant limit first, then the global one (a refusal's index says which). Without a
+        // tenant limit the prebuilt global limit is passed as is: no per-call copy (issue 23).
+        let with_tenant: Vec<BudgetLimit>;
+        let limits: &[BudgetLimit] = match (self.per_tenant, &self.global) {
+            (None, None) => &[],
+            (None, Some(global)) => std::slice::from_ref(global),
+            (Some((limit, period)), global) => {
+                let tenant = BudgetLimit {
+                    scope: tenant_scope(tenant),
+                    limit,
+                    period,
+                };
+                with_tenant = std::iter::once(tenant).chain(global.clone()).collect();
+                &with_tenant
+            }
+        };
         Ok(
-            match self.ledger.reserve(&limits, amount, self.lease).await? {
+            match self.ledger.reserve(limits, amount, self.lease).await? {
                 Ok(reservation) => Ok(reservation),
                 Err(refusal) => {
                     let spent = refusal.spent.round_dp(6);
