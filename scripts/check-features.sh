@@ -54,7 +54,7 @@ cargo test -p llmkit-downstream-provider
 # `llmkit::schemars`.
 echo "==> llmkit (default features): dependency tree"
 tree=$(cargo tree -p llmkit -e normal --prefix none)
-for heavy in hnsw_rs rayon tokio-postgres postgres clap indicatif opentelemetry metrics; do
+for heavy in hnsw_rs rayon usearch cxx tokio-postgres postgres clap indicatif opentelemetry metrics; do
   if grep -q "^$heavy v" <<<"$tree"; then
     echo "llmkit with default features depends on $heavy:"
     cargo tree -p llmkit -e normal -i "$heavy"
