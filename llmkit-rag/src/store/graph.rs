@@ -73,6 +73,22 @@ pub(crate) struct Row {
     pub(crate) vector: Vec<f32>,
 }
 
+/// The rows an `upsert` stores, each vector scaled to unit length: both graph stores rank by
+/// cosine as the inner product of unit vectors.
+pub(crate) fn unit_rows(items: Vec<(Chunk, Vec<f32>, BTreeMap<String, String>)>) -> Vec<Row> {
+    items
+        .into_iter()
+        .map(|(chunk, mut vector, meta)| {
+            llmkit_core::vector::normalize(&mut vector);
+            Row {
+                chunk,
+                meta,
+                vector,
+            }
+        })
+        .collect()
+}
+
 /// Writes rows to a JSON file (atomically); the graph is rebuilt on load, which keeps the file
 /// format independent of either graph library's.
 pub(crate) fn save_rows<'a>(path: &Path, rows: impl Iterator<Item = &'a Row>) -> Result<()> {

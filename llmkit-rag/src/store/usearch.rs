@@ -41,7 +41,7 @@ use crate::chunk::Chunk;
 
 use super::file::poisoned;
 pub use super::graph::HnswConfig;
-use super::graph::{Row, load_rows, off_the_runtime, save_rows};
+use super::graph::{Row, load_rows, off_the_runtime, save_rows, unit_rows};
 use super::{Filter, Hit, VectorStore, matches};
 
 /// Batches larger than this are inserted from one thread per core.
@@ -297,17 +297,7 @@ impl State {
 #[async_trait]
 impl VectorStore for UsearchVectorStore {
     async fn upsert(&self, items: Vec<(Chunk, Vec<f32>, BTreeMap<String, String>)>) -> Result<()> {
-        let rows = items
-            .into_iter()
-            .map(|(chunk, mut vector, meta)| {
-                normalize(&mut vector);
-                Row {
-                    chunk,
-                    meta,
-                    vector,
-                }
-            })
-            .collect();
+        let rows = unit_rows(items);
         let (state, config) = (self.state.clone(), self.config);
         off_the_runtime(move || {
             let mut state = state.write().map_err(|_| poisoned())?;
